@@ -1,0 +1,38 @@
+"""Command-line entry point: ``ebmlab <experiment> [options]``.
+
+Each experiment module defines ``configure_parser(parser)`` and ``main(args) -> int``; they are
+imported only when their command runs, so ``ebmlab --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "gmm": ("ebmlab.experiments.gmm", "Gaussian-mixture study: Jarzynski vs PCD vs CD"),
+    "estimators": ("ebmlab.experiments.estimators", "normalizing-constant estimator experiments"),
+    "mnist": ("ebmlab.experiments.mnist", "imbalanced-MNIST study: Jarzynski vs PCD vs CD"),
+    "latent": ("ebmlab.experiments.latent", "latent-space EBM priors: short-run LEBM and DAMC"),
+}
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ebmlab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="EXPERIMENT", required=True)
+    wanted = argv[0] if argv else None
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:
+            importlib.import_module(module).configure_parser(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
+    return importlib.import_module(COMMANDS[args.command][0]).main(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
