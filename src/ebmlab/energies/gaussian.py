@@ -86,7 +86,8 @@ class GaussianMixture(nn.Module):
         return torch.where(self.frozen, self.frozen_values, self.free_log_weights)
 
     def _component_log_terms(self, x: Tensor) -> Tensor:
-        d2 = (x.unsqueeze(-2) - self.means).square().sum(-1)
+        # |x - mu|^2 = |x|^2 - 2 x.mu + |mu|^2 as a matmul: much faster than broadcasting (N, K, d)
+        d2 = (x * x).sum(-1, keepdim=True) - 2 * x @ self.means.T + (self.means * self.means).sum(-1)
         return self.log_weights - 0.5 * d2 * torch.exp(-2 * self.log_stds)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -1,0 +1,131 @@
+"""The estimate type shared by every estimator, input validation, and the stratified log-mean core.
+
+Every estimator returns an :class:`Estimate`: log normalizers in nats with standard errors and the
+diagnostics that say whether to trust them.  Inputs are log-densities evaluated at samples; they are
+converted to float64 and checked here (NaN and +inf are errors, -inf is a valid zero density).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+from ..sampling.walkers import ess as kish_ess
+
+
+class EstimatorWarning(UserWarning):
+    """An estimate was returned but should not be trusted (non-convergence, low overlap)."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A normalizing-constant estimate.
+
+    log_z: log Z in nats, shape (*batch,) for single-target estimators or (*batch, K) for :func:`rlr`.
+    se: standard error of log_z (delta method, independent draws assumed), same shape.
+    method: name of the estimator.
+    cov: (*batch, K, K) covariance of log_z (rlr only; zero rows for fixed states).
+    ess: Kish effective sample size(s) of the importance weights involved.
+    converged: (*batch,) bool, False where an iterative solver stopped before its tolerance.
+    iterations: solver iterations used (0 for closed forms).
+    overlap: (*batch, K, K) overlap matrix (rlr only).
+    diagnostics: further named diagnostics (tensors or numbers).
+    """
+
+    log_z: Tensor
+    se: Tensor
+    method: str
+    cov: Tensor | None = None
+    ess: Tensor | None = None
+    converged: Tensor | None = None
+    iterations: int = 0
+    overlap: Tensor | None = None
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.converged is None:
+            batch = self.log_z.shape[:-1] if self.cov is not None else self.log_z.shape
+            object.__setattr__(self, "converged", torch.ones(batch, dtype=torch.bool, device=self.log_z.device))
+
+    @property
+    def all_converged(self) -> bool:
+        return bool(self.converged.all())
+
+    def se_diff(self) -> Tensor:
+        """Standard errors of all pairwise differences log Z_j - log Z_i, (*batch, K, K) (rlr only)."""
+        if self.cov is None:
+            raise ValueError(f"{self.method} has a single log Z; se_diff needs a multi-state (rlr) estimate")
+        d = torch.diagonal(self.cov, dim1=-2, dim2=-1)
+        var = d.unsqueeze(-1) + d.unsqueeze(-2) - 2 * self.cov
+        return var.clamp_min(0).sqrt()
+
+
+def as_log_density(values: Any, name: str) -> Tensor:
+    """Convert to a float64 tensor and reject NaN and +inf (-inf means zero density and is allowed)."""
+    t = torch.as_tensor(values)
+    if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
+        raise TypeError(f"{name} must be a real-valued tensor of log densities, got dtype {t.dtype}")
+    t = t.to(torch.float64)
+    bad = torch.isnan(t) | (t == math.inf)
+    if bool(bad.any()):
+        raise ValueError(
+            f"{name} has {int(bad.sum())} NaN or +inf entries (first at index "
+            f"{tuple(int(i) for i in bad.nonzero()[0])}); log densities must be finite or -inf "
+            "(zero density): check the model evaluation at those samples"
+        )
+    return t
+
+
+def as_counts(counts: Sequence[int] | Tensor, n_states: int, n_samples: int) -> Tensor:
+    """Validate per-state sample counts: K non-negative integers summing to the number of samples."""
+    c = torch.as_tensor(counts)
+    if c.is_floating_point():
+        if not bool((c == c.round()).all()):
+            raise ValueError(f"counts must be integers, got {c.tolist()}")
+    c = c.to(torch.int64)
+    if c.shape != (n_states,):
+        raise ValueError(
+            f"counts must have one entry per state, shape ({n_states},); got shape {tuple(c.shape)}"
+        )
+    if bool((c < 0).any()):
+        raise ValueError(f"counts must be non-negative, got {c.tolist()}")
+    if int(c.sum()) != n_samples:
+        raise ValueError(
+            f"counts sum to {int(c.sum())} but the log densities hold {n_samples} samples; "
+            "samples must be pooled and ordered by the state they were drawn from"
+        )
+    return c
+
+
+def check_same_shape(a: Tensor, b: Tensor, names: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{names} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def log_mean_relvar(log_terms: Tensor, counts: Sequence[int] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Log of a (stratified) sample mean, its relative variance and the Kish ESS of the terms.
+
+    log_terms: (..., N) logs of non-negative terms t_n, pooled over strata of sizes ``counts`` (one
+    stratum if None).  Returns (log mean (...,), Var(mean)/mean^2 (...,), ESS (...,)), where
+    Var(mean) = sum_j N_j var_j / N^2 with unbiased within-stratum variances var_j.  Computed from
+    log-sum-exps of the terms relative to their total, never from exp of raw log terms.
+    """
+    n = log_terms.shape[-1]
+    if n < 1:
+        raise ValueError("need at least one sample")
+    total = torch.logsumexp(log_terms, -1)
+    log_mean = total - math.log(n)
+    groups = [n] if counts is None else [int(c) for c in counts]
+    relvar = torch.zeros_like(total)
+    for block in torch.split(log_terms, groups, dim=-1):
+        nj = block.shape[-1]
+        if nj < 2:
+            return log_mean, torch.full_like(total, math.inf), kish_ess(log_terms.movedim(-1, 0))
+        s1 = torch.logsumexp(block, -1) - total
+        s2 = torch.logsumexp(2 * block, -1) - 2 * total
+        relvar = relvar + (torch.exp(s2) - torch.exp(2 * s1) / nj) * nj / (nj - 1)
+    relvar = torch.where(torch.isfinite(total), relvar.clamp_min(0), torch.full_like(relvar, math.inf))
+    return log_mean, relvar, kish_ess(log_terms.movedim(-1, 0))

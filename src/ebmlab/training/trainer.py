@@ -1,0 +1,282 @@
+"""One training loop for CD, PCD and Jarzynski-weighted EBM training.
+
+Each iteration follows Carbone et al.'s Algorithm 1:
+(1) w = softmax(A); (2) gradient g = mean_data dU/dtheta - sum_i w_i dU/dtheta(X_i) and an optimiser
+step theta_k -> theta_{k+1}; (3)-(4) ULA move with theta_k and log-weight update; (5) CD reset;
+(6) resampling when ESS/N falls below the threshold.  Row k of the history describes theta_k and
+the walkers at the start of iteration k: estimated (and, for closed-form models, exact) log Z and
+cross-entropy CE = E_data[U] + log Z, ESS/N, and whether the iteration resampled.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..sampling.langevin import LangevinState
+from ..sampling.walkers import Walkers, ess_fraction, log_z_estimate, maybe_resample, normalized_weights
+from . import checkpoint as ckpt
+from .negative_phase import NegativePhase, move_walkers, walkers_at
+
+Sampler = Callable[[int, torch.Generator], Tensor]
+
+
+class DivergenceError(RuntimeError):
+    """Non-finite energies, gradients, parameters or log-weights; names the iteration."""
+
+    def __init__(self, step: int, what: str):
+        super().__init__(
+            f"training diverged at iteration {step}: {what} became NaN or infinite; "
+            "the last good checkpoint (if any) was kept. Try a smaller learning rate or step size."
+        )
+        self.step = step
+        self.what = what
+
+
+def validate_data(energy: nn.Module, data: Tensor) -> None:
+    """Raise ValueError if ``data`` (n, *event) is not finite floating data the energy accepts."""
+    if not isinstance(data, Tensor) or not data.is_floating_point():
+        raise ValueError("data must be a floating-point torch.Tensor of shape (n, *event)")
+    if data.dim() < 2 or data.shape[0] < 1:
+        raise ValueError(f"data must have shape (n, *event) with n >= 1, got {tuple(data.shape)}")
+    if not torch.isfinite(data).all():
+        bad = int((~torch.isfinite(data)).flatten(1).any(1).sum())
+        raise ValueError(f"data contains NaN or infinite values in {bad} sample(s); clean them first")
+    dim = getattr(energy, "dim", None)
+    if isinstance(dim, int) and data.dim() == 2 and data.shape[1] != dim:
+        raise ValueError(f"data has dimension {data.shape[1]} but the energy expects {dim}")
+    try:
+        with torch.no_grad():
+            u = energy(data[:2])
+    except RuntimeError as exc:
+        raise ValueError(f"the energy cannot be evaluated on data of shape {tuple(data.shape)}: {exc}") from exc
+    if u.shape != (min(2, data.shape[0]),):
+        raise ValueError(f"the energy must return one value per sample; got shape {tuple(u.shape)}")
+
+
+def _exact_log_z(energy: nn.Module) -> float | None:
+    log_z = getattr(energy, "log_z", None)
+    if not callable(log_z):
+        return None
+    with torch.no_grad():
+        return float(log_z())
+
+
+class Trainer:
+    """Maximum-likelihood (cross-entropy) training of an energy with a walker negative phase.
+
+    energy: nn.Module mapping (N, *event) -> (N,) energies in nats.
+    data: (n, *event) training data.  optimizer: any torch.optim optimiser over the energy's parameters.
+    phase: :class:`NegativePhase` (see :func:`negative_phase` for the CD/PCD/Jarzynski presets).
+    n_walkers: population size N.  generator: the one source of randomness (walker noise, data
+    batches, resampling).  init_sampler(n, generator): exact draws from the initial model (default
+    ``energy.sample``) for init="model".  log_z0: log Z of the initial model (default ``energy.log_z()``
+    if defined, else 0, making log-Z estimates relative).  data_batch: data mini-batch size (None =
+    full batch).  energy_reg: alpha in alpha*(E_data[U^2] + E_w[U^2]).  grad_clip: max gradient norm.
+    scheduler: optional lr scheduler stepped every iteration.
+    """
+
+    def __init__(
+        self,
+        energy: nn.Module,
+        data: Tensor,
+        optimizer: torch.optim.Optimizer,
+        phase: NegativePhase,
+        *,
+        n_walkers: int,
+        generator: torch.Generator,
+        init_sampler: Sampler | None = None,
+        log_z0: float | None = None,
+        data_batch: int | None = None,
+        energy_reg: float = 0.0,
+        grad_clip: float | None = None,
+        scheduler: Any = None,
+    ):
+        validate_data(energy, data)
+        if n_walkers < 2:
+            raise ValueError(f"need at least 2 walkers, got n_walkers={n_walkers}")
+        if phase.walker_batch is not None and phase.walker_batch > n_walkers:
+            raise ValueError(f"walker_batch={phase.walker_batch} exceeds n_walkers={n_walkers}")
+        if data_batch is not None and not 1 <= data_batch <= data.shape[0]:
+            raise ValueError(f"data_batch must be in [1, {data.shape[0]}], got {data_batch}")
+        self.energy, self.data, self.optimizer, self.phase = energy, data, optimizer, phase
+        self.scheduler, self.generator = scheduler, generator
+        self.n_walkers, self.data_batch = n_walkers, data_batch
+        self.energy_reg, self.grad_clip = energy_reg, grad_clip
+        self.has_exact_log_z = _exact_log_z(energy) is not None
+        self.log_z0 = float(log_z0) if log_z0 is not None else (_exact_log_z(energy) or 0.0)
+        self.step_count = 0
+        self.history: list[dict[str, Any]] = []
+        if phase.init == "model":
+            sampler = init_sampler or getattr(energy, "sample", None)
+            if sampler is None:
+                raise ValueError(
+                    "init='model' needs exact draws from the initial model: pass init_sampler(n, generator) "
+                    "(e.g. MLPEnergy.sample_initial) or use an energy with a sample() method"
+                )
+            x0 = sampler(n_walkers, generator).to(dtype=data.dtype, device=data.device)
+        else:
+            x0 = self._data_sample(n_walkers)
+        self.walkers: Walkers = walkers_at(energy, x0, self.log_z0)
+
+    # -- pieces -----------------------------------------------------------------------------------
+    def _data_sample(self, n: int) -> Tensor:
+        """n data points: without replacement if n <= len(data), else with replacement."""
+        m = self.data.shape[0]
+        g = self.generator
+        idx = torch.randperm(m, generator=g, device=g.device)[:n] if n <= m else \
+            torch.randint(m, (n,), generator=g, device=g.device)
+        return self.data[idx.to(self.data.device)]
+
+    def _loss(self, x_data: Tensor, x_walk: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+        u_data = self.energy(x_data)
+        u_walk = self.energy(x_walk)
+        w = w.to(u_walk.dtype)
+        loss = u_data.mean() - (w * u_walk).sum()
+        if self.energy_reg:
+            loss = loss + self.energy_reg * (u_data.square().mean() + (w * u_walk.square()).sum())
+        return loss, u_data.detach()
+
+    def _check_finite(self, tensors: dict[str, Tensor]) -> None:
+        for what, t in tensors.items():  # a sum is finite iff every term is (barring overflow, itself a blow-up)
+            if not torch.isfinite(t.sum()):
+                raise DivergenceError(self.step_count, what)
+
+    # -- one iteration ----------------------------------------------------------------------------
+    def step(self) -> dict[str, Any]:
+        """Run one iteration and return its history row."""
+        phase, walkers, k = self.phase, self.walkers, self.step_count
+        n_b = phase.walker_batch
+        moved = None
+        if n_b is not None and n_b < walkers.n:
+            moved = torch.randperm(walkers.n, generator=self.generator, device=self.generator.device)[:n_b]
+            moved = moved.to(walkers.x.device)
+        log_w = walkers.log_w if moved is None else walkers.log_w[moved]
+        x_walk = walkers.x if moved is None else walkers.x[moved]
+        w = normalized_weights(log_w) if phase.weighted else torch.full_like(log_w, 1.0 / log_w.numel())
+        x_data = self.data if self.data_batch is None else self._data_sample(self.data_batch)
+
+        row: dict[str, Any] = {"step": k, "ess_frac": float(ess_fraction(walkers.log_w))}
+        if phase.weighted:
+            row["log_z_est"] = float(log_z_estimate(walkers))
+        if self.has_exact_log_z:
+            row["log_z_exact"] = _exact_log_z(self.energy)
+
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, u_data = self._loss(x_data, x_walk, w)
+        self._check_finite({"loss": loss.detach()})
+        loss.backward()
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        self._check_finite({"parameter gradient": torch.stack([p.grad.detach().double().norm() for p in params])})
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        row["loss"] = float(loss.detach())
+        mean_u = float(u_data.double().mean())
+        if "log_z_est" in row:
+            row["ce_est"] = mean_u + row["log_z_est"]
+        if "log_z_exact" in row:
+            row["ce_exact"] = mean_u + row["log_z_exact"]
+
+        walkers = move_walkers(walkers, self.energy, phase, self.generator, moved)
+        if phase.reset_every is not None and (k + 1) % phase.reset_every == 0:
+            walkers = walkers_at(self.energy, self._data_sample(walkers.n), walkers.log_z_ref)
+        resampled = False
+        if phase.weighted and phase.ess_threshold is not None:
+            walkers, resampled = maybe_resample(walkers, phase.ess_threshold, phase.resampler, self.generator)
+        row["resampled"] = resampled
+        self._check_finite({"walker energies": walkers.state.energy, "walker gradients": walkers.state.grad,
+                            "log-weights": walkers.log_w})
+        self.walkers = walkers
+        self.step_count = k + 1
+        self.history.append(row)
+        return row
+
+    def run(
+        self,
+        n_iters: int,
+        *,
+        checkpoint_path: str | os.PathLike | None = None,
+        checkpoint_every: int = 500,
+        progress: bool | None = None,
+        desc: str = "train",
+        callback: Callable[["Trainer", dict[str, Any]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Iterate until ``step_count == n_iters`` (so a resumed run continues to the same total).
+
+        Checkpoints go to ``checkpoint_path`` every ``checkpoint_every`` iterations and at the end;
+        on divergence a :class:`DivergenceError` propagates and the last good checkpoint stays.
+        ``callback(trainer, row)`` runs after each iteration (e.g. to record extra metrics into row).
+        """
+        bar = tqdm(total=n_iters, initial=self.step_count, desc=desc, disable=progress is False,
+                   leave=False, dynamic_ncols=True, mininterval=0.5)
+        try:
+            while self.step_count < n_iters:
+                row = self.step()
+                if callback is not None:
+                    callback(self, row)
+                bar.update(1)
+                if "ess_frac" in row and self.step_count % 50 == 0:
+                    bar.set_postfix(ess=f"{row['ess_frac']:.2f}", refresh=False)
+                if checkpoint_path is not None and (
+                    self.step_count % checkpoint_every == 0 or self.step_count == n_iters
+                ):
+                    self.save(checkpoint_path)
+        finally:
+            bar.close()
+        return self.history
+
+    # -- state ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume to the identical result."""
+        w = self.walkers
+        return {
+            "energy": self.energy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "walkers": {"x": w.state.x, "energy": w.state.energy, "grad": w.state.grad,
+                        "log_w": w.log_w, "log_z_ref": w.log_z_ref},
+            "step": self.step_count,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history,
+            "log_z0": self.log_z0,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.energy.load_state_dict(state["energy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        dev = self.data.device
+        w = {k: v.to(dev) for k, v in state["walkers"].items()}
+        if w["x"].shape[0] != self.n_walkers:
+            raise ValueError(f"checkpoint holds {w['x'].shape[0]} walkers, this trainer {self.n_walkers}")
+        self.walkers = Walkers(LangevinState(w["x"], w["energy"], w["grad"]), w["log_w"], w["log_z_ref"])
+        self.step_count = int(state["step"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.history = list(state["history"])
+        self.log_z0 = float(state["log_z0"])
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write an atomic checkpoint."""
+        ckpt.save_atomic(self.state_dict(), path)
+
+    def resume(self, path: str | os.PathLike) -> None:
+        """Restore from a checkpoint written by :meth:`save`."""
+        self.load_state_dict(ckpt.load(path))
+
+    def summary(self) -> dict[str, float]:
+        """Current (theta_K, walkers at K) values: estimated/exact log Z, ESS/N."""
+        out = {"step": self.step_count, "ess_frac": float(ess_fraction(self.walkers.log_w))}
+        if self.phase.weighted:
+            out["log_z_est"] = float(log_z_estimate(self.walkers))
+        if self.has_exact_log_z:
+            out["log_z_exact"] = _exact_log_z(self.energy)
+        return out
