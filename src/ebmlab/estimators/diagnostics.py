@@ -43,9 +43,8 @@ def pareto_khat(log_w: Tensor, tail_fraction: float | None = None) -> Tensor:
     m = int(tail_fraction * n) if tail_fraction else int(min(n / 5, 3 * math.sqrt(n)))
     m = max(m, 5)
     top = torch.topk(log_w.double(), m + 1, dim=-1).values.flip(-1)  # ascending, (..., m+1)
-    # exceedances over the threshold, scaled by the threshold weight (log space to stay finite)
-    x = torch.expm1(top[..., 1:] - top[..., :1]).clamp_min(0)  # (..., m), sorted ascending
-    x = x / x[..., -1:].clamp_min(torch.finfo(torch.float64).tiny)
+    # exceedances over the threshold weight, relative to the largest weight (all terms <= 1)
+    x = (torch.exp(top[..., 1:] - top[..., -1:]) - torch.exp(top[..., :1] - top[..., -1:])).clamp_min(0)
     return _gpd_shape(x)
 
 
@@ -54,13 +53,13 @@ def _gpd_shape(x: Tensor) -> Tensor:
     m = x.shape[-1]
     n_grid = 30 + int(math.sqrt(m))
     j = torch.arange(1, n_grid + 1, dtype=torch.float64, device=x.device)
-    quartile = x[..., max(int(m / 4 + 0.5) - 1, 0)].clamp_min(1e-300)
+    quartile = x[..., max(int(m / 4 + 0.5) - 1, 0)].clamp_min(torch.finfo(torch.float64).tiny)
     xmax = x[..., -1]
     theta = 1 / xmax[..., None] + (1 - torch.sqrt(n_grid / (j - 0.5))) / (3 * quartile[..., None])
-    k = torch.log1p(-theta[..., None] * x[..., None, :]).mean(-1)  # (..., grid); Z-S sign convention
+    k = torch.log1p(-theta[..., None] * x[..., None, :]).mean(-1)  # (..., grid)
     log_lik = m * (torch.log(-theta / k) - k - 1)
     weights = torch.softmax(log_lik, -1)
     theta_hat = (theta * weights).sum(-1)
     k_hat = torch.log1p(-theta_hat[..., None] * x).mean(-1)
     # Vehtari et al.: shrink towards 0.5 with a weak prior of 10 pseudo-observations
-    return -(k_hat * m + 0.5 * 10) / (m + 10) * -1
+    return (k_hat * m + 0.5 * 10) / (m + 10)

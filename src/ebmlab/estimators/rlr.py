@@ -40,7 +40,7 @@ def rlr(
     counts: "list[int] | Tensor",
     known_log_z: KnownLogZ | None = None,
     *,
-    tol: float = 1e-10,
+    tol: float = 1e-12,
     max_iter: int = 100,
     sci_iter: int = 3,
     strict: bool = False,
@@ -76,6 +76,8 @@ def rlr(
         raise ValueError(f"log_q must have shape (*batch, K, N), got {tuple(lq.shape)}")
     batch_shape, (k_states, n_samples) = lq.shape[:-2], lq.shape[-2:]
     n_k = as_counts(counts, k_states, n_samples).to(lq.device)
+    if n_samples == 0:
+        raise ValueError("no state has samples: at least one state must be sampled")
     lq = lq.reshape(-1, k_states, n_samples)
     known, reference = _known_values(known_log_z, n_k, lq.shape[0], batch_shape, lq.device)
     sampled = n_k > 0
@@ -127,8 +129,6 @@ def _known_values(
     k_states = n_k.numel()
     known = torch.full((batch, k_states), math.nan, dtype=torch.float64, device=device)
     if not known_log_z:
-        if int(n_k.sum()) == 0:
-            raise ValueError("no state has samples: at least one state must be sampled")
         reference = int(torch.nonzero(n_k > 0)[0])
         known[:, reference] = 0.0
         return known, reference
@@ -289,16 +289,17 @@ def _sandwich_cov(weights: Tensor, n_k: Tensor, unknown: Tensor) -> Tensor:
 
 
 def _anchored_overlap(weights: Tensor, n_k: Tensor, free: Tensor) -> Tensor:
-    """Smallest eigenvalue of I - N^1/2 W^T W N^1/2 over the free sampled states, (B,).
+    """Smallest eigenvalue of the normalised Hessian D^-1/2 H D^-1/2 of F over the free sampled
+    states (D = its diagonal part), (B,).  At the solution this is I - N^1/2 W^T W N^1/2.
 
-    This is the normalised Hessian of F: near 0 the free normalizers are not determined by the
-    data (no overlap with the fixed states); 1 when no sampled state is free.
+    Near 0 the free normalizers are not determined by the data (no overlap with the fixed states);
+    1 when no sampled state is free.
     """
     if not bool(free.any()):
         return torch.ones(weights.shape[0], dtype=torch.float64, device=weights.device)
-    sq = n_k[free].double().sqrt()
-    w = weights[:, free, :] * sq[None, :, None]
-    m = torch.eye(int(free.sum()), dtype=torch.float64, device=weights.device) - w @ w.transpose(1, 2)
+    p = weights[:, free, :] * n_k[free].double()[None, :, None]
+    p = p / p.sum(-1, keepdim=True).sqrt()
+    m = torch.eye(int(free.sum()), dtype=torch.float64, device=weights.device) - p @ p.transpose(1, 2)
     return torch.linalg.eigvalsh(m)[:, 0]
 
 
