@@ -1,0 +1,119 @@
+"""The imbalanced-MNIST study: mini-batched walker weights, the tempered energy, and the CLI end to end."""
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from ebmlab.cli import main as cli_main
+from ebmlab.data.mnist import MnistDataError
+from ebmlab.energies.networks import ConvEnergy
+from ebmlab.experiments.mnist import PRESETS, BoxedTemperedEnergy, build_trainer, run_study
+from ebmlab.sampling.langevin import energy_and_grad, init_state, transition_log_weight, ula_propose
+from ebmlab.sampling.walkers import make_walkers
+from ebmlab.training import move_walkers, negative_phase
+
+D = torch.float64
+
+
+def _energy_pair():
+    """An energy cached at theta_k, and the same energy moved to theta_{k+1}; walkers (8, 1, 28, 28)."""
+    torch.manual_seed(0)
+    energy = BoxedTemperedEnergy(ConvEnergy(4), temperature=0.05, wall=1.0).to(D)
+    x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(1), dtype=D) * 2.2 - 1.1
+    walkers = make_walkers(init_state(energy, x), 0.0)
+    with torch.no_grad():
+        for p in energy.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return energy, walkers
+
+
+def test_minibatched_update_with_all_walkers_moved_equals_full_update():
+    energy, walkers = _energy_pair()
+    phase = negative_phase("jarzynski", step_size=1e-3, steps_per_update=3, walker_batch=8)
+    full = move_walkers(walkers, energy, phase, torch.Generator().manual_seed(5))
+    every = move_walkers(walkers, energy, phase, torch.Generator().manual_seed(5), moved=torch.arange(8))
+    assert torch.equal(full.x, every.x) and torch.equal(full.state.energy, every.state.energy)
+    assert torch.allclose(full.log_w, every.log_w, rtol=0, atol=1e-12)
+
+    # independent check: first step crosses theta_k -> theta_{k+1}, later steps at fixed theta_{k+1}
+    g = torch.Generator().manual_seed(5)
+    x, u, grad, total = walkers.x, walkers.state.energy, walkers.state.grad, torch.zeros(8, dtype=D)
+    for _ in range(3):
+        y = ula_propose(x, grad, 1e-3, g)
+        u_y, g_y = energy_and_grad(energy, y)
+        total += transition_log_weight(x, y, u, grad, u_y, g_y, 1e-3)
+        x, u, grad = y, u_y, g_y
+    assert torch.allclose(full.x, x) and torch.allclose(full.log_w, total, rtol=0, atol=1e-9)
+
+
+def test_unmoved_walkers_get_the_ais_increment():
+    energy, walkers = _energy_pair()
+    phase = negative_phase("jarzynski", step_size=1e-3, steps_per_update=2, walker_batch=3)
+    moved = torch.tensor([6, 1, 4])
+    out = move_walkers(walkers, energy, phase, torch.Generator().manual_seed(0), moved=moved)
+    still = torch.tensor([0, 2, 3, 5, 7])
+    with torch.no_grad():
+        u_new = energy(walkers.x[still])
+    assert torch.equal(out.x[still], walkers.x[still])
+    assert torch.allclose(out.log_w[still], walkers.state.energy[still] - u_new, rtol=0, atol=1e-9)
+    assert not torch.equal(out.x[moved], walkers.x[moved])
+
+
+def test_tempered_energy_drift_and_noise_are_consistent():
+    """The phase moves with drift h * grad U and noise sigma, and its kernel density uses that sigma."""
+    cfg = replace(PRESETS["quick"], step_size=0.3, noise_std=0.02)
+    data = torch.zeros(64, 1, 28, 28)
+    trainer = build_trainer(cfg, "pcd", seed=0, data=data)
+    energy, phase = trainer.energy, trainer.phase
+    assert energy.temperature == pytest.approx(0.02 ** 2 / (2 * 0.3))
+    assert phase.noise_std is None and (2 * phase.step_size) ** 0.5 == pytest.approx(0.02)
+    x = torch.rand(3, 1, 28, 28) * 2.4 - 1.2
+    _, grad_v = energy_and_grad(energy, x)
+    _, grad_u = energy_and_grad(energy.base_energy, x)
+    assert torch.allclose(phase.step_size * grad_v, cfg.step_size * grad_u, rtol=1e-4, atol=1e-9)
+    with torch.no_grad():  # the soft wall is zero inside the pixel box and quadratic outside
+        inside = torch.zeros(1, 1, 28, 28)
+        outside = inside.clone()
+        outside[0, 0, 0, 0] = 1.5
+        assert float(energy.base_energy(outside) - energy.net(outside)) == pytest.approx(0.5 * cfg.wall * 0.25)
+        assert float(energy.base_energy(inside) - energy.net(inside)) == 0.0
+
+
+def test_cli_quick_end_to_end(mnist_dir, tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "mnist"
+    rc = cli_main(["mnist", "--preset", "quick", "--data-dir", str(mnist_dir), "--out", str(out), "--no-progress"])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["methods"] == ["jarzynski", "pcd", "cd"] and metrics["seeds"] == [0]
+    assert metrics["data"]["ebm_class_counts"] == [480, 240, 120]
+    assert metrics["target_fractions"] == pytest.approx([4 / 7, 2 / 7, 1 / 7])
+    assert 0.8 <= metrics["classifier"]["heldout_accuracy"] <= 1.0
+    assert (out / "classifier.pt").is_file()
+    iters, every = PRESETS["quick"].iters, PRESETS["quick"].eval_every
+    for method in ("jarzynski", "pcd", "cd"):
+        run = metrics["runs"][method]["0"]
+        assert run["status"] == "ok"
+        traj = run["trajectory"]
+        assert traj["step"] == list(range(every - 1, iters, every))
+        for f, tv in zip(traj["fractions"], traj["tv"]):
+            assert sum(f) == pytest.approx(1.0)
+            assert tv == pytest.approx(0.5 * sum(abs(a - b) for a, b in zip(f, metrics["target_fractions"])))
+        assert all(v >= 0 for v in traj["frechet"]) and all(0 < v <= 1 for v in traj["ess_frac"])
+        assert run["wall_time_s"] > 0
+        assert metrics["summary"][method]["tv_mean"] == pytest.approx(run["tv"])
+    assert "ce_est" in metrics["runs"]["jarzynski"]["0"] and "ce_est" not in metrics["runs"]["pcd"]["0"]
+    assert metrics["runs"]["pcd"]["0"]["ess_frac"] == 1.0
+    for name in ("samples.png", "fractions.png", "tv_frechet.png", "cross_entropy.png"):
+        assert (out / name).stat().st_size > 10_000, name
+    # resume reuses the finished runs and reproduces the report
+    assert cli_main(["mnist", "--preset", "quick", "--data-dir", str(mnist_dir), "--out", str(out),
+                     "--no-progress", "--resume", "--methods", "pcd"]) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["runs"]["pcd"] == metrics["runs"]["pcd"]
+
+
+def test_missing_data_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(MnistDataError, match="does not exist"):
+        run_study(PRESETS["quick"], ["pcd"], [0], tmp_path / "out", data_dir=str(tmp_path / "none"))
