@@ -122,3 +122,18 @@ def test_proposal_equal_to_target_gives_exact_answer():
            nce_log_z(log_phi(x), q.log_prob(x), log_phi(y), q.log_prob(y))]
     for e in est:
         assert abs(float(e.log_z) - LOG_Z) < 1e-12 and float(e.se) < 1e-6
+
+
+def test_nce_against_mixture_noise_equals_rlr_with_all_noises_fixed():
+    """Binary NCE vs the pooled noise mixture psi = sum_j (N_j/N) q_j = RLR with every noise Z fixed
+    (the fixed states enter RLR only through that mixture)."""
+    g = torch.Generator().manual_seed(8)
+    q1, q2 = GaussianNoise(torch.tensor([-1.0, 0.0]), 1.5), GaussianNoise(torch.tensor([2.0, 1.0]), 1.0)
+    x = MU + SIG * torch.randn(300, 2, generator=g, dtype=torch.float64)
+    y = torch.cat([q1.sample(400, g), q2.sample(200, g)])
+    pooled = torch.cat([x, y])
+    log_q = torch.stack([q1.log_prob(pooled), q2.log_prob(pooled)])
+    log_psi = torch.logsumexp(log_q + torch.tensor([400 / 600, 200 / 600], dtype=torch.float64).log()[:, None], 0)
+    nce = nce_log_z(log_phi(x), log_psi[:300], log_phi(y), log_psi[300:])
+    r = rlr(torch.cat([log_phi(pooled)[None], log_q]), [300, 400, 200], {1: 0.0, 2: 0.0})
+    assert abs(float(nce.log_z - r.log_z[0])) < 1e-10
