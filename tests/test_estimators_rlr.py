@@ -177,3 +177,15 @@ def test_state_errors():
     own[0, 0] = -math.inf
     with pytest.raises(ValueError, match="zero density under state 0"):
         rlr(own, counts)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    from ebmlab.estimators import bridge
+
+    log_q, counts, _ = gaussian_states(9)
+    cpu, gpu = rlr(log_q, counts), rlr(log_q.cuda(), counts)
+    assert gpu.log_z.is_cuda and torch.allclose(gpu.log_z.cpu(), cpu.log_z, atol=1e-10)
+    x, y = log_q[:, :counts[0]], log_q[:, counts[0]:counts[0] + counts[1]]
+    b_cpu, b_gpu = bridge(x[0], x[1], y[0], y[1]), bridge(x[0].cuda(), x[1].cuda(), y[0].cuda(), y[1].cuda())
+    assert abs(float(b_gpu.log_z) - float(b_cpu.log_z)) < 1e-10

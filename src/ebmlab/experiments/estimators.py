@@ -211,7 +211,8 @@ def mis_estimates(lp_y: Tensor, lq_y: Tensor, lp_x: Tensor, lq_x: Tensor, n_q: i
     """MIS schemes and their RLR/NCE relatives on one batched data set.
 
     lp_y (R, N_q) target and lq_y (R, J, N_q) proposal log densities at the pooled proposal draws;
-    lp_x (R, N0), lq_x (R, J, N0) at the target draws."""
+    lp_x (R, N0), lq_x (R, J, N0) at the target draws.  The RLR variants that estimate proposal
+    normalizers are anchored on the mean of the proposals' known log Z (= 0)."""
     j = lq_y.shape[-2]
     counts = [n_q] * j
     n0 = lp_x.shape[-1]
