@@ -1,0 +1,61 @@
+"""Helpers shared by the experiment commands: option parsing, atomic JSON, run bookkeeping."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+
+def int_list(text: str) -> list[int]:
+    """Parse "0,1,2" into [0, 1, 2] (argparse type)."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def name_list(choices: Iterable[str]):
+    """argparse type parsing "a,b" into names from ``choices``, with a clear error for unknown ones."""
+    allowed = list(choices)
+
+    def parse(text: str) -> list[str]:
+        names = [v.strip() for v in text.split(",") if v.strip()]
+        bad = [n for n in names if n not in allowed]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f"unknown name(s) {bad or text!r}; choose from {allowed}")
+        return names
+
+    return parse
+
+
+def _finite(obj: Any) -> Any:
+    """Replace non-finite floats by None so the JSON stays standard."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> None:
+    """Write standard JSON (NaN/inf as null) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(_finite(obj), f, indent=1)
+    os.replace(tmp, path)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path) as f:
+        return json.load(f)
