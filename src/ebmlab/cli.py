@@ -30,8 +30,13 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
-    return importlib.import_module(COMMANDS[args.command][0]).main(args)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    try:
+        return importlib.import_module(COMMANDS[args.command][0]).main(args)
+    except ValueError as exc:  # bad options or data: a clear message, not a traceback
+        print(f"ebmlab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ def log_mean_weight(log_w: Tensor) -> Tensor:
 def ess(log_w: Tensor) -> Tensor:
     """Kish effective sample size (sum w)^2 / sum w^2 = 1 / sum wbar^2, in [1, N]."""
     a = log_w.double()
+    a = a - a.max()  # shift first: keeps full precision when |A| is large
     return torch.exp(2 * torch.logsumexp(a, 0) - torch.logsumexp(2 * a, 0))
 
 

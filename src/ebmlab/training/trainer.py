@@ -211,9 +211,10 @@ class Trainer:
 
         Checkpoints go to ``checkpoint_path`` every ``checkpoint_every`` iterations and at the end;
         on divergence a :class:`DivergenceError` propagates and the last good checkpoint stays.
+        ``progress``: show a tqdm bar (None = only when stderr is a terminal).
         ``callback(trainer, row)`` runs after each iteration (e.g. to record extra metrics into row).
         """
-        bar = tqdm(total=n_iters, initial=self.step_count, desc=desc, disable=progress is False,
+        bar = tqdm(total=n_iters, initial=self.step_count, desc=desc, disable=None if progress is None else not progress,
                    leave=False, dynamic_ncols=True, mininterval=0.5)
         try:
             while self.step_count < n_iters:

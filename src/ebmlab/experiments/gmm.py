@@ -1,0 +1,274 @@
+"""The Gaussian-mixture study (Carbone et al. 2023): Jarzynski-weighted training vs PCD vs CD.
+
+Teacher: two unit-variance Gaussians in d dimensions, at -10 e1 (mass 1/4) and 6 e1 (mass 3/4), with
+exactly floor(n/4) of the n data points in the first mode.  Student: the same family with learnable
+means and log-weights, the first log-weight frozen (energy gauge), initialised with equal masses and
+means near the origin; plain gradient descent with the paper's step sizes (CD: 10x, walkers reset to
+data every 4 iterations).  ``--dim 1`` runs the one-dimensional study instead (modes -12 and 9, mass
+0.8 on the left, means held at the truth and only the log-weight learned).
+
+Writes ``metrics.json`` (per method and seed: final mode masses, mass_error = |p(left) - target|,
+exact and estimated log Z, exact and estimated KL, trajectories, resamplings, wall time) and PNGs.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..energies import GaussianMixture
+from ..sampling.resampling import RESAMPLERS
+from ..sampling.walkers import normalized_weights
+from ..training import METHODS, DivergenceError, Trainer, negative_phase
+from .gmm_plots import plot_all
+from .common import int_list, name_list, read_json, write_json
+
+DTYPE = torch.float64
+
+
+@dataclass(frozen=True)
+class GmmConfig:
+    """Settings of one study (all methods and seeds share them)."""
+
+    dim: int = 50
+    left: float = -10.0  # position of the minority mode along e1
+    right: float = 6.0
+    left_mass: float = 0.25
+    learn_means: bool = True
+    n_data: int = 10_000
+    n_walkers: int = 10_000
+    step_size: float = 0.1
+    iters: int = 8000
+    lr_means: float = 0.0025
+    lr_weights: float = 0.0125
+    cd_lr_factor: float = 10.0
+    cd_reset_every: int = 4
+    resampler: str = "systematic"
+    ess_threshold: float = 0.5
+    init_offset: float = 0.1  # student means start at -+ init_offset e1 + init_noise * N(0, I)
+    init_noise: float = 0.01
+    record_every: int = 20
+    checkpoint_every: int = 500
+
+
+PRESETS: dict[str, GmmConfig] = {
+    "paper": GmmConfig(),
+    "quick": GmmConfig(n_data=2000, n_walkers=2000, iters=2000),
+    "tiny": GmmConfig(dim=5, n_data=200, n_walkers=200, iters=60, record_every=10, checkpoint_every=20),
+}
+ONE_D = dict(dim=1, left=-12.0, right=9.0, left_mass=0.8, learn_means=False)
+DEFAULT_SEEDS = {"paper": [0, 1, 2, 3, 4], "quick": [0, 1, 2], "tiny": [0]}
+
+
+def teacher(cfg: GmmConfig) -> GaussianMixture:
+    e1 = torch.zeros(cfg.dim, dtype=DTYPE)
+    e1[0] = 1.0
+    masses = torch.tensor([cfg.left_mass, 1 - cfg.left_mass], dtype=DTYPE)
+    return GaussianMixture(torch.stack([cfg.left * e1, cfg.right * e1]), masses.log())
+
+
+def make_data(cfg: GmmConfig, generator: torch.Generator) -> torch.Tensor:
+    """n_data teacher draws with exactly floor(n * left_mass) in the left mode, (n, d)."""
+    n_left = math.floor(cfg.n_data * cfg.left_mass)
+    comp = torch.cat([torch.zeros(n_left, dtype=torch.long), torch.ones(cfg.n_data - n_left, dtype=torch.long)])
+    return teacher(cfg).sample_components(comp, generator)
+
+
+def student(cfg: GmmConfig, generator: torch.Generator) -> GaussianMixture:
+    """Equal masses; means near the origin (or at the truth when means are not learned); b_0 frozen."""
+    if cfg.learn_means:
+        e1 = torch.zeros(cfg.dim, dtype=DTYPE)
+        e1[0] = cfg.init_offset
+        noise = torch.randn(2, cfg.dim, generator=generator, dtype=DTYPE)
+        means = torch.stack([-e1, e1]) + cfg.init_noise * noise
+    else:
+        means = teacher(cfg).means.detach()
+    return GaussianMixture(means, torch.zeros(2, dtype=DTYPE), frozen=[0], learn_means=cfg.learn_means)
+
+
+def left_index(model: GaussianMixture) -> int:
+    """The component whose mean lies further along -e1 (the minority mode's)."""
+    return int(torch.argmin(model.means[:, 0]))
+
+
+def observe(model: GaussianMixture, trainer: Trainer, weighted: bool, midpoint: float) -> dict[str, float]:
+    """Model mass of the left mode and the (weighted) fraction of walkers left of ``midpoint``."""
+    with torch.no_grad():
+        mass = float(model.log_masses().exp()[left_index(model)])
+        left = (trainer.walkers.x[:, 0] < midpoint).double()
+        w = normalized_weights(trainer.walkers.log_w) if weighted else torch.full_like(left, 1 / left.numel())
+        return {"mass_left": mass, "walker_frac_left": float((w * left).sum())}
+
+
+def build_trainer(cfg: GmmConfig, method: str, seed: int) -> tuple[Trainer, GaussianMixture, torch.Tensor]:
+    """Data, student, optimiser and trainer of one (method, seed) run."""
+    gen = torch.Generator().manual_seed(seed)
+    data = make_data(cfg, gen)
+    model = student(cfg, gen)
+    factor = cfg.cd_lr_factor if method == "cd" else 1.0
+    groups = [{"params": [model.free_log_weights], "lr": cfg.lr_weights * factor}]
+    if cfg.learn_means:
+        groups.append({"params": [model.means], "lr": cfg.lr_means * factor})
+    overrides: dict[str, Any] = {"step_size": cfg.step_size}
+    if method == "jarzynski":
+        overrides.update(resampler=cfg.resampler, ess_threshold=cfg.ess_threshold)
+    if method == "cd":
+        overrides["reset_every"] = cfg.cd_reset_every
+    phase = negative_phase(method, **overrides)
+    trainer = Trainer(model, data, torch.optim.SGD(groups), phase, n_walkers=cfg.n_walkers, generator=gen)
+    return trainer, model, data
+
+
+def run_one(cfg: GmmConfig, method: str, seed: int, ckpt: Path | None, resume: bool,
+            progress: bool | None) -> dict[str, Any]:
+    """Train one (method, seed) and return its metrics (raises DivergenceError on blow-up)."""
+    trainer, model, data = build_trainer(cfg, method, seed)
+    t_model = teacher(cfg)
+    with torch.no_grad():
+        entropy = float(t_model(data).mean() + t_model.log_z())  # E_data[U_*] + log Z_*
+    midpoint = 0.5 * (cfg.left + cfg.right)
+    weighted = trainer.phase.weighted
+    if resume and ckpt is not None and ckpt.exists():
+        trainer.resume(ckpt)
+
+    def record(tr: Trainer, row: dict[str, Any]) -> None:
+        if row["step"] % cfg.record_every == 0:
+            row.update(observe(model, tr, weighted, midpoint))
+
+    start = time.perf_counter()
+    trainer.run(cfg.iters, checkpoint_path=ckpt, checkpoint_every=cfg.checkpoint_every, progress=progress,
+                desc=f"{method} seed {seed}", callback=record)
+    wall = time.perf_counter() - start
+    final = trainer.summary() | observe(model, trainer, weighted, midpoint)
+    with torch.no_grad():
+        mean_u = float(model(data).mean())
+        masses = model.log_masses().exp()
+    li = left_index(model)
+    out: dict[str, Any] = {
+        "status": "ok",
+        "mode_masses": {"left": float(masses[li]), "right": float(masses[1 - li])},
+        "mass_error": abs(float(masses[li]) - cfg.left_mass),
+        "walker_frac_left": final["walker_frac_left"],
+        "means_e1": model.means[:, 0].tolist(),
+        "log_z_exact": final["log_z_exact"],
+        "kl_exact": mean_u + final["log_z_exact"] - entropy,
+        "n_resamplings": sum(bool(r["resampled"]) for r in trainer.history),
+        "ess_frac": final["ess_frac"],
+        "wall_time_s": wall,
+    }
+    if weighted:
+        out["log_z_est"] = final["log_z_est"]
+        out["log_z_abs_error"] = abs(final["log_z_est"] - final["log_z_exact"])
+        out["kl_est"] = mean_u + final["log_z_est"] - entropy
+    rows = [r for r in trainer.history if "mass_left" in r]
+    traj: dict[str, list] = {k: [r[k] for r in rows] for k in ("step", "mass_left", "walker_frac_left", "ess_frac")}
+    traj["kl_exact"] = [r["ce_exact"] - entropy for r in rows]
+    traj["resample_steps"] = [r["step"] for r in trainer.history if r["resampled"]]
+    if weighted:
+        traj["kl_est"] = [r["ce_est"] - entropy for r in rows]
+        traj["log_z_est"] = [r["log_z_est"] for r in rows]
+        traj["log_z_exact"] = [r["log_z_exact"] for r in rows]
+    out["trajectory"] = traj
+    return out
+
+
+def summarize(runs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Mean / min / max over seeds of the headline numbers, per method."""
+    out = {}
+    for method, by_seed in runs.items():
+        ok = [r for r in by_seed.values() if r.get("status") == "ok"]
+        if not ok:
+            continue
+        s: dict[str, float] = {"n_seeds": len(ok)}
+        for key in ("mass_error", "log_z_abs_error", "kl_exact", "kl_est", "n_resamplings", "wall_time_s"):
+            vals = [r[key] for r in ok if key in r]
+            if vals:
+                s[f"{key}_mean"] = sum(vals) / len(vals)
+                s[f"{key}_max"] = max(vals)
+        out[method] = s
+    return out
+
+
+def run_study(cfg: GmmConfig, methods: list[str], seeds: list[int], out: Path, resume: bool = False,
+              progress: bool | None = None) -> dict[str, Any]:
+    """All (method, seed) runs; writes metrics.json and the plots; returns the metrics."""
+    out.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, dict[str, Any]] = {m: {} for m in methods}
+    done_dir = out / "runs"
+    for method in methods:
+        for seed in tqdm(seeds, desc=method, disable=None if progress is None else not progress, leave=False):
+            done = done_dir / f"{method}_seed{seed}.json"
+            if resume and done.exists():
+                runs[method][str(seed)] = read_json(done)
+                continue
+            ckpt = out / "checkpoints" / f"{method}_seed{seed}.pt"
+            try:
+                result = run_one(cfg, method, seed, ckpt, resume, progress)
+            except DivergenceError as exc:
+                result = {"status": "diverged", "error": str(exc), "step": exc.step}
+                tqdm.write(f"{method} seed {seed}: {exc}")
+            runs[method][str(seed)] = result
+            write_json(result, done)
+    metrics = {"config": asdict(cfg), "methods": methods, "seeds": seeds, "summary": summarize(runs), "runs": runs}
+    write_json(metrics, out / "metrics.json")
+    plot_all(metrics, out)
+    return metrics
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
+                   help="quick (default, minutes on a laptop), paper (the published settings), tiny (smoke test)")
+    p.add_argument("--methods", type=name_list(METHODS), default=list(METHODS), help="comma-separated subset of "
+                   + ",".join(METHODS))
+    p.add_argument("--seeds", type=int_list, default=None, help="comma-separated seeds (default: preset's)")
+    p.add_argument("--dim", type=int, default=None,
+                   help="dimension; 1 selects the one-dimensional study (modes -12 and 9, mass 0.8 left)")
+    p.add_argument("--walkers", type=int, default=None, help="number of walkers N")
+    p.add_argument("--data", type=int, default=None, dest="n_data", help="number of data points n")
+    p.add_argument("--iters", type=int, default=None, help="training iterations")
+    p.add_argument("--step-size", type=float, default=None, help="ULA step size h")
+    p.add_argument("--resampler", choices=sorted(RESAMPLERS), default=None)
+    p.add_argument("--ess-threshold", type=float, default=None, help="resample when ESS/N < this, in (0, 1]")
+    p.add_argument("--out", type=Path, default=Path("runs/gmm"), help="output directory")
+    p.add_argument("--resume", action="store_true", help="continue from checkpoints and finished runs in --out")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def config_from_args(args: argparse.Namespace) -> GmmConfig:
+    cfg = PRESETS[args.preset]
+    if args.dim is not None:
+        if args.dim < 1:
+            raise ValueError(f"--dim must be >= 1, got {args.dim}")
+        cfg = replace(cfg, **ONE_D) if args.dim == 1 else replace(cfg, dim=args.dim)
+    overrides = {k: getattr(args, k) for k in ("n_data", "iters", "step_size", "resampler", "ess_threshold")
+                 if getattr(args, k) is not None}
+    if args.walkers is not None:
+        overrides["n_walkers"] = args.walkers
+    cfg = replace(cfg, **overrides)
+    if cfg.n_walkers < 2:
+        raise ValueError(f"--walkers must be >= 2, got {cfg.n_walkers}")
+    if cfg.iters < 1 or cfg.n_data < 2:
+        raise ValueError("--iters must be >= 1 and --data >= 2")
+    negative_phase("jarzynski", step_size=cfg.step_size, resampler=cfg.resampler, ess_threshold=cfg.ess_threshold)
+    return cfg
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    seeds = args.seeds or DEFAULT_SEEDS[args.preset]
+    metrics = run_study(cfg, args.methods, seeds, args.out, resume=args.resume,
+                        progress=False if args.no_progress else None)
+    for method, s in metrics["summary"].items():
+        line = f"{method:>10}: mass_error {s['mass_error_mean']:.3f} (max {s['mass_error_max']:.3f})"
+        if "log_z_abs_error_mean" in s:
+            line += f", |log Z est - exact| {s['log_z_abs_error_mean']:.3f}"
+        print(line + f", {s['wall_time_s_mean']:.1f} s/run")
+    print(f"wrote {args.out / 'metrics.json'} and plots")
+    diverged = [(m, s) for m, r in metrics["runs"].items() for s, v in r.items() if v["status"] != "ok"]
+    return 1 if diverged else 0

@@ -1,0 +1,27 @@
+"""Matplotlib helpers shared by the experiment reports (Agg backend, no screen needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+COLORS = {"jarzynski": "tab:blue", "pcd": "tab:red", "cd": "tab:green", "nce": "tab:purple"}
+
+
+def band(ax, x: Sequence[float], ys: Sequence[Sequence[float]], label: str, color: str | None = None) -> None:
+    """Mean line with a min-max band over repetitions (rows of ys, equal length)."""
+    arr = np.asarray(ys, dtype=float)
+    ax.plot(x, arr.mean(0), label=label, color=color, lw=1.5)
+    if arr.shape[0] > 1:
+        ax.fill_between(x, arr.min(0), arr.max(0), color=color, alpha=0.2, lw=0)
+
+
+def save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
