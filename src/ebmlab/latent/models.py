@@ -11,12 +11,10 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
-import torch
 from torch import Tensor, nn
 
 from ..energies.networks import MLPEnergy
-
-EnergyFn = Callable[[Tensor], Tensor]
+from ..sampling.langevin import EnergyFn
 
 
 def _check_latent(z: Tensor, latent_dim: int, who: str) -> None:

@@ -1,0 +1,69 @@
+"""`ebmlab latent` quick runs end to end (all tasks, both samplers), JSON fields, PNGs, and option errors."""
+import json
+
+import pytest
+
+from ebmlab.cli import main
+
+FIELDS = {
+    "toy": ("error_sampler", "error_reference", "mmd_sampler_vs_reference", "wall_time_s"),
+    "generate": ("test_mse", "frechet_sampler", "frechet_prior_ld", "classifier_accuracy", "wall_time_s"),
+    "anomaly": ("auprc", "heldout_digit", "wall_time_s"),
+}
+PNGS = {"toy": ["toy_kde_{s}_seed0.png"], "generate": ["samples_{s}_seed0.png", "reconstructions_{s}_seed0.png"],
+        "anomaly": ["anomaly7_scores_{s}_seed0.png"]}
+
+
+@pytest.mark.parametrize("sampler", ["lebm", "damc"])
+@pytest.mark.parametrize("task", ["toy", "generate", "anomaly"])
+def test_quick_run_end_to_end(task, sampler, tmp_path, mnist_dir):
+    out = tmp_path / "out"
+    argv = ["latent", "--task", task, "--sampler", sampler, "--preset", "quick", "--out", str(out),
+            "--data-dir", str(mnist_dir)]
+    if task == "anomaly":
+        argv += ["--heldout-digit", "7"]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] == task and metrics["sampler"] == sampler and metrics["preset"] == "quick"
+    run = metrics["runs"]["0"]
+    assert run["status"] == "ok"
+    for key in FIELDS[task]:
+        assert key in run and run[key] is not None, key
+    if task == "anomaly":
+        assert 0.0 <= run["auprc"] <= 1.0 and run["heldout_digit"] == 7
+    if task == "generate":
+        assert run["test_mse"] > 0 and 0 <= run["classifier_accuracy"] <= 1
+    if task != "toy":
+        assert run["latent_dim"] == 4 and run["sampler_config"]["name"] == sampler
+    for name in PNGS[task]:
+        png = out / name.format(s=sampler)
+        assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resume_skips_finished_run(tmp_path):
+    out = tmp_path / "out"
+    argv = ["latent", "--task", "toy", "--sampler", "lebm", "--preset", "quick", "--out", str(out)]
+    assert main(argv) == 0
+    first = json.loads((out / "metrics.json").read_text())["runs"]["0"]
+    assert main(argv + ["--resume"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["runs"]["0"] == first
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--task", "anomaly", "--sampler", "lebm", "--heldout-digit", "12"], "unknown held-out digit 12"),
+    (["--task", "anomaly", "--sampler", "damc"], "needs --heldout-digit"),
+    (["--task", "toy", "--sampler", "lebm", "--heldout-digit", "3"], "only to --task anomaly"),
+])
+def test_bad_options(extra, match, tmp_path, capsys):
+    try:
+        code = main(["latent", *extra, "--out", str(tmp_path)])
+    except ValueError as exc:  # whether the CLI wraps ValueError or not, the message must say what to do
+        assert match in str(exc)
+        return
+    assert code != 0
+    assert match in capsys.readouterr().err
+
+
+def test_unknown_sampler_rejected_by_argparse(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["latent", "--task", "toy", "--sampler", "mcmc", "--out", str(tmp_path)])
