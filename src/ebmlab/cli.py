@@ -2,11 +2,15 @@
 
 Each experiment module defines ``configure_parser(parser)`` and ``main(args) -> int``; they are
 imported only when their command runs, so ``ebmlab --help`` stays fast.
+
+Under ``torchrun --nproc-per-node P -m ebmlab <experiment> ...`` the commands in ``DISTRIBUTED`` split
+their walkers across the P processes (``args.collective``); the others refuse to run there.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -15,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mnist": ("ebmlab.experiments.mnist", "imbalanced-MNIST study: Jarzynski vs PCD vs CD"),
     "latent": ("ebmlab.experiments.latent", "latent-space EBM priors: short-run LEBM and DAMC"),
 }
+DISTRIBUTED = ("gmm",)  # commands that run under torchrun with walkers split across processes
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -32,11 +37,25 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and args.command not in DISTRIBUTED:
+        print(f"ebmlab {args.command}: error: this command runs in one process; under torchrun "
+              f"(WORLD_SIZE={world}) use one of {list(DISTRIBUTED)}", file=sys.stderr)
+        return 2
+    import torch.distributed as dist  # torch is imported only once a command runs
+
+    from .distributed import init_from_env
+
+    owns_group = not dist.is_initialized()
     try:
+        args.collective = init_from_env()
         return importlib.import_module(COMMANDS[args.command][0]).main(args)
     except ValueError as exc:  # bad options or data: a clear message, not a traceback
         print(f"ebmlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if owns_group and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

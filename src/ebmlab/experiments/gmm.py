@@ -22,9 +22,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ..distributed import LOCAL, Collective
 from ..energies import GaussianMixture
 from ..sampling.resampling import RESAMPLERS
-from ..sampling.walkers import normalized_weights
+from ..sampling.walkers import SCOPES, normalized_weights
 from ..training import METHODS, DivergenceError, Trainer, negative_phase
 from .gmm_plots import plot_all
 from .common import int_list, name_list, read_json, write_json
@@ -51,6 +52,7 @@ class GmmConfig:
     cd_reset_every: int = 4
     resampler: str = "systematic"
     ess_threshold: float = 0.5
+    resample_scope: str = "global"  # with several processes: "global" or "local" resampling
     init_offset: float = 0.1  # student means start at -+ init_offset e1 + init_noise * N(0, I)
     init_noise: float = 0.01
     record_every: int = 20
@@ -98,16 +100,20 @@ def left_index(model: GaussianMixture) -> int:
 
 
 def observe(model: GaussianMixture, trainer: Trainer, weighted: bool, midpoint: float) -> dict[str, float]:
-    """Model mass of the left mode and the (weighted) fraction of walkers left of ``midpoint``."""
+    """Model mass of the left mode and the (weighted) fraction of walkers left of ``midpoint`` (over the
+    walkers of all processes)."""
+    coll = trainer.collective
     with torch.no_grad():
         mass = float(model.log_masses().exp()[left_index(model)])
         left = (trainer.walkers.x[:, 0] < midpoint).double()
-        w = normalized_weights(trainer.walkers.log_w) if weighted else torch.full_like(left, 1 / left.numel())
-        return {"mass_left": mass, "walker_frac_left": float((w * left).sum())}
+        w = normalized_weights(trainer.walkers.log_w, coll) if weighted else \
+            torch.full_like(left, 1 / coll.numel(left))
+        return {"mass_left": mass, "walker_frac_left": float(coll.sum((w * left).sum()))}
 
 
-def build_trainer(cfg: GmmConfig, method: str, seed: int) -> tuple[Trainer, GaussianMixture, torch.Tensor]:
-    """Data, student, optimiser and trainer of one (method, seed) run."""
+def build_trainer(cfg: GmmConfig, method: str, seed: int,
+                  collective: Collective = LOCAL) -> tuple[Trainer, GaussianMixture, torch.Tensor]:
+    """Data, student, optimiser and trainer of one (method, seed) run (walkers split by ``collective``)."""
     gen = torch.Generator().manual_seed(seed)
     data = make_data(cfg, gen)
     model = student(cfg, gen)
@@ -117,18 +123,19 @@ def build_trainer(cfg: GmmConfig, method: str, seed: int) -> tuple[Trainer, Gaus
         groups.append({"params": [model.means], "lr": cfg.lr_means * factor})
     overrides: dict[str, Any] = {"step_size": cfg.step_size}
     if method == "jarzynski":
-        overrides.update(resampler=cfg.resampler, ess_threshold=cfg.ess_threshold)
+        overrides.update(resampler=cfg.resampler, ess_threshold=cfg.ess_threshold, resample_scope=cfg.resample_scope)
     if method == "cd":
         overrides["reset_every"] = cfg.cd_reset_every
     phase = negative_phase(method, **overrides)
-    trainer = Trainer(model, data, torch.optim.SGD(groups), phase, n_walkers=cfg.n_walkers, generator=gen)
+    trainer = Trainer(model, data, torch.optim.SGD(groups), phase, n_walkers=cfg.n_walkers, generator=gen,
+                      collective=collective)
     return trainer, model, data
 
 
 def run_one(cfg: GmmConfig, method: str, seed: int, ckpt: Path | None, resume: bool,
-            progress: bool | None) -> dict[str, Any]:
+            progress: bool | None, collective: Collective = LOCAL) -> dict[str, Any]:
     """Train one (method, seed) and return its metrics (raises DivergenceError on blow-up)."""
-    trainer, model, data = build_trainer(cfg, method, seed)
+    trainer, model, data = build_trainer(cfg, method, seed, collective)
     t_model = teacher(cfg)
     with torch.no_grad():
         entropy = float(t_model(data).mean() + t_model.log_z())  # E_data[U_*] + log Z_*
@@ -196,28 +203,36 @@ def summarize(runs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
 
 
 def run_study(cfg: GmmConfig, methods: list[str], seeds: list[int], out: Path, resume: bool = False,
-              progress: bool | None = None) -> dict[str, Any]:
-    """All (method, seed) runs; writes metrics.json and the plots; returns the metrics."""
-    out.mkdir(parents=True, exist_ok=True)
+              progress: bool | None = None, collective: Collective = LOCAL) -> dict[str, Any]:
+    """All (method, seed) runs; writes metrics.json and the plots; returns the metrics.
+
+    With a distributed ``collective`` every process runs this and only the main one writes files."""
+    main_process = collective.is_main
+    if main_process:
+        out.mkdir(parents=True, exist_ok=True)
     runs: dict[str, dict[str, Any]] = {m: {} for m in methods}
     done_dir = out / "runs"
+    disable = True if not main_process else None if progress is None else not progress
     for method in methods:
-        for seed in tqdm(seeds, desc=method, disable=None if progress is None else not progress, leave=False):
+        for seed in tqdm(seeds, desc=method, disable=disable, leave=False):
             done = done_dir / f"{method}_seed{seed}.json"
             if resume and done.exists():
                 runs[method][str(seed)] = read_json(done)
                 continue
             ckpt = out / "checkpoints" / f"{method}_seed{seed}.pt"
             try:
-                result = run_one(cfg, method, seed, ckpt, resume, progress)
+                result = run_one(cfg, method, seed, ckpt, resume, progress, collective)
             except DivergenceError as exc:
                 result = {"status": "diverged", "error": str(exc), "step": exc.step}
-                tqdm.write(f"{method} seed {seed}: {exc}")
+                if main_process:
+                    tqdm.write(f"{method} seed {seed}: {exc}")
             runs[method][str(seed)] = result
-            write_json(result, done)
+            if main_process:
+                write_json(result, done)
     metrics = {"config": asdict(cfg), "methods": methods, "seeds": seeds, "summary": summarize(runs), "runs": runs}
-    write_json(metrics, out / "metrics.json")
-    plot_all(metrics, out)
+    if main_process:
+        write_json(metrics, out / "metrics.json")
+        plot_all(metrics, out)
     return metrics
 
 
@@ -235,6 +250,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--step-size", type=float, default=None, help="ULA step size h")
     p.add_argument("--resampler", choices=sorted(RESAMPLERS), default=None)
     p.add_argument("--ess-threshold", type=float, default=None, help="resample when ESS/N < this, in (0, 1]")
+    p.add_argument("--resample-scope", choices=SCOPES, default=None,
+                   help="under torchrun: resample the whole population (global, default) or each process's walkers")
     p.add_argument("--out", type=Path, default=Path("runs/gmm"), help="output directory")
     p.add_argument("--resume", action="store_true", help="continue from checkpoints and finished runs in --out")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -246,8 +263,8 @@ def config_from_args(args: argparse.Namespace) -> GmmConfig:
         if args.dim < 1:
             raise ValueError(f"--dim must be >= 1, got {args.dim}")
         cfg = replace(cfg, **ONE_D) if args.dim == 1 else replace(cfg, dim=args.dim)
-    overrides = {k: getattr(args, k) for k in ("n_data", "iters", "step_size", "resampler", "ess_threshold")
-                 if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in ("n_data", "iters", "step_size", "resampler", "ess_threshold",
+                                               "resample_scope") if getattr(args, k) is not None}
     if args.walkers is not None:
         overrides["n_walkers"] = args.walkers
     cfg = replace(cfg, **overrides)
@@ -262,8 +279,11 @@ def config_from_args(args: argparse.Namespace) -> GmmConfig:
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     seeds = args.seeds or DEFAULT_SEEDS[args.preset]
+    coll = args.collective
     metrics = run_study(cfg, args.methods, seeds, args.out, resume=args.resume,
-                        progress=False if args.no_progress else None)
+                        progress=False if args.no_progress else None, collective=coll)
+    if not coll.is_main:
+        return 0
     for method, s in metrics["summary"].items():
         line = f"{method:>10}: mass_error {s['mass_error_mean']:.3f} (max {s['mass_error_max']:.3f})"
         if "log_z_abs_error_mean" in s:

@@ -1,7 +1,8 @@
 """The weighted walker population: positions, float64 log-weights and log-Z bookkeeping.
 
 All walker-set operations (weights, ESS, log-Z estimate, resampling) live here, as pure functions
-over :class:`Walkers`, so that a distributed backend can replace the reductions.
+over :class:`Walkers`.  Each takes a :class:`~ebmlab.distributed.Collective` (default: one process);
+with a distributed one the walkers are a shard of the population and every quantity is global.
 
 log Z estimate (standard SMC): log Z_hat = log_z_ref + logmeanexp(A).  At a resampling,
 log_z_ref := log Z_hat and A := 0, so the estimate is unchanged by resampling.
@@ -14,8 +15,11 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from ..distributed import LOCAL, Collective
 from .langevin import LangevinState
 from .resampling import get_resampler
+
+SCOPES = ("global", "local")
 
 
 @dataclass(frozen=True)
@@ -50,36 +54,37 @@ def make_walkers(state: LangevinState, log_z_ref: float | Tensor = 0.0) -> Walke
                    torch.as_tensor(log_z_ref, dtype=torch.float64, device=dev).clone())
 
 
-def normalized_weights(log_w: Tensor) -> Tensor:
-    """softmax(A): normalised weights (N,), float64."""
-    return torch.softmax(log_w.double(), 0)
+def normalized_weights(log_w: Tensor, coll: Collective = LOCAL) -> Tensor:
+    """softmax(A): normalised weights (N,) (this process's shard), float64."""
+    return coll.softmax(log_w.double())
 
 
-def log_mean_weight(log_w: Tensor) -> Tensor:
+def log_mean_weight(log_w: Tensor, coll: Collective = LOCAL) -> Tensor:
     """logmeanexp(A), float64 scalar."""
-    return torch.logsumexp(log_w.double(), 0) - math.log(log_w.numel())
+    return coll.logsumexp(log_w.double()) - math.log(coll.numel(log_w))
 
 
-def ess(log_w: Tensor) -> Tensor:
-    """Kish effective sample size (sum w)^2 / sum w^2 = 1 / sum wbar^2, in [1, N]."""
+def ess(log_w: Tensor, coll: Collective = LOCAL) -> Tensor:
+    """Kish effective sample size (sum w)^2 / sum w^2 = 1 / sum wbar^2, in [1, N]; batched over
+    trailing dimensions of ``log_w`` (N, *batch)."""
     a = log_w.double()
-    a = a - a.max()  # shift first: keeps full precision when |A| is large
-    return torch.exp(2 * torch.logsumexp(a, 0) - torch.logsumexp(2 * a, 0))
+    a = a - coll.max(a.max())  # shift first: keeps full precision when |A| is large
+    return torch.exp(2 * coll.logsumexp(a) - coll.logsumexp(2 * a))
 
 
-def ess_fraction(log_w: Tensor) -> Tensor:
+def ess_fraction(log_w: Tensor, coll: Collective = LOCAL) -> Tensor:
     """ESS / N = E[w]^2 / E[w^2], in [1/N, 1]."""
-    return ess(log_w) / log_w.numel()
+    return ess(log_w, coll) / coll.numel(log_w)
 
 
-def cv2(log_w: Tensor) -> Tensor:
+def cv2(log_w: Tensor, coll: Collective = LOCAL) -> Tensor:
     """Squared coefficient of variation of the weights, E[w^2]/E[w]^2 - 1 = N/ESS - 1."""
-    return 1.0 / ess_fraction(log_w) - 1.0
+    return 1.0 / ess_fraction(log_w, coll) - 1.0
 
 
-def log_z_estimate(walkers: Walkers) -> Tensor:
+def log_z_estimate(walkers: Walkers, coll: Collective = LOCAL) -> Tensor:
     """Running estimate log Z_hat = log_z_ref + logmeanexp(A)."""
-    return walkers.log_z_ref + log_mean_weight(walkers.log_w)
+    return walkers.log_z_ref + log_mean_weight(walkers.log_w, coll)
 
 
 def add_log_weights(walkers: Walkers, increment: Tensor) -> Walkers:
@@ -87,16 +92,49 @@ def add_log_weights(walkers: Walkers, increment: Tensor) -> Walkers:
     return replace(walkers, log_w=walkers.log_w + increment.double())
 
 
-def resample(walkers: Walkers, scheme: str, generator: torch.Generator) -> Walkers:
-    """Resample the population by its weights; A := 0 and log_z_ref := current log Z estimate."""
-    idx = get_resampler(scheme)(normalized_weights(walkers.log_w), walkers.n, generator)
-    return Walkers(walkers.state.index(idx), torch.zeros_like(walkers.log_w), log_z_estimate(walkers))
+def _take(state: LangevinState, idx: Tensor, coll: Collective) -> LangevinState:
+    return LangevinState(coll.take(state.x, idx), coll.take(state.energy, idx), coll.take(state.grad, idx))
+
+
+def resample(walkers: Walkers, scheme: str, generator: torch.Generator, coll: Collective = LOCAL) -> Walkers:
+    """Resample the whole population by its weights; A := 0 and log_z_ref := current log Z estimate.
+
+    Distributed: every process gathers the N log-weights (8 bytes per walker), runs the scheme on the
+    global weights with the shared generator (so the ancestors are those one process would draw)
+    and receives the walkers of its slots from the processes holding them.
+    """
+    idx = get_resampler(scheme)(normalized_weights(coll.gather(walkers.log_w)), coll.numel(walkers.log_w),
+                                generator)
+    return Walkers(_take(walkers.state, idx, coll), torch.zeros_like(walkers.log_w), log_z_estimate(walkers, coll))
+
+
+def resample_local(walkers: Walkers, scheme: str, generator: torch.Generator, coll: Collective) -> Walkers:
+    """Each process resamples its own walkers by their weights; no walker changes process.
+
+    Every walker of process r gets the log-weight logmeanexp_r(A) - logmeanexp(A), so each process keeps
+    its share of the total weight and log Z_hat is unchanged (log_z_ref absorbs logmeanexp(A)).  The
+    draws come from a per-process generator seeded from one draw of the shared generator.
+    """
+    seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+    local_gen = torch.Generator(generator.device).manual_seed(seed + coll.rank)
+    idx = get_resampler(scheme)(normalized_weights(walkers.log_w), walkers.n, local_gen)
+    global_lme = log_mean_weight(walkers.log_w, coll)
+    log_w = torch.full_like(walkers.log_w, float(log_mean_weight(walkers.log_w) - global_lme))
+    return Walkers(walkers.state.index(idx), log_w, walkers.log_z_ref + global_lme)
 
 
 def maybe_resample(
-    walkers: Walkers, threshold: float, scheme: str, generator: torch.Generator
+    walkers: Walkers, threshold: float, scheme: str, generator: torch.Generator, coll: Collective = LOCAL,
+    scope: str = "global",
 ) -> tuple[Walkers, bool]:
-    """Resample when ESS/N < threshold; returns (walkers, whether it resampled)."""
-    if float(ess_fraction(walkers.log_w)) < threshold:
-        return resample(walkers, scheme, generator), True
+    """Resample when the global ESS/N < threshold; returns (walkers, whether it resampled).
+
+    scope: "global" (:func:`resample`, the same result as one process) or "local"
+    (:func:`resample_local`, no walker traffic between processes).
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"resampling scope must be one of {SCOPES}, got {scope!r}")
+    if float(ess_fraction(walkers.log_w, coll)) < threshold:
+        step = resample if scope == "global" else resample_local
+        return step(walkers, scheme, generator, coll), True
     return walkers, False

@@ -18,9 +18,10 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from ..distributed import NoiseRows
 from ..sampling.langevin import EnergyFn, LangevinState, check_step_size, init_state, refresh, ula
 from ..sampling.resampling import get_resampler
-from ..sampling.walkers import Walkers, add_log_weights, make_walkers
+from ..sampling.walkers import SCOPES, Walkers, add_log_weights, make_walkers
 
 INITS = ("model", "data")
 
@@ -36,6 +37,8 @@ class NegativePhase:
     steps_per_update: ULA steps per parameter update.
     walker_batch: walkers used in the loss and moved per update (None = all of them).
     resampler, ess_threshold: resample when ESS/N < threshold (None = never); weighted only.
+    resample_scope: with walkers split across processes, "global" resamples the whole population
+    (the same result as one process), "local" each process's own walkers (no walker traffic).
     """
 
     init: str = "model"
@@ -47,6 +50,7 @@ class NegativePhase:
     walker_batch: int | None = None
     resampler: str = "systematic"
     ess_threshold: float | None = 0.5
+    resample_scope: str = "global"
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
@@ -59,6 +63,8 @@ class NegativePhase:
         if self.walker_batch is not None and self.walker_batch < 2:
             raise ValueError(f"walker_batch must be >= 2 or None, got {self.walker_batch}")
         get_resampler(self.resampler)
+        if self.resample_scope not in SCOPES:
+            raise ValueError(f"resample_scope must be one of {SCOPES}, got {self.resample_scope!r}")
         t = self.ess_threshold
         if t is not None and not (isinstance(t, (int, float)) and 0 < t <= 1 and math.isfinite(t)):
             raise ValueError(f"ess_threshold must lie in (0, 1] (or be None to never resample), got {t!r}")
@@ -85,11 +91,11 @@ def negative_phase(method: str, **overrides) -> NegativePhase:
 
 
 def _ula_chain(state: LangevinState, energy: EnergyFn, phase: NegativePhase,
-               generator: torch.Generator) -> tuple[LangevinState, Tensor]:
+               generator: torch.Generator, rows: NoiseRows | None) -> tuple[LangevinState, Tensor]:
     """``steps_per_update`` ULA steps; the first crosses from the cached parameters to ``energy``'s."""
     total = torch.zeros(state.x.shape[0], dtype=torch.float64, device=state.x.device)
     for _ in range(phase.steps_per_update):
-        state, inc = ula(state, energy, phase.step_size, generator, phase.noise_std)
+        state, inc = ula(state, energy, phase.step_size, generator, phase.noise_std, rows)
         total += inc
     return state, total
 
@@ -108,21 +114,23 @@ def move_walkers(
     phase: NegativePhase,
     generator: torch.Generator,
     moved: Tensor | None = None,
+    rows: NoiseRows | None = None,
 ) -> Walkers:
     """Move the walkers (all, or the index set ``moved``) after a parameter update.
 
     ``walkers`` are cached under the old parameters, ``energy`` holds the new ones; on return every
     walker is cached under the new parameters.  Log-weights change only if ``phase.weighted``.
+    ``rows``: the moved walkers' rows in the population-wide noise draw (walkers split across processes).
     """
     state = walkers.state
     if moved is None:
-        new_state, inc = _ula_chain(state, energy, phase, generator)
+        new_state, inc = _ula_chain(state, energy, phase, generator, rows)
     else:
         n = state.x.shape[0]
         keep = torch.ones(n, dtype=torch.bool, device=state.x.device)
         keep[moved] = False
         still = keep.nonzero().squeeze(1)
-        moved_state, moved_inc = _ula_chain(state.index(moved), energy, phase, generator)
+        moved_state, moved_inc = _ula_chain(state.index(moved), energy, phase, generator, rows)
         still_state, still_inc = refresh(state.index(still), energy)
         new_state = _merge(_merge(state, moved, moved_state), still, still_state)
         inc = torch.zeros(n, dtype=torch.float64, device=state.x.device)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..distributed import LOCAL, Collective
 from ..sampling.langevin import LangevinState
 from ..sampling.walkers import Walkers, ess_fraction, log_z_estimate, maybe_resample, normalized_weights
 from . import checkpoint as ckpt
@@ -77,6 +78,12 @@ class Trainer:
     if defined, else 0, making log-Z estimates relative).  data_batch: data mini-batch size (None =
     full batch).  energy_reg: alpha in alpha*(E_data[U^2] + E_w[U^2]).  grad_clip: max gradient norm.
     scheduler: optional lr scheduler stepped every iteration.
+    collective: how the walkers are split across processes (default :data:`~ebmlab.distributed.LOCAL`,
+    one process).  With a distributed one, every process builds the trainer with the same energy,
+    data, optimiser and generator seed and holds N/P walkers; parameters stay in sync through an
+    all-reduce of the gradient, each process evaluates its part of the data batch, and all draws
+    come from the shared generator, so P processes follow the single-process run (see
+    docs/distributed.md).  Only the main process writes checkpoints and shows a progress bar.
     """
 
     def __init__(
@@ -94,16 +101,23 @@ class Trainer:
         energy_reg: float = 0.0,
         grad_clip: float | None = None,
         scheduler: Any = None,
+        collective: Collective = LOCAL,
     ):
         validate_data(energy, data)
         if n_walkers < 2:
             raise ValueError(f"need at least 2 walkers, got n_walkers={n_walkers}")
+        p = collective.world_size
+        if n_walkers % p:
+            raise ValueError(f"n_walkers={n_walkers} must be a multiple of the number of processes ({p})")
+        if (data_batch or data.shape[0]) < p:
+            raise ValueError(f"the data batch ({data_batch or data.shape[0]}) must hold at least one point "
+                             f"per process ({p})")
         if phase.walker_batch is not None and phase.walker_batch > n_walkers:
             raise ValueError(f"walker_batch={phase.walker_batch} exceeds n_walkers={n_walkers}")
         if data_batch is not None and not 1 <= data_batch <= data.shape[0]:
             raise ValueError(f"data_batch must be in [1, {data.shape[0]}], got {data_batch}")
         self.energy, self.data, self.optimizer, self.phase = energy, data, optimizer, phase
-        self.scheduler, self.generator = scheduler, generator
+        self.scheduler, self.generator, self.collective = scheduler, generator, collective
         self.n_walkers, self.data_batch = n_walkers, data_batch
         self.energy_reg, self.grad_clip = energy_reg, grad_clip
         self.has_exact_log_z = _exact_log_z(energy) is not None
@@ -120,7 +134,8 @@ class Trainer:
             x0 = sampler(n_walkers, generator).to(dtype=data.dtype, device=data.device)
         else:
             x0 = self._data_sample(n_walkers)
-        self.walkers: Walkers = walkers_at(energy, x0, self.log_z0)
+        self.walkers: Walkers = walkers_at(energy, collective.split(x0), self.log_z0)
+        collective.check_replicated(self._fingerprint(), "the parameters, data or generator state")
 
     # -- pieces -----------------------------------------------------------------------------------
     def _data_sample(self, n: int) -> Tensor:
@@ -131,64 +146,80 @@ class Trainer:
             torch.randint(m, (n,), generator=g, device=g.device)
         return self.data[idx.to(self.data.device)]
 
-    def _loss(self, x_data: Tensor, x_walk: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    def _fingerprint(self) -> Tensor:
+        """Float64 summary of what every process must share: parameters, data, generator state."""
+        parts = [t.detach().double().sum() for t in self.energy.state_dict().values() if t.is_floating_point()]
+        gen = self.generator.get_state().double()
+        parts += [self.data.double().sum(), (gen * torch.arange(gen.numel(), dtype=torch.float64)).sum()]
+        return torch.stack([t.cpu() for t in parts])
+
+    def _loss(self, x_data: Tensor, x_walk: Tensor, w: Tensor, n_data: int) -> tuple[Tensor, Tensor]:
+        """This process's part of the loss: its ``x_data`` rows of a batch of ``n_data`` points and its
+        walkers with globally normalised weights ``w``; the parts sum to the full loss."""
         u_data = self.energy(x_data)
         u_walk = self.energy(x_walk)
         w = w.to(u_walk.dtype)
-        loss = u_data.mean() - (w * u_walk).sum()
+        loss = u_data.sum() / n_data - (w * u_walk).sum()
         if self.energy_reg:
-            loss = loss + self.energy_reg * (u_data.square().mean() + (w * u_walk.square()).sum())
+            loss = loss + self.energy_reg * (u_data.square().sum() / n_data + (w * u_walk.square()).sum())
         return loss, u_data.detach()
 
     def _check_finite(self, tensors: dict[str, Tensor]) -> None:
-        for what, t in tensors.items():  # a sum is finite iff every term is (barring overflow, itself a blow-up)
-            if not torch.isfinite(t.sum()):
+        """Raise DivergenceError, on every process alike, if any process holds a non-finite value."""
+        # a sum is finite iff every term is (barring overflow, itself a blow-up)
+        sums = self.collective.sum(torch.stack([t.sum().double().cpu() for t in tensors.values()]))
+        for what, total in zip(tensors, sums):
+            if not torch.isfinite(total):
                 raise DivergenceError(self.step_count, what)
 
     # -- one iteration ----------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
         """Run one iteration and return its history row."""
-        phase, walkers, k = self.phase, self.walkers, self.step_count
+        phase, walkers, k, coll = self.phase, self.walkers, self.step_count, self.collective
         n_b = phase.walker_batch
-        moved = None
-        if n_b is not None and n_b < walkers.n:
-            moved = torch.randperm(walkers.n, generator=self.generator, device=self.generator.device)[:n_b]
-            moved = moved.to(walkers.x.device)
+        moved, rows = None, coll.population_rows(walkers.n)
+        if n_b is not None and n_b < self.n_walkers:
+            chosen = torch.randperm(self.n_walkers, generator=self.generator, device=self.generator.device)[:n_b]
+            moved, rows = coll.select(chosen.to(walkers.x.device), walkers.n)
         log_w = walkers.log_w if moved is None else walkers.log_w[moved]
         x_walk = walkers.x if moved is None else walkers.x[moved]
-        w = normalized_weights(log_w) if phase.weighted else torch.full_like(log_w, 1.0 / log_w.numel())
-        x_data = self.data if self.data_batch is None else self._data_sample(self.data_batch)
+        w = normalized_weights(log_w, coll) if phase.weighted else \
+            torch.full_like(log_w, 1.0 / coll.numel(log_w))
+        n_data = self.data.shape[0] if self.data_batch is None else self.data_batch
+        x_data = coll.split(self.data if self.data_batch is None else self._data_sample(self.data_batch))
 
-        row: dict[str, Any] = {"step": k, "ess_frac": float(ess_fraction(walkers.log_w))}
+        row: dict[str, Any] = {"step": k, "ess_frac": float(ess_fraction(walkers.log_w, coll))}
         if phase.weighted:
-            row["log_z_est"] = float(log_z_estimate(walkers))
+            row["log_z_est"] = float(log_z_estimate(walkers, coll))
         if self.has_exact_log_z:
             row["log_z_exact"] = _exact_log_z(self.energy)
 
         self.optimizer.zero_grad(set_to_none=True)
-        loss, u_data = self._loss(x_data, x_walk, w)
+        loss, u_data = self._loss(x_data, x_walk, w, n_data)
         self._check_finite({"loss": loss.detach()})
         loss.backward()
         params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        coll.sum_([p.grad for p in params])
         self._check_finite({"parameter gradient": torch.stack([p.grad.detach().double().norm() for p in params])})
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        row["loss"] = float(loss.detach())
-        mean_u = float(u_data.double().mean())
+        row["loss"] = float(coll.sum(loss.detach()))
+        mean_u = float(coll.sum(u_data.double().sum())) / n_data
         if "log_z_est" in row:
             row["ce_est"] = mean_u + row["log_z_est"]
         if "log_z_exact" in row:
             row["ce_exact"] = mean_u + row["log_z_exact"]
 
-        walkers = move_walkers(walkers, self.energy, phase, self.generator, moved)
+        walkers = move_walkers(walkers, self.energy, phase, self.generator, moved, rows)
         if phase.reset_every is not None and (k + 1) % phase.reset_every == 0:
-            walkers = walkers_at(self.energy, self._data_sample(walkers.n), walkers.log_z_ref)
+            walkers = walkers_at(self.energy, coll.split(self._data_sample(self.n_walkers)), walkers.log_z_ref)
         resampled = False
         if phase.weighted and phase.ess_threshold is not None:
-            walkers, resampled = maybe_resample(walkers, phase.ess_threshold, phase.resampler, self.generator)
+            walkers, resampled = maybe_resample(walkers, phase.ess_threshold, phase.resampler, self.generator,
+                                                coll, phase.resample_scope)
         row["resampled"] = resampled
         self._check_finite({"walker energies": walkers.state.energy, "walker gradients": walkers.state.grad,
                             "log-weights": walkers.log_w})
@@ -211,10 +242,11 @@ class Trainer:
 
         Checkpoints go to ``checkpoint_path`` every ``checkpoint_every`` iterations and at the end;
         on divergence a :class:`DivergenceError` propagates and the last good checkpoint stays.
-        ``progress``: show a tqdm bar (None = only when stderr is a terminal).
+        ``progress``: show a tqdm bar (None = only when stderr is a terminal; never off the main process).
         ``callback(trainer, row)`` runs after each iteration (e.g. to record extra metrics into row).
         """
-        bar = tqdm(total=n_iters, initial=self.step_count, desc=desc, disable=None if progress is None else not progress,
+        disable = True if not self.collective.is_main else None if progress is None else not progress
+        bar = tqdm(total=n_iters, initial=self.step_count, desc=desc, disable=disable,
                    leave=False, dynamic_ncols=True, mininterval=0.5)
         try:
             while self.step_count < n_iters:
@@ -234,14 +266,15 @@ class Trainer:
 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume to the identical result."""
-        w = self.walkers
+        """Everything needed to resume to the identical result; the walkers of all processes gathered
+        (a collective call: every process must make it)."""
+        w, gather = self.walkers, self.collective.gather
         return {
             "energy": self.energy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "walkers": {"x": w.state.x, "energy": w.state.energy, "grad": w.state.grad,
-                        "log_w": w.log_w, "log_z_ref": w.log_z_ref},
+            "walkers": {"x": gather(w.state.x), "energy": gather(w.state.energy), "grad": gather(w.state.grad),
+                        "log_w": gather(w.log_w), "log_z_ref": w.log_z_ref},
             "step": self.step_count,
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
@@ -250,6 +283,8 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; each process takes its shard of the walkers (any number of
+        processes dividing N)."""
         self.energy.load_state_dict(state["energy"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
@@ -258,7 +293,9 @@ class Trainer:
         w = {k: v.to(dev) for k, v in state["walkers"].items()}
         if w["x"].shape[0] != self.n_walkers:
             raise ValueError(f"checkpoint holds {w['x'].shape[0]} walkers, this trainer {self.n_walkers}")
-        self.walkers = Walkers(LangevinState(w["x"], w["energy"], w["grad"]), w["log_w"], w["log_z_ref"])
+        split = self.collective.split
+        self.walkers = Walkers(LangevinState(split(w["x"]), split(w["energy"]), split(w["grad"])), split(w["log_w"]),
+                               w["log_z_ref"])
         self.step_count = int(state["step"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
@@ -266,8 +303,11 @@ class Trainer:
         self.log_z0 = float(state["log_z0"])
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write an atomic checkpoint."""
-        ckpt.save_atomic(self.state_dict(), path)
+        """Write an atomic checkpoint (the main process writes; every process must call this)."""
+        state = self.state_dict()
+        if self.collective.is_main:
+            ckpt.save_atomic(state, path)
+        self.collective.barrier()
 
     def resume(self, path: str | os.PathLike) -> None:
         """Restore from a checkpoint written by :meth:`save`."""
@@ -275,9 +315,10 @@ class Trainer:
 
     def summary(self) -> dict[str, float]:
         """Current (theta_K, walkers at K) values: estimated/exact log Z, ESS/N."""
-        out = {"step": self.step_count, "ess_frac": float(ess_fraction(self.walkers.log_w))}
+        coll = self.collective
+        out = {"step": self.step_count, "ess_frac": float(ess_fraction(self.walkers.log_w, coll))}
         if self.phase.weighted:
-            out["log_z_est"] = float(log_z_estimate(self.walkers))
+            out["log_z_est"] = float(log_z_estimate(self.walkers, coll))
         if self.has_exact_log_z:
             out["log_z_exact"] = _exact_log_z(self.energy)
         return out

@@ -1,0 +1,239 @@
+"""Walkers split across 2 gloo processes (spawned here) against one process with the same total walkers:
+global ESS / log Z, global resampling (offspring and walker exchange), training equality, kill-and-resume.
+
+Tolerances: quantities computed by reductions in another order agree to a few ulps (rel 1e-12);
+training runs agree to 1e-10 after 50 iterations (see docs/distributed.md for the measured values).
+"""
+import math
+import os
+
+import pytest
+import torch
+
+from ebmlab.distributed import LOCAL, run_local
+from ebmlab.energies import Gaussian
+from ebmlab.experiments.gmm import GmmConfig, build_trainer, observe
+from ebmlab.sampling import LangevinState, ess, ess_fraction, log_z_estimate, make_walkers, ula_propose
+from ebmlab.sampling.walkers import Walkers, maybe_resample, resample, resample_local
+from ebmlab.training import Trainer, negative_phase
+
+D = torch.float64
+P = 2
+SCHEMES = ["multinomial", "systematic", "stratified", "residual"]
+REL = 1e-12  # reduction-order tolerance of float64 sums and log-sum-exps
+TRAIN_TOL = 1e-10  # training runs: parameters, log Z, ESS and losses after tens of iterations
+
+
+def population(n=64, seed=0):
+    """Walkers with distinct positions, energy = sum(x), grad = x, spread-out log-weights, log_z_ref 3."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g, dtype=D)
+    log_w = 2.0 * torch.randn(n, generator=g, dtype=D)
+    log_w[5] = -math.inf  # a walker with zero weight
+    return Walkers(LangevinState(x, x.sum(1), x.clone()), log_w, torch.tensor(3.0, dtype=D))
+
+
+def shard(walkers, coll):
+    s = walkers.state
+    return Walkers(LangevinState(coll.split(s.x), coll.split(s.energy), coll.split(s.grad)), coll.split(walkers.log_w),
+                   walkers.log_z_ref)
+
+
+def gathered(walkers, coll):
+    s = walkers.state
+    return {"x": coll.gather(s.x), "energy": coll.gather(s.energy), "grad": coll.gather(s.grad),
+            "log_w": coll.gather(walkers.log_w), "log_z_ref": walkers.log_z_ref}
+
+
+# -- workers: run in every process with its collective ------------------------------------------------
+def walker_ops(coll):
+    pop = population()
+    mine = shard(pop, coll)
+    out = {"ess": ess(mine.log_w, coll), "ess_frac": ess_fraction(mine.log_w, coll),
+           "log_z": log_z_estimate(mine, coll), "resampled": {}}
+    for scheme in SCHEMES:
+        out["resampled"][scheme] = gathered(resample(mine, scheme, torch.Generator().manual_seed(7), coll), coll)
+    local = resample_local(mine, "systematic", torch.Generator().manual_seed(7), coll)
+    out["local"] = gathered(local, coll) | {"log_z": log_z_estimate(local, coll)}
+    # the noise a process draws for its walkers = its rows of one process's draw
+    g = torch.Generator().manual_seed(3)
+    out["noise_all"] = coll.gather(ula_propose(mine.x, torch.zeros_like(mine.x), 0.5, g, 1.0,
+                                               coll.population_rows(mine.n)))
+    chosen = torch.tensor([40, 3, 63, 0, 31, 32, 17])
+    moved, rows = coll.select(chosen, mine.n)
+    noise = ula_propose(mine.x[moved], torch.zeros_like(mine.x[moved]), 0.5, g, 1.0, rows)
+    out["moved_noise"] = (moved + coll.rank * mine.n, noise)
+    out["errors"] = {}
+    for what, make in {
+        "indivisible": lambda: build_trainer(GmmConfig(dim=2, n_data=20, n_walkers=21), "pcd", 0, coll),
+        "different seeds": lambda: build_trainer(GmmConfig(dim=2, n_data=20, n_walkers=20), "pcd", coll.rank, coll),
+    }.items():
+        try:
+            make()
+            out["errors"][what] = None
+        except ValueError as exc:
+            out["errors"][what] = str(exc)
+    return out
+
+
+EQ_CFG = GmmConfig(dim=5, n_data=200, n_walkers=200, iters=50, ess_threshold=0.99)
+
+
+def batched_trainer(coll):
+    """Mini-batched walkers and data, two ULA steps per update, Adam, energy regulariser and clipping."""
+    g = torch.Generator().manual_seed(0)
+    data = torch.randn(300, 3, generator=g, dtype=D) + 1
+    energy = Gaussian(torch.zeros(3, dtype=D))
+    phase = negative_phase("jarzynski", step_size=0.05, walker_batch=50, steps_per_update=2, ess_threshold=0.95,
+                           resampler="multinomial")
+    return Trainer(energy, data, torch.optim.Adam(energy.parameters(), lr=0.01), phase, n_walkers=120, generator=g,
+                   data_batch=64, energy_reg=0.01, grad_clip=1.0, collective=coll)
+
+
+def train(coll, cases=("jarzynski", "pcd", "cd", "batched")):
+    out = {}
+    for case in cases:
+        if case == "batched":
+            trainer = batched_trainer(coll)
+            trainer.run(40, progress=False)
+            extra = {}
+        else:
+            trainer, model, _ = build_trainer(EQ_CFG, case, 0, coll)
+            trainer.run(EQ_CFG.iters, progress=False)
+            extra = observe(model, trainer, trainer.phase.weighted, 0.5 * (EQ_CFG.left + EQ_CFG.right))
+        out[case] = {"history": trainer.history, "params": dict(trainer.energy.state_dict()),
+                     "walkers": gathered(trainer.walkers, coll), "summary": trainer.summary() | extra}
+    return out
+
+
+def die_midway(coll, ckpt):
+    trainer, _, _ = build_trainer(EQ_CFG, "jarzynski", 1, coll)
+
+    def kill(tr, row):
+        if tr.step_count == 27:
+            os._exit(3)  # no clean-up: the processes die as if killed
+
+    trainer.run(EQ_CFG.iters, checkpoint_path=ckpt, checkpoint_every=10, callback=kill, progress=False)
+
+
+def resume_and_straight(coll, ckpt):
+    resumed, _, _ = build_trainer(EQ_CFG, "jarzynski", 1, coll)
+    resumed.resume(ckpt)
+    start = resumed.step_count
+    resumed.run(EQ_CFG.iters, progress=False)
+    straight, _, _ = build_trainer(EQ_CFG, "jarzynski", 1, coll)
+    straight.run(EQ_CFG.iters, progress=False)
+    return {"start": start, **{name: {"history": t.history, "params": dict(t.energy.state_dict()),
+                                      "walkers": gathered(t.walkers, coll)} for name, t in
+                               (("resumed", resumed), ("straight", straight))}}
+
+
+# -- tests --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ops():
+    return run_local(walker_ops, P)
+
+
+def test_global_ess_and_log_z_equal_single_process(ops):
+    single = population()
+    for r in ops:
+        assert float(r["ess"]) == pytest.approx(float(ess(single.log_w)), rel=REL)
+        assert float(r["ess_frac"]) == pytest.approx(float(ess_fraction(single.log_w)), rel=REL)
+        assert float(r["log_z"]) == pytest.approx(float(log_z_estimate(single)), rel=REL)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_global_resampling_equals_single_process(ops, scheme):
+    """Same ancestors (offspring counts) as one process, and each walker's cache travels with it."""
+    single = resample(population(), scheme, torch.Generator().manual_seed(7))
+    for r in ops:
+        got = r["resampled"][scheme]
+        assert torch.equal(got["x"], single.x) and torch.equal(got["energy"], single.state.energy)
+        assert torch.equal(got["grad"], single.state.grad)
+        assert torch.equal(got["log_w"], torch.zeros_like(single.log_w))
+        assert float(got["log_z_ref"]) == pytest.approx(float(single.log_z_ref), rel=REL)
+    pop = population()
+    ancestors = torch.cdist(single.x, pop.x).argmin(1)
+    assert torch.equal(pop.x[ancestors], single.x)
+    assert int(torch.bincount(ancestors, minlength=pop.n)[5]) == 0  # the zero-weight walker has no offspring
+
+
+def test_local_resampling_keeps_walkers_and_log_z(ops):
+    pop = population()
+    halves = torch.tensor_split(torch.arange(pop.n), P)
+    for r in ops:
+        got = r["local"]
+        assert float(got["log_z"]) == pytest.approx(float(log_z_estimate(pop)), rel=REL)
+        for rank, idx in enumerate(halves):  # offspring stay on their process, with the process's weight
+            rows = torch.cdist(got["x"][idx], pop.x).argmin(1)
+            assert torch.equal(pop.x[rows], got["x"][idx]) and bool(torch.isin(rows, idx).all())
+            share = torch.logsumexp(pop.log_w[idx], 0) - math.log(idx.numel())
+            assert torch.allclose(got["log_w"][idx] + got["log_z_ref"], share + pop.log_z_ref, rtol=0, atol=1e-12)
+
+
+def test_noise_rows_reproduce_single_process_draw(ops):
+    pop = population()
+    g = torch.Generator().manual_seed(3)
+    full = ula_propose(pop.x, torch.zeros_like(pop.x), 0.5, g, 1.0)
+    chosen = torch.tensor([40, 3, 63, 0, 31, 32, 17])
+    sub = ula_propose(pop.x[chosen], torch.zeros_like(pop.x[chosen]), 0.5, g, 1.0)
+    for r in ops:
+        assert torch.equal(r["noise_all"], full)
+    for r in ops:
+        idx, noise = r["moved_noise"]
+        pos = torch.tensor([chosen.tolist().index(i) for i in idx.tolist()], dtype=torch.long)
+        assert torch.equal(noise, sub[pos])
+
+
+def test_clear_errors(ops):
+    for r in ops:
+        assert "multiple of the number of processes (2)" in r["errors"]["indivisible"]
+        assert "differ between processes" in r["errors"]["different seeds"]
+
+
+def _assert_close(a, b, tol):
+    """Nested histories / dicts of floats and tensors equal within ``tol`` (relative, absolute near 0)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _assert_close(a[k], b[k], tol)
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_close(x, y, tol)
+    elif isinstance(a, torch.Tensor):
+        assert a.shape == b.shape and torch.allclose(a, b, rtol=tol, atol=tol), float((a - b).abs().max())
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=tol, abs=tol)
+    else:
+        assert a == b
+
+
+def test_training_equals_single_process():
+    """GMM study (reduced: d = 5, n = N = 200, 50 iterations, eager resampling) for Jarzynski, PCD and CD,
+    and mini-batched walkers/data: 2 processes give the same history, parameters and walkers as one."""
+    single = train(LOCAL)
+    for r in run_local(train, P):
+        for case in single:
+            _assert_close(r[case], single[case], TRAIN_TOL)
+    assert sum(row["resampled"] for row in single["jarzynski"]["history"]) > 5
+    assert sum(row["resampled"] for row in single["batched"]["history"]) > 2
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
+    ckpt = tmp_path / "c.pt"
+    with pytest.raises(Exception):
+        run_local(die_midway, P, ckpt)
+    results = run_local(resume_and_straight, P, ckpt)
+    for r in results:
+        assert r["start"] == 20
+        assert r["resumed"]["history"] == r["straight"]["history"]
+        for part in ("params", "walkers"):
+            for k, v in r["straight"][part].items():
+                assert torch.equal(r["resumed"][part][k], v), (part, k)
+    # the checkpoint holds the whole population: one process resumes it too
+    one, _, _ = build_trainer(EQ_CFG, "jarzynski", 1)
+    one.resume(ckpt)
+    one.run(EQ_CFG.iters, progress=False)
+    _assert_close(one.history, results[0]["straight"]["history"], TRAIN_TOL)
+    _assert_close(gathered(one.walkers, LOCAL), results[0]["straight"]["walkers"], TRAIN_TOL)
