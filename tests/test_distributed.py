@@ -4,14 +4,19 @@ global ESS / log Z, global resampling (offspring and walker exchange), training 
 Tolerances: quantities computed by reductions in another order agree to a few ulps (rel 1e-12);
 training runs agree to 1e-10 after 50 iterations (see docs/distributed.md for the measured values).
 """
+import json
 import math
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from ebmlab.distributed import LOCAL, run_local
+from ebmlab.cli import main as main_cli
+from ebmlab.distributed import LOCAL, free_port, run_local
 from ebmlab.energies import Gaussian
+from ebmlab.estimators.rlr import rlr
 from ebmlab.experiments.gmm import GmmConfig, build_trainer, observe
 from ebmlab.sampling import LangevinState, ess, ess_fraction, log_z_estimate, make_walkers, ula_propose
 from ebmlab.sampling.walkers import Walkers, maybe_resample, resample, resample_local
@@ -128,6 +133,36 @@ def resume_and_straight(coll, ckpt):
                                (("resumed", resumed), ("straight", straight))}}
 
 
+MEANS, STDS, COUNTS = torch.tensor([0.0, 1.0, 0.5], dtype=D), torch.tensor([1.0, 1.5, 0.7], dtype=D), [300, 201, 0]
+
+
+def rlr_samples(rank=None, world=P):
+    """log_q (2, 3, N) of two batches of samples from Gaussian states 0 and 1 (state 2 unsampled), ordered by
+    state; with ``rank``: that process's share of every state's samples, and its counts."""
+    g = torch.Generator().manual_seed(0)
+    xs = [MEANS[k] + STDS[k] * torch.randn(2, c, generator=g, dtype=D) for k, c in enumerate(COUNTS)]
+    if rank is not None:
+        xs = [torch.tensor_split(x, world, dim=1)[rank] for x in xs]
+    x = torch.cat(xs, 1)  # (2, N)
+    log_q = -0.5 * ((x[:, None, :] - MEANS[None, :, None]) / STDS[None, :, None]) ** 2
+    return log_q, [v.shape[1] for v in xs]
+
+
+def sharded_rlr(coll):
+    log_q, counts = rlr_samples(coll.rank)
+    known = {0: math.log(math.sqrt(2 * math.pi))}
+    est = rlr(log_q, counts, known, collective=coll)
+    bad = log_q.clone()
+    if coll.rank == 1:
+        bad[0, 0, 0] = math.nan
+    try:
+        rlr(bad, counts, known, collective=coll)
+        error = None
+    except ValueError as exc:
+        error = str(exc)
+    return {"est": est, "error": error}
+
+
 # -- tests --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ops():
@@ -237,3 +272,43 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
     one.run(EQ_CFG.iters, progress=False)
     _assert_close(one.history, results[0]["straight"]["history"], TRAIN_TOL)
     _assert_close(gathered(one.walkers, LOCAL), results[0]["straight"]["walkers"], TRAIN_TOL)
+
+
+def test_rlr_with_samples_split_across_processes():
+    """Each process passes its own samples; every process gets the pooled-sample estimate of one process."""
+    log_q, counts = rlr_samples()
+    single = rlr(log_q, counts, {0: math.log(math.sqrt(2 * math.pi))})
+    assert bool(single.converged.all())
+    truth = torch.log(STDS * math.sqrt(2 * math.pi))
+    assert torch.allclose(single.log_z, truth.expand(2, 3), atol=5 * float(single.se.max()))
+    results = run_local(sharded_rlr, P)
+    for r in results:
+        est = r["est"]
+        for name in ("log_z", "se", "cov", "ess", "overlap"):
+            assert torch.allclose(getattr(est, name), getattr(single, name), rtol=1e-9, atol=1e-12), name
+        assert torch.equal(est.converged, single.converged)
+        for name in ("anchored_overlap", "overlap_eigengap"):
+            assert torch.allclose(est.diagnostics[name], single.diagnostics[name], rtol=1e-9, atol=1e-12), name
+    assert "NaN or +inf" in results[1]["error"] and "another process" in results[0]["error"]
+
+
+def _torchrun(*args, cwd):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(P), "--master-addr", "127.0.0.1",
+           "--master-port", str(free_port()), "-m", "ebmlab", *args]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def test_torchrun_gmm_equals_one_process(tmp_path):
+    """`torchrun --nproc-per-node 2 -m ebmlab gmm` writes one set of files with the numbers of one process."""
+    args = ["gmm", "--preset", "tiny", "--methods", "jarzynski", "--no-progress"]
+    done = _torchrun(*args, "--out", str(tmp_path / "p2"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("wrote ") == 1  # only rank 0 reports
+    assert main_cli([*args, "--out", str(tmp_path / "p1")]) == 0
+    two, one = (json.loads((tmp_path / p / "metrics.json").read_text())["runs"]["jarzynski"]["0"] for p in ("p2", "p1"))
+    for key in ("mode_masses", "log_z_est", "log_z_exact", "kl_est", "ess_frac", "walker_frac_left", "means_e1"):
+        _assert_close(two[key], one[key], TRAIN_TOL)
+    assert two["trajectory"]["resample_steps"] == one["trajectory"]["resample_steps"]
+    assert sorted(p.name for p in (tmp_path / "p2").rglob("*") if p.is_file()) == \
+        sorted(p.name for p in (tmp_path / "p1").rglob("*") if p.is_file())

@@ -16,12 +16,14 @@ import os
 import socket
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import Tensor
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class Collective:
 
     # -- reductions over the sharded leading dimension ---------------------------------------------
     def numel(self, t: Tensor) -> int:
-        """Global length of the sharded dimension 0."""
+        """Global length of the sharded dimension 0 of a population split in equal shards."""
         return t.shape[0]
 
     def logsumexp(self, a: Tensor, dim: int = 0) -> Tensor:
@@ -100,6 +102,10 @@ class Collective:
 
     def check_replicated(self, values: Tensor, what: str) -> None:
         """Raise ValueError unless the float64 vector ``values`` is equal on every process."""
+
+    def agree(self, fn: Callable[[], T]) -> T:
+        """Run ``fn()`` (e.g. input validation); a ValueError on any process is raised on every one."""
+        return fn()
 
 
 LOCAL = Collective()
@@ -145,15 +151,12 @@ class ProcessGroupCollective(Collective):
                 t.copy_(part.view_as(t))
 
     def numel(self, t: Tensor) -> int:
-        return int(self.sum(torch.tensor(t.shape[0], dtype=torch.int64)))
+        return t.shape[0] * self.world_size  # equal shards: no communication
 
     def logsumexp(self, a: Tensor, dim: int = 0) -> Tensor:
-        local_max = a.amax(dim, keepdim=True) if a.shape[dim] else \
-            torch.full_like(a.sum(dim, keepdim=True), -torch.inf)
-        m = self.max(local_max)
-        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # all -inf (or +inf): no shift
-        s = self.sum(torch.exp(a - m).sum(dim, keepdim=True))
-        return (torch.log(s) + m).squeeze(dim)
+        """One all_gather of the per-process log-sum-exps (each max-shifted locally), combined stably."""
+        parts = self.gather(torch.logsumexp(a, dim).unsqueeze(0))  # (P, ...); -inf for an empty shard
+        return torch.logsumexp(parts, 0)
 
     def softmax(self, a: Tensor) -> Tensor:
         return torch.exp(a - self.logsumexp(a, 0))
@@ -206,6 +209,16 @@ class ProcessGroupCollective(Collective):
                              "data and generator (same seed); only the walkers are split")
 
 
+    def agree(self, fn: Callable[[], T]) -> T:
+        try:
+            out, error = fn(), None
+        except ValueError as exc:
+            out, error = None, exc
+        if float(self.max(torch.tensor(float(error is not None)))) > 0:
+            raise error or ValueError("another process rejected its inputs (see its error message)")
+        return out
+
+
 def init_from_env(backend: str | None = None) -> Collective:
     """The collective for this launch: a :class:`ProcessGroupCollective` over the world when started by
     ``torchrun`` (``WORLD_SIZE`` > 1), else :data:`LOCAL`.  Initialises the default group if needed,
@@ -242,5 +255,6 @@ def run_local(fn: Callable[..., Any], world_size: int, *args: Any) -> list[Any]:
     return the results by rank.  ``fn`` must be importable (a module-level function); for tests and
     benchmarks on one machine."""
     with tempfile.TemporaryDirectory() as out:
-        mp.spawn(_spawned, args=(fn, world_size, free_port(), out, args), nprocs=world_size)
+        mp.start_processes(_spawned, args=(fn, world_size, free_port(), out, args), nprocs=world_size,
+                           start_method="fork")
         return [torch.load(os.path.join(out, f"{r}.pt"), weights_only=False) for r in range(world_size)]

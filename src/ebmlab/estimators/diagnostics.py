@@ -6,6 +6,7 @@ import math
 import torch
 from torch import Tensor
 
+from ..distributed import LOCAL, Collective
 from ..sampling.walkers import ess as _ess_dim0
 
 
@@ -14,10 +15,11 @@ def kish_ess(log_w: Tensor) -> Tensor:
     return _ess_dim0(log_w.movedim(-1, 0))
 
 
-def overlap_matrix(weights: Tensor, counts: Tensor) -> Tensor:
+def overlap_matrix(weights: Tensor, counts: Tensor, collective: Collective = LOCAL) -> Tensor:
     """MBAR overlap matrix O_ij = N_j sum_n W_ni W_nj from weights (..., K, N); rows sum to 1 at
-    the solution for states with estimated normalizers (pymbar's ``compute_overlap``)."""
-    return (weights @ weights.transpose(-1, -2)) * counts.to(weights.dtype)
+    the solution for states with estimated normalizers (pymbar's ``compute_overlap``).  With a
+    distributed ``collective`` the samples (N) are split across processes and summed globally."""
+    return collective.sum(weights @ weights.transpose(-1, -2)) * counts.to(weights.dtype)
 
 
 def overlap_eigengap(overlap: Tensor) -> Tensor:

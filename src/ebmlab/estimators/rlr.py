@@ -30,6 +30,7 @@ from torch import Tensor
 
 from .diagnostics import overlap_eigengap, overlap_matrix
 from .estimate import Estimate, EstimatorWarning, as_counts, as_log_density
+from ..distributed import LOCAL, Collective
 from ..sampling.walkers import ess as kish_ess
 
 KnownLogZ = Mapping[int, "float | Tensor"]
@@ -45,6 +46,7 @@ def rlr(
     sci_iter: int = 3,
     strict: bool = False,
     min_overlap: float = 1e-4,
+    collective: Collective = LOCAL,
 ) -> Estimate:
     """Estimate the log normalizers of K states from their pooled samples (RLR = MBAR).
 
@@ -59,6 +61,9 @@ def rlr(
         sci_iter: self-consistent iterations before Newton.
         strict: raise instead of warning on non-convergence or low overlap.
         min_overlap: warn (or raise if strict) when the anchored overlap falls below this.
+        collective: samples split across processes: each process passes its own samples (ordered by
+            state) and their counts; sums over samples are reduced globally, so every process gets
+            the estimate of the pooled samples of all processes.
 
     Returns an :class:`Estimate` with log_z (*batch, K), se, cov (*batch, K, K), overlap (pymbar's
     N_k W^T W matrix), ess (*batch, K) (Kish ESS of each state's weights over the pooled samples),
@@ -71,34 +76,33 @@ def rlr(
     the state it came from, an unsampled unknown state with zero density at every sample, or
     states whose normalizers are not tied to a known one by overlapping samples.
     """
-    lq = as_log_density(log_q, "log_q")
-    if lq.dim() < 2:
-        raise ValueError(f"log_q must have shape (*batch, K, N), got {tuple(lq.shape)}")
+    coll = collective
+    lq, n_local = coll.agree(lambda: _validated(log_q, counts))
     batch_shape, (k_states, n_samples) = lq.shape[:-2], lq.shape[-2:]
-    n_k = as_counts(counts, k_states, n_samples).to(lq.device)
-    if n_samples == 0:
+    n_k = coll.sum(n_local)  # samples of each state over all processes
+    if int(n_k.sum()) == 0:
         raise ValueError("no state has samples: at least one state must be sampled")
     lq = lq.reshape(-1, k_states, n_samples)
     known, reference = _known_values(known_log_z, n_k, lq.shape[0], batch_shape, lq.device)
     sampled = n_k > 0
     free = sampled & torch.isnan(known).all(0)
     unsampled_free = ~sampled & torch.isnan(known).all(0)
-    _check_support(lq, n_k, known, unsampled_free)
+    _check_support(lq, n_local, known, unsampled_free, coll)
 
     log_n = n_k.double().log()  # -inf for unsampled states: they do not enter the mixture
-    f = torch.where(torch.isnan(known), _initial_f(lq, n_k), -known)
+    f = torch.where(torch.isnan(known), _initial_f(lq, n_local, n_k, coll), -known)
     for _ in range(sci_iter):
-        f = _sci_step(f, lq, log_n, free)
-    f, iterations, residual = _newton(f, lq, log_n, n_k, free, tol, max_iter)
-    f = _sci_step(f, lq, log_n, unsampled_free)
+        f = _sci_step(f, lq, log_n, free, coll)
+    f, iterations, residual = _newton(f, lq, log_n, n_k, free, tol, max_iter, coll)
+    f = _sci_step(f, lq, log_n, unsampled_free, coll)
 
     log_mix = torch.logsumexp(log_n[:, None] + f[:, :, None] + lq, dim=1)
     log_w = f[:, :, None] + lq - log_mix[:, None, :]  # (B, K, N)
     weights = log_w.exp()
     unknown = free | unsampled_free
-    cov_f = _sandwich_cov(weights, n_k, unknown)
-    overlap = overlap_matrix(weights, n_k)
-    anchored = _anchored_overlap(weights, n_k, free)
+    cov_f = _sandwich_cov(weights, n_k, unknown, coll)
+    overlap = overlap_matrix(weights, n_k, coll)
+    anchored = _anchored_overlap(weights, n_k, free, coll)
     converged = residual <= tol
     _report(converged, residual, anchored, min_overlap, strict, free)
 
@@ -109,7 +113,7 @@ def rlr(
         se=torch.diagonal(cov_f, dim1=-2, dim2=-1).clamp_min(0).sqrt().reshape(out_shape),
         method="rlr",
         cov=cov,
-        ess=kish_ess(log_w.permute(2, 0, 1)).reshape(out_shape),
+        ess=kish_ess(log_w.permute(2, 0, 1), coll).reshape(out_shape),
         converged=converged.reshape(batch_shape),
         iterations=iterations,
         overlap=overlap.reshape(*batch_shape, k_states, k_states),
@@ -120,6 +124,14 @@ def rlr(
             "reference": reference,
         },
     )
+
+
+def _validated(log_q: Tensor, counts: "list[int] | Tensor") -> tuple[Tensor, Tensor]:
+    """log_q as float64 (*batch, K, N) and the counts (K,) of its samples, validated."""
+    lq = as_log_density(log_q, "log_q")
+    if lq.dim() < 2:
+        raise ValueError(f"log_q must have shape (*batch, K, N), got {tuple(lq.shape)}")
+    return lq, as_counts(counts, lq.shape[-2], lq.shape[-1]).to(lq.device)
 
 
 def _known_values(
@@ -152,25 +164,35 @@ def _known_values(
     return known, None
 
 
-def _check_support(lq: Tensor, n_k: Tensor, known: Tensor, unsampled_free: Tensor) -> None:
+def _any(t: Tensor, coll: Collective) -> Tensor:
+    """Elementwise logical or of a boolean tensor over processes."""
+    return coll.max(t.double()) > 0
+
+
+def _check_support(lq: Tensor, n_local: Tensor, known: Tensor, unsampled_free: Tensor, coll: Collective) -> None:
     """Samples must have positive density under their own state; every unknown state must be tied to
-    a known (or reference) state through states whose densities are positive at each other's samples."""
-    origin = torch.repeat_interleave(torch.arange(n_k.numel(), device=lq.device), n_k)
+    a known (or reference) state through states whose densities are positive at each other's samples.
+    ``n_local``: this process's samples of each state."""
+    origin = torch.repeat_interleave(torch.arange(n_local.numel(), device=lq.device), n_local)
     own = lq.gather(1, origin.expand(lq.shape[0], 1, -1)).squeeze(1)
-    if bool((own == -math.inf).any()):
-        b, n = (own == -math.inf).nonzero()[0].tolist()
+    zero = own == -math.inf
+    if bool(_any(zero.any(), coll)):
+        if not bool(zero.any()):
+            raise ValueError("a sample on another process has zero density under the state it was drawn from")
+        b, n = zero.nonzero()[0].tolist()
         raise ValueError(f"sample {n} (batch {b}) has zero density under state {int(origin[n])} it was "
                          "drawn from: check the ordering of samples and counts")
     finite = torch.isfinite(lq)
-    dead = unsampled_free[None, :] & ~finite.any(-1)
+    dead = unsampled_free[None, :] & ~_any(finite.any(-1), coll)
     if bool(dead.any()):
         b, k = dead.nonzero()[0].tolist()
         raise ValueError(f"unsampled state {k} (batch {b}) has zero density at every sample: its "
                          "normalizer cannot be estimated; sample it or choose overlapping states")
-    sampled = n_k > 0
+    sampled = _any(n_local > 0, coll)
     idx = sampled.nonzero().squeeze(-1)
     # link[b, k, l]: state k has positive density at some sample drawn from state l
-    link = torch.stack([blk.any(-1) for blk in torch.split(finite, n_k.tolist(), dim=-1) if blk.shape[-1]], -1)
+    blocks = torch.split(finite, n_local.tolist(), dim=-1)
+    link = _any(torch.stack([blocks[int(l)].any(-1) for l in idx], -1), coll)
     link = link[:, idx]
     reach = (link | link.transpose(1, 2)).double()
     reach = reach + torch.eye(idx.numel(), dtype=torch.float64, device=lq.device)
@@ -184,13 +206,13 @@ def _check_support(lq: Tensor, n_k: Tensor, known: Tensor, unsampled_free: Tenso
                          "is not identifiable; add intermediate states or fix its log Z")
 
 
-def _initial_f(lq: Tensor, n_k: Tensor) -> Tensor:
+def _initial_f(lq: Tensor, n_local: Tensor, n_k: Tensor, coll: Collective) -> Tensor:
     """Crude start: f_k = -log mean of h_k over the samples of state k (0 for unsampled states)."""
     f = torch.zeros(lq.shape[:2], dtype=torch.float64, device=lq.device)
     start = 0
-    for k, c in enumerate(n_k.tolist()):
-        if c:
-            f[:, k] = -(torch.logsumexp(lq[:, k, start:start + c], -1) - math.log(c))
+    for k, (c, total) in enumerate(zip(n_local.tolist(), n_k.tolist())):
+        if total:
+            f[:, k] = -(coll.logsumexp(lq[:, k, start:start + c], -1) - math.log(total))
         start += c
     return f
 
@@ -200,28 +222,29 @@ def _log_mixture(f: Tensor, lq: Tensor, log_n: Tensor) -> Tensor:
     return torch.logsumexp(log_n[:, None] + f[:, :, None] + lq, dim=1)
 
 
-def _sci_step(f: Tensor, lq: Tensor, log_n: Tensor, mask: Tensor) -> Tensor:
+def _sci_step(f: Tensor, lq: Tensor, log_n: Tensor, mask: Tensor, coll: Collective) -> Tensor:
     """Self-consistent update f_k = -log sum_n h_k(x_n) / mixture(x_n) for the states in ``mask``."""
-    new = -torch.logsumexp(lq - _log_mixture(f, lq, log_n)[:, None, :], dim=-1)
+    new = -coll.logsumexp(lq - _log_mixture(f, lq, log_n)[:, None, :], dim=-1)
     return torch.where(mask, new, f)
 
 
-def _objective(f: Tensor, lq: Tensor, log_n: Tensor, n_k: Tensor, free: Tensor) -> Tensor:
+def _objective(f: Tensor, lq: Tensor, log_n: Tensor, n_k: Tensor, free: Tensor, coll: Collective) -> Tensor:
     """F(f) (B,) up to the constant contributed by fixed states."""
-    return _log_mixture(f, lq, log_n).sum(-1) - (n_k.double() * torch.where(free, f, 0.0)).sum(-1)
+    return coll.sum(_log_mixture(f, lq, log_n).sum(-1)) - (n_k.double() * torch.where(free, f, 0.0)).sum(-1)
 
 
-def _grad_hess(f: Tensor, lq: Tensor, log_n: Tensor, n_k: Tensor, free: Tensor) -> tuple[Tensor, Tensor]:
+def _grad_hess(f: Tensor, lq: Tensor, log_n: Tensor, n_k: Tensor, free: Tensor,
+               coll: Collective) -> tuple[Tensor, Tensor]:
     """Gradient (B, F) and Hessian (B, F, F) of F over the free sampled states."""
     p = torch.softmax(log_n[:, None] + f[:, :, None] + lq, dim=1)[:, free, :]  # (B, F, N)
-    col = p.sum(-1)
+    col = coll.sum(p.sum(-1))
     grad = col - n_k[free].double()
-    hess = torch.diag_embed(col) - p @ p.transpose(1, 2)
+    hess = torch.diag_embed(col) - coll.sum(p @ p.transpose(1, 2))
     return grad, hess
 
 
 def _newton(
-    f: Tensor, lq: Tensor, log_n: Tensor, n_k: Tensor, free: Tensor, tol: float, max_iter: int
+    f: Tensor, lq: Tensor, log_n: Tensor, n_k: Tensor, free: Tensor, tol: float, max_iter: int, coll: Collective
 ) -> tuple[Tensor, int, Tensor]:
     """Damped Newton on F over the free sampled states; returns (f, iterations, max residual (B,))."""
     n_free = n_k[free].double()
@@ -230,22 +253,22 @@ def _newton(
         return f, 0, residual
     iterations = 0
     for iterations in range(max_iter + 1):
-        grad, hess = _grad_hess(f, lq, log_n, n_k, free)
+        grad, hess = _grad_hess(f, lq, log_n, n_k, free, coll)
         residual = (grad / n_free).abs().amax(-1)
         active = residual > tol
         if not bool(active.any()) or iterations == max_iter:
             break
         step = -(torch.linalg.pinv(hess, hermitian=True) @ grad.unsqueeze(-1)).squeeze(-1)
         step = torch.where(active[:, None], step, 0.0)
-        f = _line_search(f, step, grad, lq, log_n, n_k, free)
+        f = _line_search(f, step, grad, lq, log_n, n_k, free, coll)
     return f, iterations, residual
 
 
 def _line_search(
-    f: Tensor, step: Tensor, grad: Tensor, lq: Tensor, log_n: Tensor, n_k: Tensor, free: Tensor
+    f: Tensor, step: Tensor, grad: Tensor, lq: Tensor, log_n: Tensor, n_k: Tensor, free: Tensor, coll: Collective
 ) -> Tensor:
     """Armijo backtracking on F, per batch item; falls back to the smallest step tried."""
-    f0 = _objective(f, lq, log_n, n_k, free)
+    f0 = _objective(f, lq, log_n, n_k, free, coll)
     slope = (grad * step).sum(-1)
     t = torch.ones_like(f0)
     done = step.abs().amax(-1) == 0
@@ -254,7 +277,7 @@ def _line_search(
     for _ in range(50):
         full[:, free] = t[:, None] * step
         cand = f + full
-        ok = _objective(cand, lq, log_n, n_k, free) <= f0 + 1e-4 * t * slope + 1e-12 * f0.abs()
+        ok = _objective(cand, lq, log_n, n_k, free, coll) <= f0 + 1e-4 * t * slope + 1e-12 * f0.abs()
         take = ok & ~done
         new = torch.where(take[:, None], cand, new)
         done = done | ok
@@ -264,7 +287,7 @@ def _line_search(
     return torch.where(done[:, None], new, f + full)
 
 
-def _sandwich_cov(weights: Tensor, n_k: Tensor, unknown: Tensor) -> Tensor:
+def _sandwich_cov(weights: Tensor, n_k: Tensor, unknown: Tensor, coll: Collective) -> Tensor:
     """Covariance (B, K, K) of f (= of log Z) from the estimating equations sum_n W_nk = 1, k unknown.
 
     J_kl = delta_kl sum_n W_nk - N_l sum_n W_nk W_nl;  V = sum_j N_j Cov_j(W_u), the moments of
@@ -276,11 +299,11 @@ def _sandwich_cov(weights: Tensor, n_k: Tensor, unknown: Tensor) -> Tensor:
         return cov
     nd = n_k.double()
     w_u = weights[:, unknown, :]  # (B, U, N)
-    w_bar = weights / weights.sum(-1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+    w_bar = weights / coll.sum(weights.sum(-1, keepdim=True)).clamp_min(torch.finfo(torch.float64).tiny)
     c_n = (nd[None, :, None] * w_bar).sum(1)  # (B, N)
-    m = w_bar @ w_u.transpose(1, 2)  # (B, K, U): E_j[W_u]
-    v = (w_u * c_n[:, None, :]) @ w_u.transpose(1, 2) - m.transpose(1, 2) @ (nd[None, :, None] * m)
-    jac = torch.diag_embed(w_u.sum(-1)) - (w_u @ w_u.transpose(1, 2)) * nd[unknown][None, None, :]
+    m = coll.sum(w_bar @ w_u.transpose(1, 2))  # (B, K, U): E_j[W_u]
+    v = coll.sum((w_u * c_n[:, None, :]) @ w_u.transpose(1, 2)) - m.transpose(1, 2) @ (nd[None, :, None] * m)
+    jac = torch.diag_embed(coll.sum(w_u.sum(-1))) - coll.sum(w_u @ w_u.transpose(1, 2)) * nd[unknown][None, None, :]
     j_inv = torch.linalg.pinv(jac)
     sub = j_inv @ v @ j_inv.transpose(1, 2)
     idx = unknown.nonzero().squeeze(-1)
@@ -288,7 +311,7 @@ def _sandwich_cov(weights: Tensor, n_k: Tensor, unknown: Tensor) -> Tensor:
     return cov
 
 
-def _anchored_overlap(weights: Tensor, n_k: Tensor, free: Tensor) -> Tensor:
+def _anchored_overlap(weights: Tensor, n_k: Tensor, free: Tensor, coll: Collective) -> Tensor:
     """Smallest eigenvalue of the normalised Hessian D^-1/2 H D^-1/2 of F over the free sampled
     states (D = its diagonal part), (B,).  At the solution this is I - N^1/2 W^T W N^1/2.
 
@@ -298,8 +321,8 @@ def _anchored_overlap(weights: Tensor, n_k: Tensor, free: Tensor) -> Tensor:
     if not bool(free.any()):
         return torch.ones(weights.shape[0], dtype=torch.float64, device=weights.device)
     p = weights[:, free, :] * n_k[free].double()[None, :, None]
-    p = p / p.sum(-1, keepdim=True).sqrt()
-    m = torch.eye(int(free.sum()), dtype=torch.float64, device=weights.device) - p @ p.transpose(1, 2)
+    p = p / coll.sum(p.sum(-1, keepdim=True)).sqrt()
+    m = torch.eye(int(free.sum()), dtype=torch.float64, device=weights.device) - coll.sum(p @ p.transpose(1, 2))
     return torch.linalg.eigvalsh(m)[:, 0]
 
 

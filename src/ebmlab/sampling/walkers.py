@@ -2,7 +2,8 @@
 
 All walker-set operations (weights, ESS, log-Z estimate, resampling) live here, as pure functions
 over :class:`Walkers`.  Each takes a :class:`~ebmlab.distributed.Collective` (default: one process);
-with a distributed one the walkers are a shard of the population and every quantity is global.
+with a distributed one the walkers are a shard of the population (equal shards, N/P walkers per
+process) and every quantity is global.
 
 log Z estimate (standard SMC): log Z_hat = log_z_ref + logmeanexp(A).  At a resampling,
 log_z_ref := log Z_hat and A := 0, so the estimate is unchanged by resampling.

@@ -164,11 +164,12 @@ class Trainer:
             loss = loss + self.energy_reg * (u_data.square().sum() / n_data + (w * u_walk.square()).sum())
         return loss, u_data.detach()
 
-    def _check_finite(self, tensors: dict[str, Tensor]) -> None:
-        """Raise DivergenceError, on every process alike, if any process holds a non-finite value."""
+    def _check_finite(self, tensors: dict[str, Tensor], replicated: bool = False) -> None:
+        """Raise DivergenceError, on every process alike, if any process holds a non-finite value
+        (``replicated``: the tensors are the same on every process, no reduction needed)."""
         # a sum is finite iff every term is (barring overflow, itself a blow-up)
-        sums = self.collective.sum(torch.stack([t.sum().double().cpu() for t in tensors.values()]))
-        for what, total in zip(tensors, sums):
+        sums = torch.stack([t.sum().double().cpu() for t in tensors.values()])
+        for what, total in zip(tensors, sums if replicated else self.collective.sum(sums)):
             if not torch.isfinite(total):
                 raise DivergenceError(self.step_count, what)
 
@@ -184,7 +185,7 @@ class Trainer:
         log_w = walkers.log_w if moved is None else walkers.log_w[moved]
         x_walk = walkers.x if moved is None else walkers.x[moved]
         w = normalized_weights(log_w, coll) if phase.weighted else \
-            torch.full_like(log_w, 1.0 / coll.numel(log_w))
+            torch.full_like(log_w, 1.0 / (self.n_walkers if moved is None else n_b))
         n_data = self.data.shape[0] if self.data_batch is None else self.data_batch
         x_data = coll.split(self.data if self.data_batch is None else self._data_sample(self.data_batch))
 
@@ -196,18 +197,20 @@ class Trainer:
 
         self.optimizer.zero_grad(set_to_none=True)
         loss, u_data = self._loss(x_data, x_walk, w, n_data)
-        self._check_finite({"loss": loss.detach()})
+        totals = coll.sum(torch.stack([loss.detach().double(), u_data.double().sum()]))  # global loss, sum of U
+        self._check_finite({"loss": totals[0]}, replicated=True)
         loss.backward()
         params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
         coll.sum_([p.grad for p in params])
-        self._check_finite({"parameter gradient": torch.stack([p.grad.detach().double().norm() for p in params])})
+        self._check_finite({"parameter gradient": torch.stack([p.grad.detach().double().norm() for p in params])},
+                           replicated=True)
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        row["loss"] = float(coll.sum(loss.detach()))
-        mean_u = float(coll.sum(u_data.double().sum())) / n_data
+        row["loss"] = float(totals[0])
+        mean_u = float(totals[1]) / n_data
         if "log_z_est" in row:
             row["ce_est"] = mean_u + row["log_z_est"]
         if "log_z_exact" in row:
@@ -265,16 +268,22 @@ class Trainer:
         return self.history
 
     # -- state ------------------------------------------------------------------------------------
+    def population(self) -> Walkers:
+        """The walkers of all processes, gathered on every process (a collective call)."""
+        w, gather = self.walkers, self.collective.gather
+        return Walkers(LangevinState(gather(w.state.x), gather(w.state.energy), gather(w.state.grad)),
+                       gather(w.log_w), w.log_z_ref)
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume to the identical result; the walkers of all processes gathered
         (a collective call: every process must make it)."""
-        w, gather = self.walkers, self.collective.gather
+        w = self.population()
         return {
             "energy": self.energy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "walkers": {"x": gather(w.state.x), "energy": gather(w.state.energy), "grad": gather(w.state.grad),
-                        "log_w": gather(w.log_w), "log_z_ref": w.log_z_ref},
+            "walkers": {"x": w.state.x, "energy": w.state.energy, "grad": w.state.grad,
+                        "log_w": w.log_w, "log_z_ref": w.log_z_ref},
             "step": self.step_count,
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
