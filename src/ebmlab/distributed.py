@@ -28,14 +28,15 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class NoiseRows:
-    """This process's rows of a noise draw made for ``total`` walkers: ``rows`` (M,) index the draw.
+    """This process's rows of a noise draw made for ``total`` walkers: ``rows`` (an index tensor (M,),
+    or a slice for a contiguous block) select them from the draw.
 
     A process holding some of the walkers draws the whole (total, *event) noise from the shared
     generator and keeps its rows, so each walker gets exactly the noise one process would give it.
     """
 
     total: int
-    rows: Tensor
+    rows: Tensor | slice
 
 
 class Collective:
@@ -193,11 +194,11 @@ class ProcessGroupCollective(Collective):
     def select(self, idx: Tensor, n_local: int) -> tuple[Tensor, NoiseRows | None]:
         lo = self.rank * n_local
         pos = ((idx >= lo) & (idx < lo + n_local)).nonzero().squeeze(1)
-        return idx[pos] - lo, NoiseRows(idx.numel(), pos)
+        return idx[pos] - lo, NoiseRows(idx.numel(), pos.to(idx.device))
 
     def population_rows(self, n_local: int) -> NoiseRows | None:
         lo = self.rank * n_local
-        return NoiseRows(n_local * self.world_size, torch.arange(lo, lo + n_local))
+        return NoiseRows(n_local * self.world_size, slice(lo, lo + n_local))
 
     def barrier(self) -> None:
         dist.barrier(group=self.group)

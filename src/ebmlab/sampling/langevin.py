@@ -84,9 +84,8 @@ def ula_propose(
     sigma = default_noise_std(step_size) if noise_std is None else noise_std
     noise_dtype = torch.float32 if x.dtype == torch.float64 else x.dtype
     shape = x.shape if rows is None else (rows.total, *x.shape[1:])
-    xi = torch.randn(shape, generator=generator, dtype=noise_dtype, device=x.device).to(x.dtype)
-    if rows is not None:
-        xi = xi[rows.rows.to(x.device)]
+    xi = torch.randn(shape, generator=generator, dtype=noise_dtype, device=x.device)
+    xi = (xi if rows is None else xi[rows.rows]).to(x.dtype)
     return torch.add(x - step_size * grad, xi, alpha=sigma)
 
 
