@@ -61,6 +61,13 @@ def walker_ops(coll):
         out["resampled"][scheme] = gathered(resample(mine, scheme, torch.Generator().manual_seed(7), coll), coll)
     local = resample_local(mine, "systematic", torch.Generator().manual_seed(7), coll)
     out["local"] = gathered(local, coll) | {"log_z": log_z_estimate(local, coll)}
+    dead = Walkers(mine.state, torch.full_like(mine.log_w, -math.inf) if coll.rank == 1 else mine.log_w,
+                   mine.log_z_ref)
+    try:
+        resample_local(dead, "systematic", torch.Generator().manual_seed(7), coll)
+        out["dead_shard"] = None
+    except ValueError as exc:
+        out["dead_shard"] = str(exc)
     # the noise a process draws for its walkers = its rows of one process's draw
     g = torch.Generator().manual_seed(3)
     out["noise_all"] = coll.gather(ula_propose(mine.x, torch.zeros_like(mine.x), 0.5, g, 1.0,
@@ -225,6 +232,8 @@ def test_clear_errors(ops):
     for r in ops:
         assert "multiple of the number of processes (2)" in r["errors"]["indivisible"]
         assert "differ between processes" in r["errors"]["different seeds"]
+    assert "every walker of process 1 has zero" in ops[1]["dead_shard"]
+    assert "another process" in ops[0]["dead_shard"]  # raised on every process: none is left waiting
 
 
 def _assert_close(a, b, tol):

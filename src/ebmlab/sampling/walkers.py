@@ -116,11 +116,19 @@ def resample_local(walkers: Walkers, scheme: str, generator: torch.Generator, co
     its share of the total weight and log Z_hat is unchanged (log_z_ref absorbs logmeanexp(A)).  The
     draws come from a per-process generator seeded from one draw of the shared generator.
     """
+    local_lme = log_mean_weight(walkers.log_w)
+
+    def check() -> None:
+        if not torch.isfinite(local_lme):
+            raise ValueError(f"local resampling: every walker of process {coll.rank} has zero (or infinite) "
+                             "weight, so it has nothing to resample from; use resample_scope='global'")
+
+    coll.agree(check)
     seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
     local_gen = torch.Generator(generator.device).manual_seed(seed + coll.rank)
     idx = get_resampler(scheme)(normalized_weights(walkers.log_w), walkers.n, local_gen)
     global_lme = log_mean_weight(walkers.log_w, coll)
-    log_w = torch.full_like(walkers.log_w, float(log_mean_weight(walkers.log_w) - global_lme))
+    log_w = torch.full_like(walkers.log_w, float(local_lme - global_lme))
     return Walkers(walkers.state.index(idx), log_w, walkers.log_z_ref + global_lme)
 
 
