@@ -14,9 +14,9 @@ from typing import Any, Callable
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from ..training import checkpoint as ckpt
+from ..training.loop import run_loop
 from ..training.trainer import DivergenceError
 from .models import LatentModel
 from .samplers import DAMCSampler, LEBMSampler
@@ -124,22 +124,9 @@ class LatentTrainer:
             callback: Callable[["LatentTrainer", dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
         """Iterate until ``step_count == n_iters``; checkpoint every ``checkpoint_every`` iterations and at the
         end.  On divergence a :class:`~ebmlab.training.DivergenceError` propagates and the last checkpoint stays."""
-        bar = tqdm(total=n_iters, initial=self.step_count, desc=desc, disable=progress is False, leave=False,
-                   dynamic_ncols=True, mininterval=0.5)
-        try:
-            while self.step_count < n_iters:
-                row = self.step()
-                if callback is not None:
-                    callback(self, row)
-                bar.update(1)
-                if self.step_count % 20 == 0:
-                    bar.set_postfix(loss_g=f"{row['loss_g']:.1f}", refresh=False)
-                if checkpoint_path is not None and (self.step_count % checkpoint_every == 0
-                                                    or self.step_count == n_iters):
-                    self.save(checkpoint_path)
-        finally:
-            bar.close()
-        return self.history
+        return run_loop(self, n_iters, checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every,
+                        progress=progress, desc=desc, callback=callback,
+                        postfix=lambda row: {"loss_g": f"{row['loss_g']:.1f}"})
 
     def state_dict(self) -> dict[str, Any]:
         """Model, optimisers, sampler (networks, EMA, optimiser), step, history and every RNG state."""

@@ -14,12 +14,12 @@ from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..distributed import LOCAL, Collective
 from ..sampling.langevin import LangevinState
 from ..sampling.walkers import Walkers, ess_fraction, log_z_estimate, maybe_resample, normalized_weights
 from . import checkpoint as ckpt
+from .loop import run_loop
 from .negative_phase import NegativePhase, move_walkers, walkers_at
 
 Sampler = Callable[[int, torch.Generator], Tensor]
@@ -248,24 +248,9 @@ class Trainer:
         ``progress``: show a tqdm bar (None = only when stderr is a terminal; never off the main process).
         ``callback(trainer, row)`` runs after each iteration (e.g. to record extra metrics into row).
         """
-        disable = True if not self.collective.is_main else None if progress is None else not progress
-        bar = tqdm(total=n_iters, initial=self.step_count, desc=desc, disable=disable,
-                   leave=False, dynamic_ncols=True, mininterval=0.5)
-        try:
-            while self.step_count < n_iters:
-                row = self.step()
-                if callback is not None:
-                    callback(self, row)
-                bar.update(1)
-                if "ess_frac" in row and self.step_count % 50 == 0:
-                    bar.set_postfix(ess=f"{row['ess_frac']:.2f}", refresh=False)
-                if checkpoint_path is not None and (
-                    self.step_count % checkpoint_every == 0 or self.step_count == n_iters
-                ):
-                    self.save(checkpoint_path)
-        finally:
-            bar.close()
-        return self.history
+        return run_loop(self, n_iters, checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every,
+                        progress=progress if self.collective.is_main else False, desc=desc, callback=callback,
+                        postfix=lambda row: {"ess": f"{row['ess_frac']:.2f}"}, postfix_every=50)
 
     # -- state ------------------------------------------------------------------------------------
     def population(self) -> Walkers:
