@@ -7,7 +7,11 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
+
+from tqdm.auto import tqdm
+
+from ..training.trainer import DivergenceError
 
 
 def int_list(text: str) -> list[int]:
@@ -59,3 +63,42 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path) as f:
         return json.load(f)
+
+
+def run_or_reuse(done: Path, run: Callable[[], dict[str, Any]], resume: bool, label: str,
+                 write: bool = True) -> dict[str, Any]:
+    """One run's result: read back from ``done`` (a finished run's JSON) when resuming, else ``run()``.
+
+    A :class:`~ebmlab.training.DivergenceError` becomes ``{"status": "diverged", "error", "step"}`` and
+    is reported on the console; the result is written to ``done`` (when ``write``: the main process).
+    """
+    if resume and done.exists():
+        return read_json(done)
+    try:
+        result = run()
+    except DivergenceError as exc:
+        result = {"status": "diverged", "error": str(exc), "step": exc.step}
+        if write:
+            tqdm.write(f"{label}: {exc}")
+    if write:
+        write_json(result, done)
+    return result
+
+
+def seed_summary(results: Iterable[dict[str, Any]], keys: Iterable[str]) -> dict[str, Any]:
+    """Over the finished ("ok") runs: their count and, per key present, its mean, min and max
+    (flat keys ``<key>_mean``, ``<key>_min``, ``<key>_max``)."""
+    ok = [r for r in results if r.get("status") == "ok"]
+    out: dict[str, Any] = {"n_seeds": len(ok)}
+    for key in keys:
+        vals = [r[key] for r in ok if r.get(key) is not None]
+        if vals:
+            out[f"{key}_mean"] = sum(vals) / len(vals)
+            out[f"{key}_min"] = min(vals)
+            out[f"{key}_max"] = max(vals)
+    return out
+
+
+def exit_code(results: Iterable[dict[str, Any]]) -> int:
+    """0 when every run finished, 1 when any diverged."""
+    return 0 if all(r.get("status") == "ok" for r in results) else 1

@@ -26,9 +26,9 @@ from ..distributed import LOCAL, Collective
 from ..energies import GaussianMixture
 from ..sampling.resampling import RESAMPLERS
 from ..sampling.walkers import SCOPES, normalized_weights
-from ..training import METHODS, DivergenceError, Trainer, negative_phase
+from ..training import METHODS, Trainer, negative_phase
 from .gmm_plots import plot_all
-from .common import int_list, name_list, read_json, write_json
+from .common import exit_code, int_list, name_list, run_or_reuse, seed_summary, write_json
 
 DTYPE = torch.float64
 
@@ -185,21 +185,7 @@ def run_one(cfg: GmmConfig, method: str, seed: int, ckpt: Path | None, resume: b
     return out
 
 
-def summarize(runs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
-    """Mean / min / max over seeds of the headline numbers, per method."""
-    out = {}
-    for method, by_seed in runs.items():
-        ok = [r for r in by_seed.values() if r.get("status") == "ok"]
-        if not ok:
-            continue
-        s: dict[str, float] = {"n_seeds": len(ok)}
-        for key in ("mass_error", "log_z_abs_error", "kl_exact", "kl_est", "n_resamplings", "wall_time_s"):
-            vals = [r[key] for r in ok if key in r]
-            if vals:
-                s[f"{key}_mean"] = sum(vals) / len(vals)
-                s[f"{key}_max"] = max(vals)
-        out[method] = s
-    return out
+SUMMARY_KEYS = ("mass_error", "log_z_abs_error", "kl_exact", "kl_est", "n_resamplings", "wall_time_s")
 
 
 def run_study(cfg: GmmConfig, methods: list[str], seeds: list[int], out: Path, resume: bool = False,
@@ -215,21 +201,13 @@ def run_study(cfg: GmmConfig, methods: list[str], seeds: list[int], out: Path, r
     disable = True if not main_process else None if progress is None else not progress
     for method in methods:
         for seed in tqdm(seeds, desc=method, disable=disable, leave=False):
-            done = done_dir / f"{method}_seed{seed}.json"
-            if resume and done.exists():
-                runs[method][str(seed)] = read_json(done)
-                continue
             ckpt = out / "checkpoints" / f"{method}_seed{seed}.pt"
-            try:
-                result = run_one(cfg, method, seed, ckpt, resume, progress, collective)
-            except DivergenceError as exc:
-                result = {"status": "diverged", "error": str(exc), "step": exc.step}
-                if main_process:
-                    tqdm.write(f"{method} seed {seed}: {exc}")
-            runs[method][str(seed)] = result
-            if main_process:
-                write_json(result, done)
-    metrics = {"config": asdict(cfg), "methods": methods, "seeds": seeds, "summary": summarize(runs), "runs": runs}
+            runs[method][str(seed)] = run_or_reuse(
+                done_dir / f"{method}_seed{seed}.json",
+                lambda: run_one(cfg, method, seed, ckpt, resume, progress, collective),
+                resume, f"{method} seed {seed}", write=main_process)
+    metrics = {"config": asdict(cfg), "methods": methods, "seeds": seeds, "runs": runs,
+               "summary": {m: seed_summary(r.values(), SUMMARY_KEYS) for m, r in runs.items()}}
     if main_process:
         write_json(metrics, out / "metrics.json")
         plot_all(metrics, out)
@@ -285,10 +263,12 @@ def main(args: argparse.Namespace) -> int:
     if not coll.is_main:
         return 0
     for method, s in metrics["summary"].items():
+        if not s["n_seeds"]:
+            print(f"{method:>10}: every run diverged")
+            continue
         line = f"{method:>10}: mass_error {s['mass_error_mean']:.3f} (max {s['mass_error_max']:.3f})"
         if "log_z_abs_error_mean" in s:
             line += f", |log Z est - exact| {s['log_z_abs_error_mean']:.3f}"
         print(line + f", {s['wall_time_s_mean']:.1f} s/run")
     print(f"wrote {args.out / 'metrics.json'} and plots")
-    diverged = [(m, s) for m, r in metrics["runs"].items() for s, v in r.items() if v["status"] != "ok"]
-    return 1 if diverged else 0
+    return exit_code(r for by_seed in metrics["runs"].values() for r in by_seed.values())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,7 @@ from ..latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, LEBMSampler,
 from ..latent.toy import kde_grid, mmd_rbf, observe, pinwheel, reconstruction_error, toy_model, train_amortizer
 from ..metrics.classifier import accuracy, apply_batched, train_classifier
 from ..metrics.frechet import frechet_distance
-from ..training import DivergenceError
-from .common import int_list, read_json, write_json
+from .common import exit_code, int_list, run_or_reuse, seed_summary, write_json
 from .plotting import plt, save
 
 TASKS = ("toy", "generate", "anomaly")
@@ -378,17 +378,6 @@ HEADLINE = {"toy": ("error_sampler", "error_reference", "mmd_sampler_vs_referenc
             "anomaly": ("auprc",)}
 
 
-def summarize(task: str, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Mean, min and max over the finished seeds of the task's headline numbers and wall time."""
-    ok = [r for r in runs.values() if r.get("status") == "ok"]
-    out: dict[str, Any] = {"n_seeds": len(ok)}
-    for key in HEADLINE[task] + ("wall_time_s",):
-        vals = [r[key] for r in ok]
-        if vals:
-            out[key] = {"mean": float(np.mean(vals)), "min": float(min(vals)), "max": float(max(vals))}
-    return out
-
-
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", choices=TASKS, required=True, help="toy, generate (MNIST) or anomaly (MNIST)")
     p.add_argument("--sampler", choices=SAMPLERS, required=True, help="lebm (short-run Langevin) or damc")
@@ -421,29 +410,20 @@ def main(args: argparse.Namespace) -> int:
     tag = f"{args.task}{args.heldout_digit if args.task == 'anomaly' else ''}_{args.sampler}"
     runs: dict[str, dict[str, Any]] = {}
     for seed in tqdm(seeds, desc=tag, leave=False):
-        done = out / "runs" / f"{tag}_seed{seed}.json"
-        if args.resume and done.exists():
-            runs[str(seed)] = read_json(done)
-            continue
-        try:
-            if args.task == "toy":
-                result = run_toy(preset, args.sampler, seed, out)
-            elif args.task == "generate":
-                result = run_generate(preset, args.sampler, seed, out, args.data_dir, args.resume)
-            else:
-                result = run_anomaly(preset, args.sampler, seed, args.heldout_digit, out, args.data_dir, args.resume)
-        except DivergenceError as exc:
-            result = {"status": "diverged", "error": str(exc), "step": exc.step}
-            tqdm.write(f"{tag} seed {seed}: {exc}")
-        runs[str(seed)] = result
-        write_json(result, done)
-    summary = summarize(args.task, runs)
+        if args.task == "toy":
+            run = partial(run_toy, preset, args.sampler, seed, out)
+        elif args.task == "generate":
+            run = partial(run_generate, preset, args.sampler, seed, out, args.data_dir, args.resume)
+        else:
+            run = partial(run_anomaly, preset, args.sampler, seed, args.heldout_digit, out, args.data_dir, args.resume)
+        runs[str(seed)] = run_or_reuse(out / "runs" / f"{tag}_seed{seed}.json", run, args.resume, f"{tag} seed {seed}")
+    summary = seed_summary(runs.values(), HEADLINE[args.task] + ("wall_time_s",))
     metrics = {"task": args.task, "sampler": args.sampler, "heldout_digit": args.heldout_digit,
                "preset": args.preset, "config": asdict(preset), "seeds": seeds, "summary": summary, "runs": runs}
     write_json(metrics, out / "metrics.json")
     for key in HEADLINE[args.task]:
-        if key in summary:
-            print(f"{tag} {key}: {summary[key]['mean']:.4f} (min {summary[key]['min']:.4f}, "
-                  f"max {summary[key]['max']:.4f}, {summary['n_seeds']} seed(s))")
+        if f"{key}_mean" in summary:
+            print(f"{tag} {key}: {summary[key + '_mean']:.4f} (min {summary[key + '_min']:.4f}, "
+                  f"max {summary[key + '_max']:.4f}, {summary['n_seeds']} seed(s))")
     print(f"wrote {out / 'metrics.json'} and PNGs")
-    return 0 if all(r.get("status") == "ok" for r in runs.values()) else 1
+    return exit_code(runs.values())

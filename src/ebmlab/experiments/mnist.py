@@ -49,8 +49,8 @@ from ..metrics.frechet import frechet_from_moments, gaussian_moments
 from ..sampling.langevin import init_state, ula
 from ..sampling.resampling import RESAMPLERS, systematic
 from ..sampling.walkers import log_z_estimate, normalized_weights
-from ..training import METHODS, DivergenceError, Trainer, negative_phase
-from .common import int_list, name_list, read_json, write_json
+from ..training import METHODS, Trainer, negative_phase
+from .common import exit_code, int_list, name_list, run_or_reuse, seed_summary, write_json
 from .mnist_plots import plot_all
 
 DIGITS = (2, 3, 6)
@@ -301,22 +301,18 @@ def references(evaluator: Evaluator, split: DigitSplit) -> dict[str, Any]:
             "ebm_images_frechet": frechet_from_moments(*gaussian_moments(feats), *evaluator.heldout_moments)}
 
 
-def summarize(runs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
-    """Mean / min / max over seeds of the final TV, Frechet distance and wall time, per method."""
+SUMMARY_KEYS = ("tv", "frechet", "ce_est", "ess_frac", "n_resamplings", "wall_time_s")
+
+
+def summarize(runs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per method: mean / min / max over seeds of the final TV, Frechet distance and wall time, and the
+    mean class fractions."""
     out = {}
     for method, by_seed in runs.items():
         ok = [r for r in by_seed.values() if r.get("status") == "ok"]
-        if not ok:
-            continue
-        s: dict[str, Any] = {"n_seeds": len(ok)}
-        for key in ("tv", "frechet", "ce_est", "ess_frac", "n_resamplings", "wall_time_s"):
-            vals = [r[key] for r in ok if r.get(key) is not None]
-            if vals:
-                s[f"{key}_mean"] = sum(vals) / len(vals)
-                s[f"{key}_min"] = min(vals)
-                s[f"{key}_max"] = max(vals)
-        s["fractions_mean"] = np.mean([r["fractions"] for r in ok], axis=0).tolist()
-        out[method] = s
+        if ok:
+            out[method] = seed_summary(ok, SUMMARY_KEYS) | {
+                "fractions_mean": np.mean([r["fractions"] for r in ok], axis=0).tolist()}
     return out
 
 
@@ -337,17 +333,10 @@ def run_study(cfg: MnistConfig, methods: list[str], seeds: list[int], out: Path,
     runs: dict[str, dict[str, Any]] = {m: {} for m in methods}
     for method in methods:
         for seed in seeds:
-            done = out / "runs" / f"{method}_seed{seed}.json"
-            if resume and done.exists():
-                runs[method][str(seed)] = read_json(done)
-                continue
-            try:
-                result = run_one(cfg, method, seed, split, evaluator, out, resume, progress)
-            except DivergenceError as exc:
-                result = {"status": "diverged", "error": str(exc), "step": exc.step}
-                tqdm.write(f"{method} seed {seed}: {exc}")
-            runs[method][str(seed)] = result
-            write_json(result, done)
+            runs[method][str(seed)] = run_or_reuse(
+                out / "runs" / f"{method}_seed{seed}.json",
+                lambda: run_one(cfg, method, seed, split, evaluator, out, resume, progress),
+                resume, f"{method} seed {seed}")
     metrics = {
         "config": asdict(cfg) | {"temperature": cfg.temperature},
         "digits": list(DIGITS), "target_fractions": list(cfg.target_fractions), "methods": methods, "seeds": seeds,
@@ -402,5 +391,4 @@ def main(args: argparse.Namespace) -> int:
         print(f"{method:>10}: TV to 4:2:1 {s['tv_mean']:.3f} [{s['tv_min']:.3f}, {s['tv_max']:.3f}], "
               f"Frechet {s['frechet_mean']:.2f}, {s['wall_time_s_mean']:.0f} s/run ({s['n_seeds']} seeds)")
     print(f"wrote {args.out / 'metrics.json'} and plots")
-    diverged = [(m, s) for m, r in metrics["runs"].items() for s, v in r.items() if v["status"] != "ok"]
-    return 1 if diverged else 0
+    return exit_code(r for by_seed in metrics["runs"].values() for r in by_seed.values())
