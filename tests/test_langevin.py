@@ -130,3 +130,21 @@ def test_mala_leaves_target_invariant():
     var_se = x.var(0) * math.sqrt(2 / n)
     assert ((x.var(0) - torch.tensor([0.25, 4.0], dtype=D)).abs() < 5 * var_se).all()
     assert 0.2 < min(acc) < max(acc) < 1.0
+
+
+def test_increment_with_other_noise_scale_is_the_kernel_density_ratio():
+    """noise_std != sqrt(2h): dA = U_k(x) - U_{k+1}(y) + log q_{k+1}(y->x) - log q_k(x->y) with the
+    normalised Gaussian kernel densities of torch.distributions (the note's pitfall, option (a))."""
+    old, new, g = gaussians(5)
+    h, sigma = 0.2, 0.15
+    x = torch.randn(300, 3, generator=g, dtype=D)
+    u_x, g_x = energy_and_grad(old, x)
+    y = ula_propose(x, g_x, h, g, noise_std=sigma)
+    u_y, g_y = energy_and_grad(new, y)
+
+    def log_q(a, grad_a, b):
+        return torch.distributions.Normal(a - h * grad_a, sigma).log_prob(b).sum(1)
+
+    want = u_x - u_y + log_q(y, g_y, x) - log_q(x, g_x, y)
+    got = transition_log_weight(x, y, u_x, g_x, u_y, g_y, h, noise_std=sigma)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-10)

@@ -7,7 +7,6 @@ from .langevin import (
     refresh,
     transition_log_weight,
     ula,
-    ula_log_q,
     ula_propose,
 )
 from .resampling import RESAMPLERS, get_resampler, multinomial, residual, stratified, systematic
@@ -27,7 +26,7 @@ from .walkers import (
 
 __all__ = [
     "LangevinState", "energy_and_grad", "init_state", "mala", "refresh", "transition_log_weight", "ula",
-    "ula_log_q", "ula_propose", "RESAMPLERS", "get_resampler", "multinomial", "residual", "stratified",
+    "ula_propose", "RESAMPLERS", "get_resampler", "multinomial", "residual", "stratified",
     "systematic", "Walkers", "add_log_weights", "cv2", "ess", "ess_fraction", "log_mean_weight",
     "log_z_estimate", "make_walkers", "maybe_resample", "normalized_weights", "resample",
 ]
