@@ -324,6 +324,24 @@ def test_torchrun_gmm_equals_one_process(tmp_path):
         sorted(p.name for p in (tmp_path / "p1").rglob("*") if p.is_file())
 
 
+def test_torchrun_mnist_quick_matches_one_process(tmp_path, mnist_dir):
+    """`torchrun --nproc-per-node 2 -m ebmlab mnist --preset quick`: one set of files, and the numbers of
+    one process up to float32 reduction order (the CNN energy runs in float32)."""
+    args = ["mnist", "--preset", "quick", "--methods", "jarzynski,pcd", "--data-dir", str(mnist_dir), "--no-progress"]
+    done = _torchrun(*args, "--out", str(tmp_path / "p2"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("wrote ") == 1
+    assert main_cli([*args, "--out", str(tmp_path / "p1")]) == 0
+    runs = [json.loads((tmp_path / p / "metrics.json").read_text())["runs"] for p in ("p2", "p1")]
+    for method in ("jarzynski", "pcd"):
+        two, one = (r[method]["0"] for r in runs)
+        assert two["fractions"] == one["fractions"] and two["n_resamplings"] == one["n_resamplings"]
+        for key in ("frechet", "ess_frac"):
+            assert two[key] == pytest.approx(one[key], rel=1e-4)
+    assert sorted(p.name for p in (tmp_path / "p2").rglob("*") if p.is_file()) == \
+        sorted(p.name for p in (tmp_path / "p1").rglob("*") if p.is_file())
+
+
 def quick_preset_run(coll):
     trainer, model, _ = build_trainer(PRESETS["quick"], "jarzynski", 0, coll)
     trainer.run(PRESETS["quick"].iters, progress=False)

@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mnist": ("ebmlab.experiments.mnist", "imbalanced-MNIST study: Jarzynski vs PCD vs CD"),
     "latent": ("ebmlab.experiments.latent", "latent-space EBM priors: short-run LEBM and DAMC"),
 }
-DISTRIBUTED = ("gmm",)  # commands that run under torchrun with walkers split across processes
+DISTRIBUTED = ("gmm", "mnist")  # commands that run under torchrun with walkers split across processes
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:

@@ -48,7 +48,8 @@ from ..metrics.classifier import (DigitClassifier, accuracy, apply_batched, clas
 from ..metrics.frechet import frechet_from_moments, gaussian_moments
 from ..sampling.langevin import init_state, ula
 from ..sampling.resampling import RESAMPLERS, systematic
-from ..sampling.walkers import log_z_estimate, normalized_weights
+from ..distributed import LOCAL, Collective
+from ..sampling.walkers import Walkers, log_z_estimate, normalized_weights
 from ..training import METHODS, Trainer, negative_phase
 from .common import exit_code, int_list, name_list, run_or_reuse, seed_summary, write_json
 from .mnist_plots import plot_all
@@ -162,7 +163,7 @@ def uniform_log_z0(energy: nn.Module, n: int, generator: torch.Generator) -> flo
     return float(784 * math.log(2.0) + torch.logsumexp(-v, 0) - math.log(n))
 
 
-def build_trainer(cfg: MnistConfig, method: str, seed: int, data: Tensor) -> Trainer:
+def build_trainer(cfg: MnistConfig, method: str, seed: int, data: Tensor, collective: Collective = LOCAL) -> Trainer:
     """Energy, Adam (betas, linear lr decay, clip) and the method's negative phase, as one Trainer."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
@@ -182,13 +183,12 @@ def build_trainer(cfg: MnistConfig, method: str, seed: int, data: Tensor) -> Tra
     t = cfg.temperature  # the loss is in V = U/T: scale alpha and the clip so they act as in U units
     return Trainer(energy, data, opt, phase, n_walkers=cfg.n_walkers, generator=gen, init_sampler=init,
                    log_z0=log_z0, data_batch=cfg.data_batch, energy_reg=cfg.energy_reg * t,
-                   grad_clip=cfg.grad_clip / t, scheduler=sched)
+                   grad_clip=cfg.grad_clip / t, scheduler=sched, collective=collective)
 
 
-def walker_weights(trainer: Trainer) -> Tensor:
+def walker_weights(walkers: Walkers, weighted: bool) -> Tensor:
     """Normalised weights (N,) float64: softmax(A) for weighted walkers, 1/N otherwise."""
-    w = trainer.walkers
-    return normalized_weights(w.log_w) if trainer.phase.weighted else torch.full_like(w.log_w, 1.0 / w.n)
+    return normalized_weights(walkers.log_w) if weighted else torch.full_like(walkers.log_w, 1.0 / walkers.n)
 
 
 def weighted_moments(feats: Tensor, w: Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -211,8 +211,10 @@ class Evaluator:
     @torch.no_grad()
     def __call__(self, trainer: Trainer) -> dict[str, Any]:
         """Class fractions (weighted for Jarzynski), TV to the target, feature Frechet distance to the
-        held-out images (weighted moments), ESS/N and, for weighted walkers, log Z and CE estimates."""
-        x, w = trainer.walkers.x, walker_weights(trainer)
+        held-out images (weighted moments), ESS/N and, for weighted walkers, log Z and CE estimates.
+        Under torchrun every process evaluates the gathered population (a collective call)."""
+        walkers = trainer.population()
+        x, w = walkers.x, walker_weights(walkers, trainer.phase.weighted)
         frac = class_fractions(predict(self.classifier, x), len(self.target), w)
         tv = 0.5 * float((frac - torch.tensor(self.target, dtype=torch.float64)).abs().sum())
         feats = apply_batched(self.classifier.features, x)
@@ -220,7 +222,7 @@ class Evaluator:
                "frechet": frechet_from_moments(*weighted_moments(feats, w), *self.heldout_moments),
                "ess_frac": float(1.0 / (w * w).sum() / w.numel())}
         if trainer.phase.weighted:
-            log_z = float(log_z_estimate(trainer.walkers))
+            log_z = float(log_z_estimate(walkers))
             mean_v = float(apply_batched(trainer.energy, self.ebm_images, 256).double().mean())
             out.update(log_z_est=log_z, ce_est=mean_v + log_z)
         return out
@@ -228,22 +230,23 @@ class Evaluator:
 
 def sample_grid_images(trainer: Trainer, n: int = GRID) -> Tensor:
     """n walkers (n, 1, 28, 28) to show: drawn by weight (systematic resampling) for Jarzynski,
-    the first n otherwise."""
+    the first n otherwise (a collective call under torchrun)."""
+    walkers = trainer.population()
     if trainer.phase.weighted:
-        idx = systematic(walker_weights(trainer), n, torch.Generator().manual_seed(0))
-        return trainer.walkers.x[idx].clone()
-    return trainer.walkers.x[:n].clone()
+        idx = systematic(walker_weights(walkers, True), n, torch.Generator().manual_seed(0))
+        return walkers.x[idx].clone()
+    return walkers.x[:n].clone()
 
 
 def run_one(cfg: MnistConfig, method: str, seed: int, split: DigitSplit, evaluator: Evaluator, out: Path,
-            resume: bool, progress: bool | None) -> dict[str, Any]:
+            resume: bool, progress: bool | None, collective: Collective = LOCAL) -> dict[str, Any]:
     """Train one (method, seed) and return its metrics (raises DivergenceError on blow-up).
 
     Evaluations happen when the iteration count is one less than a multiple of ``eval_every`` (so CD
     walkers are seen after 3 updates from data, not at a reset) and are stored in the trainer history,
     hence in checkpoints.
     """
-    trainer = build_trainer(cfg, method, seed, split.ebm.images)
+    trainer = build_trainer(cfg, method, seed, split.ebm.images, collective)
     ckpt = out / "checkpoints" / f"{method}_seed{seed}.pt"
     if resume and ckpt.exists():
         trainer.resume(ckpt)
@@ -259,7 +262,9 @@ def run_one(cfg: MnistConfig, method: str, seed: int, split: DigitSplit, evaluat
     evals = [r["eval"] for r in trainer.history if "eval" in r]
     if not evals:
         raise ValueError(f"no evaluation happened: iters={cfg.iters} < eval_every - 1={cfg.eval_every - 1}")
-    torch.save(sample_grid_images(trainer), out / "runs" / f"{method}_seed{seed}_samples.pt")
+    grid = sample_grid_images(trainer)
+    if collective.is_main:
+        torch.save(grid, out / "runs" / f"{method}_seed{seed}_samples.pt")
     final = evals[-1]
     traj = {k: [e[k] for e in evals] for k in evals[0]}
     traj["resample_steps"] = [r["step"] for r in trainer.history if r["resampled"]]
@@ -267,9 +272,10 @@ def run_one(cfg: MnistConfig, method: str, seed: int, split: DigitSplit, evaluat
             "n_resamplings": len(traj["resample_steps"]), "wall_time_s": wall, "trajectory": traj}
 
 
-def get_classifier(cfg: MnistConfig, split: DigitSplit, out: Path, resume: bool,
-                   progress: bool | None) -> tuple[DigitClassifier, dict[str, Any]]:
-    """Train (or, with resume, reload) the 3-class classifier; report its held-out accuracy."""
+def get_classifier(cfg: MnistConfig, split: DigitSplit, out: Path, resume: bool, progress: bool | None,
+                   write: bool = True) -> tuple[DigitClassifier, dict[str, Any]]:
+    """Train (or, with resume, reload) the 3-class classifier and save it (``write``); report its held-out
+    accuracy.  Training is seeded, so every process of a torchrun job trains the same classifier."""
     path = out / "classifier.pt"
     start = time.perf_counter()
     if resume and path.exists():
@@ -277,7 +283,8 @@ def get_classifier(cfg: MnistConfig, split: DigitSplit, out: Path, resume: bool,
     else:
         model = train_classifier(split.classifier.images, split.classifier.labels, len(DIGITS),
                                  epochs=cfg.classifier_epochs, seed=cfg.split_seed, progress=progress)
-        save_classifier(model, path)
+        if write:
+            save_classifier(model, path)
     info = {"heldout_accuracy": accuracy(model, split.heldout.images, split.heldout.labels),
             "n_train": len(split.classifier), "n_heldout": len(split.heldout),
             "train_class_counts": split.classifier.class_counts(len(DIGITS)), "epochs": cfg.classifier_epochs,
@@ -317,26 +324,30 @@ def summarize(runs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
 
 
 def run_study(cfg: MnistConfig, methods: list[str], seeds: list[int], out: Path, data_dir: str | None = None,
-              resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
+              resume: bool = False, progress: bool | None = None, collective: Collective = LOCAL) -> dict[str, Any]:
     """All (method, seed) runs; writes metrics.json and the plots; returns the metrics.
 
     Finished runs (``runs/<method>_seed<seed>.json``) found in ``out`` are reused with ``resume``, and
     the report covers every finished run of the requested methods and seeds, so several processes
-    may each run some methods into one ``out`` and a last ``--resume`` call assembles them.
+    may each run some methods into one ``out`` and a last ``--resume`` call assembles them.  With a
+    distributed ``collective`` every process runs this and only the main one writes files.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "runs").mkdir(exist_ok=True)
+    main_process = collective.is_main
+    if main_process:
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+    else:
+        progress = False
     images, labels = load_mnist(data_dir, split=cfg.split)
     split = imbalanced_digit_split(images, labels, DIGITS, RATIOS, cfg.ebm_unit, cfg.heldout_unit, cfg.split_seed)
-    classifier, clf_info = get_classifier(cfg, split, out, resume, progress)
+    classifier, clf_info = get_classifier(cfg, split, out, resume, progress, write=main_process)
     evaluator = make_evaluator(classifier, split, cfg.target_fractions)
     runs: dict[str, dict[str, Any]] = {m: {} for m in methods}
     for method in methods:
         for seed in seeds:
             runs[method][str(seed)] = run_or_reuse(
                 out / "runs" / f"{method}_seed{seed}.json",
-                lambda: run_one(cfg, method, seed, split, evaluator, out, resume, progress),
-                resume, f"{method} seed {seed}")
+                lambda: run_one(cfg, method, seed, split, evaluator, out, resume, progress, collective),
+                resume, f"{method} seed {seed}", write=main_process)
     metrics = {
         "config": asdict(cfg) | {"temperature": cfg.temperature},
         "digits": list(DIGITS), "target_fractions": list(cfg.target_fractions), "methods": methods, "seeds": seeds,
@@ -345,8 +356,9 @@ def run_study(cfg: MnistConfig, methods: list[str], seeds: list[int], out: Path,
         "classifier": clf_info, "reference": references(evaluator, split),
         "summary": summarize(runs), "runs": runs,
     }
-    write_json(metrics, out / "metrics.json")
-    plot_all(metrics, out)
+    if main_process:
+        write_json(metrics, out / "metrics.json")
+        plot_all(metrics, out)
     return metrics
 
 
@@ -384,8 +396,11 @@ def config_from_args(args: argparse.Namespace) -> MnistConfig:
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     seeds = args.seeds or DEFAULT_SEEDS[args.preset]
+    coll = args.collective
     metrics = run_study(cfg, args.methods, seeds, args.out, data_dir=args.data_dir, resume=args.resume,
-                        progress=False if args.no_progress else None)
+                        progress=False if args.no_progress else None, collective=coll)
+    if not coll.is_main:
+        return 0
     print(f"classifier held-out accuracy {metrics['classifier']['heldout_accuracy']:.4f}")
     for method, s in metrics["summary"].items():
         print(f"{method:>10}: TV to 4:2:1 {s['tv_mean']:.3f} [{s['tv_min']:.3f}, {s['tv_max']:.3f}], "
