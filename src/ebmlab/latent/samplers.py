@@ -100,7 +100,9 @@ class LEBMSampler:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
+        """Short-run chains carry no learned state: only the empty dict of :meth:`state_dict` fits."""
+        if state:
+            raise ValueError(f"LEBMSampler has no state to load; got keys {sorted(state)} (a DAMC checkpoint?)")
 
 
 @dataclass(frozen=True)
