@@ -79,7 +79,7 @@ def parse_idx(raw: bytes) -> np.ndarray:
     count = int(np.prod(shape))
     if len(raw) - header != count:
         raise MnistDataError(f"IDX payload has {len(raw) - header} bytes, header declares {count}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()  # writable, owns its memory
 
 
 def load_mnist(
