@@ -160,6 +160,7 @@ def plot_noise_scale(res: dict[str, Any], out: Path) -> list[Path]:
             ax.plot(r["scales"], [m if m is not None and m > 0 else math.nan for m in mse], label=est,
                     lw=2.5 - 0.35 * k, ms=4, **style)
         ax.set(xscale="log", yscale="log", xlabel="proposal / noise scale s", title=f"{name} (d={r['dim']})")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor-tick labels of a short log axis overlap
         ax.set_xticks(r["scales"], [f"{s:g}" for s in r["scales"]])
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3, which="both")
