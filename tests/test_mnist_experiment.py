@@ -8,8 +8,8 @@ import torch
 from ebmlab.cli import main as cli_main
 from ebmlab.data.mnist import MnistDataError
 from ebmlab.energies.networks import ConvEnergy
-from ebmlab.experiments.mnist import PRESETS, BoxedTemperedEnergy, build_trainer, run_study
-from ebmlab.sampling.langevin import energy_and_grad, init_state, transition_log_weight, ula_propose
+from ebmlab.experiments.mnist import PRESETS, BoxedTemperedEnergy, build_trainer, make_energy, run_study
+from ebmlab.sampling.langevin import energy_and_grad, init_state, transition_log_weight, ula, ula_propose
 from ebmlab.sampling.walkers import make_walkers
 from ebmlab.training import move_walkers, negative_phase
 
@@ -78,6 +78,35 @@ def test_tempered_energy_drift_and_noise_are_consistent():
         outside[0, 0, 0, 0] = 1.5
         assert float(energy.base_energy(outside) - energy.net(outside)) == pytest.approx(0.5 * cfg.wall * 0.25)
         assert float(energy.base_energy(inside) - energy.net(inside)) == 0.0
+
+
+def _fixed_theta_log_weight_spread(cfg, steps: int = 5) -> float:
+    """Std over 64 walkers of the summed MALA-ratio log-weights after ``steps`` ULA steps at theta_0
+    (walkers uniform on a box 10% wider than the pixel box, so the wall is active)."""
+    energy = make_energy(cfg, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    state = init_state(energy, torch.rand(64, 1, 28, 28, generator=gen) * 2.2 - 1.1)
+    total = torch.zeros(64, dtype=D)
+    for _ in range(steps):
+        state, inc = ula(state, energy, cfg.noise_std ** 2 / 2, gen)
+        total += inc
+    return float(total.std())
+
+
+def test_preset_wall_keeps_fixed_theta_weights_flat():
+    """The cpu preset's step/wall product (0.05) keeps the discretisation part of the weights within
+    0.5 nat over 5 steps (0.34 measured); a 10x stiffer wall spreads them by over 2 nats (3.7)."""
+    cpu = PRESETS["cpu"]
+    assert cpu.step_size * cpu.wall == pytest.approx(0.05)
+    assert PRESETS["paper"].step_size * PRESETS["paper"].wall == pytest.approx(0.05)
+    assert _fixed_theta_log_weight_spread(cpu) < 0.5
+    assert _fixed_theta_log_weight_spread(replace(cpu, wall=5.0)) > 2.0
+
+
+@pytest.mark.parametrize("kw", [dict(wall=10.0), dict(step_size=0.0), dict(noise_std=-1.0)])
+def test_config_rejects_unusable_step_wall_noise(kw):
+    with pytest.raises(ValueError, match="step_size"):
+        replace(PRESETS["cpu"], **kw)
 
 
 def test_cli_quick_end_to_end(mnist_dir, tmp_path):

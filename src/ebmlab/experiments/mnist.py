@@ -74,12 +74,12 @@ class MnistConfig:
     walker_batch: int = 128
     steps_per_update: int = 10
     step_size: float = 0.1
-    noise_std: float = 0.01
-    wall: float = 5.0  # kappa of the soft pixel-box wall, in U units
+    noise_std: float = 0.1  # T = 0.05: weights stay usable over the run (docs/mnist.md)
+    wall: float = 0.5  # kappa of the soft pixel-box wall, in U units; keep step_size * wall <= ~0.05
     init_steps: int = 30  # unweighted ULA steps at theta_0 after the uniform draw (Jarzynski)
     iters: int = 1000
     data_batch: int = 128
-    lr: float = 1e-3
+    lr: float = 1e-4
     beta1: float = 0.0
     beta2: float = 0.999
     final_lr_factor: float = 0.01  # linear decay of the learning rate to this fraction at the end
@@ -90,6 +90,14 @@ class MnistConfig:
     cd_reset_every: int = 4
     eval_every: int = 40
     checkpoint_every: int = 200
+
+    def __post_init__(self) -> None:
+        if not (self.step_size > 0 and self.noise_std > 0):
+            raise ValueError(f"need step_size > 0 and noise_std > 0, got {self.step_size}, {self.noise_std}")
+        if self.step_size * self.wall >= 1.0:
+            raise ValueError(f"step_size * wall = {self.step_size * self.wall:g} >= 1: ULA on the pixel wall is "
+                             "too coarse and the Jarzynski weights collapse even at fixed parameters; lower wall "
+                             "or step_size (the presets keep the product at 0.05)")
 
     @property
     def temperature(self) -> float:
@@ -108,7 +116,7 @@ PRESETS: dict[str, MnistConfig] = {
     "cpu": MnistConfig(),
     # the paper's settings (section 4 of the note) for a GPU; 600 epochs of 9 800 images / 128
     "paper": MnistConfig(n_walkers=1024, walker_batch=256, steps_per_update=30, step_size=5e-5, noise_std=1e-4,
-                         wall=1e4, init_steps=20_000, iters=46_000, lr=1e-4, final_lr_factor=1e-3,
+                         wall=1e3, init_steps=20_000, iters=46_000, lr=1e-4, final_lr_factor=1e-3,
                          eval_every=400, checkpoint_every=2000),
 }
 DEFAULT_SEEDS = {"quick": [0], "cpu": [0, 1, 2], "paper": [0, 1, 2]}
