@@ -85,20 +85,27 @@ def plot_tv_frechet(metrics: dict[str, Any], path: Path) -> None:
 
 
 def plot_cross_entropy(metrics: dict[str, Any], path: Path) -> None:
-    """Estimated cross-entropy (weighted walkers only) and ESS/N vs step."""
+    """Estimated cross-entropy and cumulative number of resamplings vs step (weighted walkers only).
+    The resampling count, not ESS/N at the evaluations, shows degeneracy: an evaluation that follows
+    a resampling always sees ESS/N = 1."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    iters = metrics["config"]["iters"]
     for method in metrics["methods"]:
         runs = [r for _, r in _ok_runs(metrics, method)]
         if runs and "ce_est" in runs[0]["trajectory"]:
             steps = runs[0]["trajectory"]["step"]
             ce = [r["trajectory"]["ce_est"] for r in runs]
             band(ax1, steps, [[v - c[0] for v in c] for c in ce], method, COLORS.get(method))
-            band(ax2, steps, [r["trajectory"]["ess_frac"] for r in runs], method, COLORS.get(method))
+            counts = [np.searchsorted(r["trajectory"]["resample_steps"], np.arange(iters), side="right")
+                      for r in runs]
+            band(ax2, np.arange(iters), counts, method, COLORS.get(method))
     ax1.set(xlabel="training iteration", ylabel="CE estimate minus its first value [nats, V = U/T]",
             title="Estimated cross-entropy (changes only)")
-    ax2.set(xlabel="training iteration", ylabel="ESS / N", ylim=(0, 1.02), title="Effective sample size")
-    if ax1.get_legend_handles_labels()[0]:
-        ax1.legend(fontsize=8)
+    ax2.plot([0, iters], [0, iters], color="k", ls=":", lw=1, label="one per iteration")
+    ax2.set(xlabel="training iteration", ylabel="resamplings so far", title="Resamplings (ESS/N below threshold)")
+    for ax in (ax1, ax2):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     save(fig, path)
 
 
