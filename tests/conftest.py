@@ -20,7 +20,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def mnist_dir(request: pytest.FixtureRequest) -> Path:
     """Directory holding the MNIST test-set IDX files; skips the test if there is none."""
     chosen = request.config.getoption("--data-dir") or os.environ.get("EBMLAB_DATA") or DEFAULT_MNIST
-    path = Path(chosen)
+    path = Path(chosen).resolve()  # tests may run commands from another directory
     missing = [f for f in MNIST_FILES if not (path / f).is_file()]
     if missing:
         pytest.skip(f"MNIST test set not found in {str(path)!r} (missing {missing}); "
