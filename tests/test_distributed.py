@@ -335,7 +335,9 @@ def test_torchrun_mnist_quick_matches_one_process(tmp_path, mnist_dir):
     runs = [json.loads((tmp_path / p / "metrics.json").read_text())["runs"] for p in ("p2", "p1")]
     for method in ("jarzynski", "pcd"):
         two, one = (r[method]["0"] for r in runs)
-        assert two["fractions"] == one["fractions"] and two["n_resamplings"] == one["n_resamplings"]
+        # weighted fractions: sums of float64 weights in another order, so equal up to rounding
+        assert two["fractions"] == pytest.approx(one["fractions"], abs=1e-12)
+        assert two["n_resamplings"] == one["n_resamplings"]
         for key in ("frechet", "ess_frac"):
             assert two[key] == pytest.approx(one[key], rel=1e-4)
     assert sorted(p.name for p in (tmp_path / "p2").rglob("*") if p.is_file()) == \
