@@ -8,6 +8,7 @@
 Timings alternate between the two sides in short blocks and report the median of the per-block
 ratios, which cancels most of the drift on a shared machine.  Usage: python benchmarks/bench_core.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,17 @@ def make_trainer(method: str, n_walkers: int, seed: int = 0) -> Trainer:
     data = torch.randn(4096, 32, generator=g)
     opt = torch.optim.Adam(energy.parameters(), lr=1e-4)
     phase = negative_phase(method, step_size=0.01)
-    return Trainer(energy, data, opt, phase, n_walkers=n_walkers, generator=g, data_batch=256,
-                   init_sampler=lambda n, gen: energy.sample_initial(n, gen), log_z0=energy.initial_log_z())
+    return Trainer(
+        energy,
+        data,
+        opt,
+        phase,
+        n_walkers=n_walkers,
+        generator=g,
+        data_batch=256,
+        init_sampler=lambda n, gen: energy.sample_initial(n, gen),
+        log_z0=energy.initial_log_z(),
+    )
 
 
 def main() -> None:
@@ -59,8 +69,10 @@ def main() -> None:
 
     jar, pcd = make_trainer("jarzynski", args.walkers), make_trainer("pcd", args.walkers)
     r, ta, tb = paired_ratio(jar.step, pcd.step, args.blocks, args.iters)
-    print(f"training iteration, Jarzynski / PCD ({args.walkers} walkers): {r:.3f}  "
-          f"({ta * 1e3:.2f} ms vs {tb * 1e3:.2f} ms)  target <= 1.10")
+    print(
+        f"training iteration, Jarzynski / PCD ({args.walkers} walkers): {r:.3f}  "
+        f"({ta * 1e3:.2f} ms vs {tb * 1e3:.2f} ms)  target <= 1.10"
+    )
 
     energy = MLPEnergy(32, hidden=(128, 128))
     g = torch.Generator().manual_seed(1)
@@ -75,8 +87,10 @@ def main() -> None:
         torch.autograd.grad(energy(xg).sum(), xg)
 
     r, ta, tb = paired_ratio(ula_step, bare, args.blocks, args.iters * 5)
-    print(f"ULA step / bare energy forward+backward ({args.walkers} walkers): {r:.3f}  "
-          f"({ta * 1e3:.3f} ms vs {tb * 1e3:.3f} ms)  target <= 1.15")
+    print(
+        f"ULA step / bare energy forward+backward ({args.walkers} walkers): {r:.3f}  "
+        f"({ta * 1e3:.3f} ms vs {tb * 1e3:.3f} ms)  target <= 1.15"
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ process exactly).
 
 Usage: python benchmarks/bench_distributed.py [--walkers 10000] [--rounds 3] [--iters 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,23 +56,31 @@ def main() -> None:
     torch.set_num_threads(1)
     wall, cpu, t1s, t2s = [], [], [], []
     for r in range(args.rounds):
-        (w1, c1), = run_local(time_per_iter, 1, args.walkers, args.iters, False)
+        ((w1, c1),) = run_local(time_per_iter, 1, args.walkers, args.iters, False)
         two = run_local(time_per_iter, 2, args.walkers, args.iters, True)
         w2, c2 = max(t[0] for t in two), max(t[1] for t in two)
         wall.append(w2 / w1)
         cpu.append(c2 / c1)
         t1s.append(w1)
         t2s.append(w2)
-        print(f"round {r}: 1 process {w1 * 1e3:.1f} ms/iter ({c1 * 1e3:.1f} ms CPU), 2 processes {w2 * 1e3:.1f} "
-              f"ms/iter ({c2 * 1e3:.1f} ms CPU each); ratio wall {w2 / w1:.3f}, CPU {c2 / c1:.3f}")
+        print(
+            f"round {r}: 1 process {w1 * 1e3:.1f} ms/iter ({c1 * 1e3:.1f} ms CPU), 2 processes {w2 * 1e3:.1f} "
+            f"ms/iter ({c2 * 1e3:.1f} ms CPU each); ratio wall {w2 / w1:.3f}, CPU {c2 / c1:.3f}"
+        )
     n, d = args.walkers, PRESETS["paper"].dim
     extra = noise_draw_time(2 * n, d) - noise_draw_time(n, d)
-    print(f"weak scaling, {n} walkers per process, d = {d}, medians of {args.rounds} rounds "
-          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")
-    print(f"  time per iteration 2 processes / 1 process = {statistics.median(wall):.3f} (target <= 1.3); "
-          f"CPU time per iteration per process, 2 / 1 = {statistics.median(cpu):.3f}")
-    print(f"  1 process {statistics.median(t1s) * 1e3:.1f} ms/iter, 2 processes {statistics.median(t2s) * 1e3:.1f} "
-          f"ms/iter; the replicated noise draw adds {extra * 1e3:.1f} ms per iteration per process")
+    print(
+        f"weak scaling, {n} walkers per process, d = {d}, medians of {args.rounds} rounds "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):"
+    )
+    print(
+        f"  time per iteration 2 processes / 1 process = {statistics.median(wall):.3f} (target <= 1.3); "
+        f"CPU time per iteration per process, 2 / 1 = {statistics.median(cpu):.3f}"
+    )
+    print(
+        f"  1 process {statistics.median(t1s) * 1e3:.1f} ms/iter, 2 processes {statistics.median(t2s) * 1e3:.1f} "
+        f"ms/iter; the replicated noise draw adds {extra * 1e3:.1f} ms per iteration per process"
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Shared test fixtures: the MNIST directory (``--data-dir`` option, else ``$EBMLAB_DATA``, else the
 repository-relative ``../shared/data/mnist``); tests that need it skip when it is absent."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,11 @@ DEFAULT_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" /
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--data-dir", default=None,
-                     help="directory with the MNIST IDX files (default: $EBMLAB_DATA, else ../shared/data/mnist)")
+    parser.addoption(
+        "--data-dir",
+        default=None,
+        help="directory with the MNIST IDX files (default: $EBMLAB_DATA, else ../shared/data/mnist)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +27,7 @@ def mnist_dir(request: pytest.FixtureRequest) -> Path:
     path = Path(chosen).resolve()  # tests may run commands from another directory
     missing = [f for f in MNIST_FILES if not (path / f).is_file()]
     if missing:
-        pytest.skip(f"MNIST test set not found in {str(path)!r} (missing {missing}); "
-                    "pass --data-dir DIR or set EBMLAB_DATA")
+        pytest.skip(
+            f"MNIST test set not found in {str(path)!r} (missing {missing}); pass --data-dir DIR or set EBMLAB_DATA"
+        )
     return path

@@ -5,8 +5,15 @@ import torch
 from ebmlab.data.mnist import load_mnist
 from ebmlab.data.subsets import imbalanced_digit_split
 from ebmlab.metrics.classifier import (
-    DigitClassifier, accuracy, class_fractions, load_classifier, predict, random_shift, save_classifier,
-    train_classifier)
+    DigitClassifier,
+    accuracy,
+    class_fractions,
+    load_classifier,
+    predict,
+    random_shift,
+    save_classifier,
+    train_classifier,
+)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ global ESS / log Z, global resampling (offspring and walker exchange), training 
 Tolerances: quantities computed by reductions in another order agree to a few ulps (rel 1e-12);
 training runs agree to 1e-12 after 50 iterations (see docs/distributed.md for the measured values).
 """
+
 import json
 import math
 import os
@@ -41,28 +42,39 @@ def population(n=64, seed=0):
 
 def shard(walkers, coll):
     s = walkers.state
-    return Walkers(LangevinState(coll.split(s.x), coll.split(s.energy), coll.split(s.grad)), coll.split(walkers.log_w),
-                   walkers.log_z_ref)
+    return Walkers(
+        LangevinState(coll.split(s.x), coll.split(s.energy), coll.split(s.grad)),
+        coll.split(walkers.log_w),
+        walkers.log_z_ref,
+    )
 
 
 def gathered(walkers, coll):
     s = walkers.state
-    return {"x": coll.gather(s.x), "energy": coll.gather(s.energy), "grad": coll.gather(s.grad),
-            "log_w": coll.gather(walkers.log_w), "log_z_ref": walkers.log_z_ref}
+    return {
+        "x": coll.gather(s.x),
+        "energy": coll.gather(s.energy),
+        "grad": coll.gather(s.grad),
+        "log_w": coll.gather(walkers.log_w),
+        "log_z_ref": walkers.log_z_ref,
+    }
 
 
 # -- workers: run in every process with its collective ------------------------------------------------
 def walker_ops(coll):
     pop = population()
     mine = shard(pop, coll)
-    out = {"ess": ess(mine.log_w, coll), "ess_frac": ess_fraction(mine.log_w, coll),
-           "log_z": log_z_estimate(mine, coll), "resampled": {}}
+    out = {
+        "ess": ess(mine.log_w, coll),
+        "ess_frac": ess_fraction(mine.log_w, coll),
+        "log_z": log_z_estimate(mine, coll),
+        "resampled": {},
+    }
     for scheme in SCHEMES:
         out["resampled"][scheme] = gathered(resample(mine, scheme, torch.Generator().manual_seed(7), coll), coll)
     local = resample_local(mine, "systematic", torch.Generator().manual_seed(7), coll)
     out["local"] = gathered(local, coll) | {"log_z": log_z_estimate(local, coll)}
-    dead = Walkers(mine.state, torch.full_like(mine.log_w, -math.inf) if coll.rank == 1 else mine.log_w,
-                   mine.log_z_ref)
+    dead = Walkers(mine.state, torch.full_like(mine.log_w, -math.inf) if coll.rank == 1 else mine.log_w, mine.log_z_ref)
     try:
         resample_local(dead, "systematic", torch.Generator().manual_seed(7), coll)
         out["dead_shard"] = None
@@ -70,8 +82,9 @@ def walker_ops(coll):
         out["dead_shard"] = str(exc)
     # the noise a process draws for its walkers = its rows of one process's draw
     g = torch.Generator().manual_seed(3)
-    out["noise_all"] = coll.gather(ula_propose(mine.x, torch.zeros_like(mine.x), 0.5, g, 1.0,
-                                               coll.population_rows(mine.n)))
+    out["noise_all"] = coll.gather(
+        ula_propose(mine.x, torch.zeros_like(mine.x), 0.5, g, 1.0, coll.population_rows(mine.n))
+    )
     chosen = torch.tensor([40, 3, 63, 0, 31, 32, 17])
     moved, rows = coll.select(chosen, mine.n)
     noise = ula_propose(mine.x[moved], torch.zeros_like(mine.x[moved]), 0.5, g, 1.0, rows)
@@ -97,10 +110,21 @@ def batched_trainer(coll):
     g = torch.Generator().manual_seed(0)
     data = torch.randn(300, 3, generator=g, dtype=D) + 1
     energy = Gaussian(torch.zeros(3, dtype=D))
-    phase = negative_phase("jarzynski", step_size=0.05, walker_batch=50, steps_per_update=2, ess_threshold=0.95,
-                           resampler="multinomial")
-    return Trainer(energy, data, torch.optim.Adam(energy.parameters(), lr=0.01), phase, n_walkers=120, generator=g,
-                   data_batch=64, energy_reg=0.01, grad_clip=1.0, collective=coll)
+    phase = negative_phase(
+        "jarzynski", step_size=0.05, walker_batch=50, steps_per_update=2, ess_threshold=0.95, resampler="multinomial"
+    )
+    return Trainer(
+        energy,
+        data,
+        torch.optim.Adam(energy.parameters(), lr=0.01),
+        phase,
+        n_walkers=120,
+        generator=g,
+        data_batch=64,
+        energy_reg=0.01,
+        grad_clip=1.0,
+        collective=coll,
+    )
 
 
 def train(coll, cases=("jarzynski", "pcd", "cd", "batched")):
@@ -114,8 +138,12 @@ def train(coll, cases=("jarzynski", "pcd", "cd", "batched")):
             trainer, model, _ = build_trainer(EQ_CFG, case, 0, coll)
             trainer.run(EQ_CFG.iters, progress=False)
             extra = observe(model, trainer, trainer.phase.weighted, 0.5 * (EQ_CFG.left + EQ_CFG.right))
-        out[case] = {"history": trainer.history, "params": dict(trainer.energy.state_dict()),
-                     "walkers": gathered(trainer.walkers, coll), "summary": trainer.summary() | extra}
+        out[case] = {
+            "history": trainer.history,
+            "params": dict(trainer.energy.state_dict()),
+            "walkers": gathered(trainer.walkers, coll),
+            "summary": trainer.summary() | extra,
+        }
     return out
 
 
@@ -136,9 +164,13 @@ def resume_and_straight(coll, ckpt):
     resumed.run(EQ_CFG.iters, progress=False)
     straight, _, _ = build_trainer(EQ_CFG, "jarzynski", 1, coll)
     straight.run(EQ_CFG.iters, progress=False)
-    return {"start": start, **{name: {"history": t.history, "params": dict(t.energy.state_dict()),
-                                      "walkers": gathered(t.walkers, coll)} for name, t in
-                               (("resumed", resumed), ("straight", straight))}}
+    return {
+        "start": start,
+        **{
+            name: {"history": t.history, "params": dict(t.energy.state_dict()), "walkers": gathered(t.walkers, coll)}
+            for name, t in (("resumed", resumed), ("straight", straight))
+        },
+    }
 
 
 MEANS, STDS, COUNTS = torch.tensor([0.0, 1.0, 0.5], dtype=D), torch.tensor([1.0, 1.5, 0.7], dtype=D), [300, 201, 0]
@@ -207,7 +239,7 @@ def test_local_resampling_keeps_walkers_and_log_z(ops):
     for r in ops:
         got = r["local"]
         assert float(got["log_z"]) == pytest.approx(float(log_z_estimate(pop)), rel=REL)
-        for rank, idx in enumerate(halves):  # offspring stay on their process, with the process's weight
+        for idx in halves:  # offspring stay on their process, with the process's weight
             rows = torch.cdist(got["x"][idx], pop.x).argmin(1)
             assert torch.equal(pop.x[rows], got["x"][idx]) and bool(torch.isin(rows, idx).all())
             share = torch.logsumexp(pop.log_w[idx], 0) - math.log(idx.numel())
@@ -267,7 +299,7 @@ def test_training_equals_single_process():
 
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
     ckpt = tmp_path / "c.pt"
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - the child's exit surfaces as a generic error
         run_local(die_midway, P, ckpt)
     results = run_local(resume_and_straight, P, ckpt)
     for r in results:
@@ -303,8 +335,20 @@ def test_rlr_with_samples_split_across_processes():
 
 
 def _torchrun(*args, cwd):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(P), "--master-addr", "127.0.0.1",
-           "--master-port", str(free_port()), "-m", "ebmlab", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        str(P),
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        "-m",
+        "ebmlab",
+        *args,
+    ]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
@@ -320,8 +364,9 @@ def test_torchrun_gmm_equals_one_process(tmp_path):
     for key in ("mode_masses", "log_z_est", "log_z_exact", "kl_est", "ess_frac", "walker_frac_left", "means_e1"):
         _assert_close(two[key], one[key], TRAIN_TOL)
     assert two["trajectory"]["resample_steps"] == one["trajectory"]["resample_steps"]
-    assert sorted(p.name for p in (tmp_path / "p2").rglob("*") if p.is_file()) == \
-        sorted(p.name for p in (tmp_path / "p1").rglob("*") if p.is_file())
+    assert sorted(p.name for p in (tmp_path / "p2").rglob("*") if p.is_file()) == sorted(
+        p.name for p in (tmp_path / "p1").rglob("*") if p.is_file()
+    )
 
 
 def test_torchrun_mnist_quick_matches_one_process(tmp_path, mnist_dir):
@@ -340,16 +385,20 @@ def test_torchrun_mnist_quick_matches_one_process(tmp_path, mnist_dir):
         assert two["n_resamplings"] == one["n_resamplings"]
         for key in ("frechet", "ess_frac"):
             assert two[key] == pytest.approx(one[key], rel=1e-4)
-    assert sorted(p.name for p in (tmp_path / "p2").rglob("*") if p.is_file()) == \
-        sorted(p.name for p in (tmp_path / "p1").rglob("*") if p.is_file())
+    assert sorted(p.name for p in (tmp_path / "p2").rglob("*") if p.is_file()) == sorted(
+        p.name for p in (tmp_path / "p1").rglob("*") if p.is_file()
+    )
 
 
 def quick_preset_run(coll):
     trainer, model, _ = build_trainer(PRESETS["quick"], "jarzynski", 0, coll)
     trainer.run(PRESETS["quick"].iters, progress=False)
     cfg = PRESETS["quick"]
-    return {"history": trainer.history, "params": dict(model.state_dict()),
-            "summary": trainer.summary() | observe(model, trainer, True, 0.5 * (cfg.left + cfg.right))}
+    return {
+        "history": trainer.history,
+        "params": dict(model.state_dict()),
+        "summary": trainer.summary() | observe(model, trainer, True, 0.5 * (cfg.left + cfg.right)),
+    }
 
 
 @pytest.mark.slow

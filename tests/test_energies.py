@@ -1,4 +1,5 @@
 """Energies with closed-form log Z, the gauge option and the MLP confinement."""
+
 import math
 
 import pytest
@@ -20,8 +21,11 @@ def test_gmm_study_log_z_closed_form():
 
 def test_mixture_log_z_by_quadrature_and_sampling():
     """1-D mixture with unequal widths: log Z against numerical integration; sample moments."""
-    gmm = GaussianMixture(torch.tensor([[-2.0], [3.0]], dtype=D), torch.tensor([0.3, -0.4], dtype=D),
-                          stds=torch.tensor([0.5, 1.5], dtype=D))
+    gmm = GaussianMixture(
+        torch.tensor([[-2.0], [3.0]], dtype=D),
+        torch.tensor([0.3, -0.4], dtype=D),
+        stds=torch.tensor([0.5, 1.5], dtype=D),
+    )
     grid = torch.linspace(-15, 20, 200_001, dtype=D)
     with torch.no_grad():
         z = torch.trapezoid(torch.exp(-gmm(grid[:, None])), grid)

@@ -1,5 +1,6 @@
 """End-to-end: each `ebmlab estimators` experiment in its quick form writes JSON with the expected
 fields and non-empty PNGs."""
+
 import json
 
 import pytest

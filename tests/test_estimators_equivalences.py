@@ -1,4 +1,5 @@
 """Exact equivalences between estimators (science note E1-E5, E7) on shared data sets."""
+
 import math
 import warnings
 
@@ -6,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from ebmlab.estimators import (GaussianNoise, bridge, importance_sampling, mis, nce_log_z, reciprocal_is,
-                               rlr)
+from ebmlab.estimators import GaussianNoise, bridge, importance_sampling, mis, nce_log_z, reciprocal_is, rlr
 
 MU = torch.tensor([1.0, -0.5], dtype=torch.float64)
 SIG = torch.tensor([0.7, 1.3], dtype=torch.float64)
@@ -35,8 +35,13 @@ def test_e1_e2_optimal_bridge_nce_and_two_state_rlr_agree():
     log_q = torch.stack([torch.cat([data[0], data[2]]), torch.cat([data[1], data[3]])])
     rlr_known = rlr(log_q, [2000, 6000], {1: 0.0})
     rlr_ref = rlr(log_q, [2000, 6000])  # both unknown: log Z_target - log Z_noise
-    values = [float(newton.log_z), float(fixed_point.log_z), float(nce.log_z), float(rlr_known.log_z[0]),
-              float(rlr_ref.log_z[0] - rlr_ref.log_z[1])]
+    values = [
+        float(newton.log_z),
+        float(fixed_point.log_z),
+        float(nce.log_z),
+        float(rlr_known.log_z[0]),
+        float(rlr_ref.log_z[0] - rlr_ref.log_z[1]),
+    ]
     assert max(values) - min(values) < 1e-10
     assert newton.all_converged and fixed_point.all_converged and nce.all_converged
     assert abs(values[0] - LOG_Z) < 4 * float(newton.se)
@@ -109,8 +114,9 @@ def test_e7_standard_errors_agree():
     data = two_sample(n1=2000, n2=6000, seed=6)
     mw = float(bridge(*data).se)
     gh = float(nce_log_z(*data).se)
-    mbar = float(rlr(torch.stack([torch.cat([data[0], data[2]]), torch.cat([data[1], data[3]])]),
-                     [2000, 6000], {1: 0.0}).se[0])
+    mbar = float(
+        rlr(torch.stack([torch.cat([data[0], data[2]]), torch.cat([data[1], data[3]])]), [2000, 6000], {1: 0.0}).se[0]
+    )
     assert abs(mw / mbar - 1) < 0.01 and abs(gh / mbar - 1) < 0.02
 
 
@@ -118,8 +124,10 @@ def test_proposal_equal_to_target_gives_exact_answer():
     g = torch.Generator().manual_seed(7)
     q = GaussianNoise(MU, SIG)
     x, y = q.sample(500, g), q.sample(700, g)
-    est = [bridge(log_phi(x), q.log_prob(x), log_phi(y), q.log_prob(y)),
-           nce_log_z(log_phi(x), q.log_prob(x), log_phi(y), q.log_prob(y))]
+    est = [
+        bridge(log_phi(x), q.log_prob(x), log_phi(y), q.log_prob(y)),
+        nce_log_z(log_phi(x), q.log_prob(x), log_phi(y), q.log_prob(y)),
+    ]
     for e in est:
         assert abs(float(e.log_z) - LOG_Z) < 1e-12 and float(e.se) < 1e-6
 

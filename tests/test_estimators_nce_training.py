@@ -1,4 +1,5 @@
 """NCE training of an energy together with its log Z (ebmlab.training.nce)."""
+
 import math
 
 import pytest
@@ -37,7 +38,7 @@ def test_loss_matches_logistic_formula():
     with torch.no_grad():
         gx = -model(x) - log_z - noise.log_prob(x) - math.log(2)
         gy = -model(y) - log_z - noise.log_prob(y) - math.log(2)
-        h = lambda t: 1 / (1 + torch.exp(-t))  # noqa: E731
+        h = lambda t: 1 / (1 + torch.exp(-t))
         expected = -(torch.log(h(gx)).sum() + torch.log(1 - h(gy)).sum()) / 5
         assert abs(float(nce_loss(model, log_z, x, y, noise)) - float(expected)) < 1e-12
 
@@ -51,10 +52,14 @@ def test_gmm_student_mode_masses():
     assert res["log_z_learned"] == pytest.approx(res["log_z_exact_student"], abs=0.1)
 
 
-@pytest.mark.parametrize("noise", [GaussianNoise(torch.tensor([0.5, -1.0]), torch.tensor([1.0, 2.0])),
-                                   StudentTNoise(torch.tensor([0.5, -1.0]), 1.5, df=4),
-                                   MixtureNoise([GaussianNoise(torch.zeros(2), 1.0),
-                                                 GaussianNoise(torch.ones(2), 0.5)], [0.3, 0.7])])
+@pytest.mark.parametrize(
+    "noise",
+    [
+        GaussianNoise(torch.tensor([0.5, -1.0]), torch.tensor([1.0, 2.0])),
+        StudentTNoise(torch.tensor([0.5, -1.0]), 1.5, df=4),
+        MixtureNoise([GaussianNoise(torch.zeros(2), 1.0), GaussianNoise(torch.ones(2), 0.5)], [0.3, 0.7]),
+    ],
+)
 def test_noise_log_prob_is_normalised_and_matches_samples(noise):
     g = torch.Generator().manual_seed(2)
     grid = torch.linspace(-25, 25, 1001, dtype=torch.float64)

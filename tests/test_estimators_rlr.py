@@ -1,4 +1,5 @@
 """RLR/MBAR solver: pymbar cross-check, stationarity, batching, known states, unsampled states, errors."""
+
 import math
 import warnings
 
@@ -18,8 +19,9 @@ def gaussian_states(seed, k=5, d=2, counts=None, spread=1.5):
     scales = 0.7 + 0.8 * torch.rand(k, generator=g, dtype=torch.float64)
     offsets = 3 * torch.randn(k, generator=g, dtype=torch.float64)
     counts = counts or (100 + torch.randint(0, 400, (k,), generator=g)).tolist()
-    x = torch.cat([means[j] + scales[j] * torch.randn(c, d, generator=g, dtype=torch.float64)
-                   for j, c in enumerate(counts)])
+    x = torch.cat(
+        [means[j] + scales[j] * torch.randn(c, d, generator=g, dtype=torch.float64) for j, c in enumerate(counts)]
+    )
     log_q = offsets[:, None] - 0.5 * ((x[None] - means[:, None]) ** 2).sum(-1) / scales[:, None] ** 2
     log_z = offsets + 0.5 * d * math.log(2 * math.pi) + d * scales.log()
     return log_q, counts, log_z
@@ -116,8 +118,12 @@ def test_reports_non_convergence_and_strict_raises():
 
 def two_gaussians(separation, n=200, seed=0):
     g = torch.Generator().manual_seed(seed)
-    x = torch.cat([torch.randn(n, generator=g, dtype=torch.float64),
-                   separation + torch.randn(n, generator=g, dtype=torch.float64)])
+    x = torch.cat(
+        [
+            torch.randn(n, generator=g, dtype=torch.float64),
+            separation + torch.randn(n, generator=g, dtype=torch.float64),
+        ]
+    )
     return torch.stack([-0.5 * x**2, -0.5 * (x - separation) ** 2]), [n, n]
 
 
@@ -149,7 +155,7 @@ def test_minus_inf_is_a_valid_zero_density():
 
 
 def test_shape_and_count_errors():
-    lq, counts = two_gaussians(1.0)
+    lq, _ = two_gaussians(1.0)
     with pytest.raises(ValueError, match="counts sum to"):
         rlr(lq, [200, 100])
     with pytest.raises(ValueError, match="one entry per state"):
@@ -186,6 +192,6 @@ def test_cuda_matches_cpu():
     log_q, counts, _ = gaussian_states(9)
     cpu, gpu = rlr(log_q, counts), rlr(log_q.cuda(), counts)
     assert gpu.log_z.is_cuda and torch.allclose(gpu.log_z.cpu(), cpu.log_z, atol=1e-10)
-    x, y = log_q[:, :counts[0]], log_q[:, counts[0]:counts[0] + counts[1]]
+    x, y = log_q[:, : counts[0]], log_q[:, counts[0] : counts[0] + counts[1]]
     b_cpu, b_gpu = bridge(x[0], x[1], y[0], y[1]), bridge(x[0].cuda(), x[1].cuda(), y[0].cuda(), y[1].cuda())
     assert abs(float(b_gpu.log_z) - float(b_cpu.log_z)) < 1e-10

@@ -1,13 +1,13 @@
 """Statistical checks against closed forms: unbiasedness within standard error and SE coverage.
 
 All replicates run as one batch (leading dimension), seeded; tolerances come from standard errors."""
+
 import math
 
 import pytest
 import torch
 
-from ebmlab.estimators import (GaussianNoise, ais, bridge, importance_sampling, mis, nce_log_z, reciprocal_is,
-                               rlr)
+from ebmlab.estimators import GaussianNoise, ais, bridge, importance_sampling, mis, nce_log_z, reciprocal_is, rlr
 
 MU = torch.tensor([1.0, -0.5], dtype=torch.float64)
 SIG = torch.tensor([0.7, 1.3], dtype=torch.float64)
@@ -60,8 +60,9 @@ def results():
     return estimates()
 
 
-@pytest.mark.parametrize("name", ["is", "ris", "geometric", "optimal", "nce", "rlr", "mis-standard",
-                                  "mis-deterministic-mixture"])
+@pytest.mark.parametrize(
+    "name", ["is", "ris", "geometric", "optimal", "nce", "rlr", "mis-standard", "mis-deterministic-mixture"]
+)
 def test_unbiased_within_standard_error(results, name):
     log_z, se = results[name]
     err = log_z - LOG_Z

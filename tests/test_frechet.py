@@ -22,7 +22,8 @@ def test_moments_match_closed_form_for_non_commuting_covariances():
     cov_a = _rotation(0.3) @ np.diag([4.0, 0.25]) @ _rotation(0.3).T
     cov_b = _rotation(1.1) @ np.diag([1.0, 9.0]) @ _rotation(1.1).T
     assert frechet_from_moments(mu_a, cov_a, mu_b, cov_b) == pytest.approx(
-        _closed_form_2d(mu_a, cov_a, mu_b, cov_b), rel=1e-12)
+        _closed_form_2d(mu_a, cov_a, mu_b, cov_b), rel=1e-12
+    )
 
 
 def test_diagonal_case_and_singular_covariance():
@@ -39,8 +40,10 @@ def test_samples_agree_with_population_value_within_sampling_error():
     cov_a = np.array([[2.0, 0.8], [0.8, 1.0]])
     cov_b = np.array([[1.0, -0.3], [-0.3, 0.5]])
     truth = _closed_form_2d(mu_a, cov_a, mu_b, cov_b)
-    values = [frechet_distance(rng.multivariate_normal(mu_a, cov_a, 5000), rng.multivariate_normal(mu_b, cov_b, 5000))
-              for _ in range(20)]
+    values = [
+        frechet_distance(rng.multivariate_normal(mu_a, cov_a, 5000), rng.multivariate_normal(mu_b, cov_b, 5000))
+        for _ in range(20)
+    ]
     se = np.std(values, ddof=1) / np.sqrt(len(values))
     assert abs(np.mean(values) - truth) < 4 * se + 0.01  # + small O(D/N) estimation bias
 

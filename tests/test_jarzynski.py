@@ -3,6 +3,7 @@
 With X_0 ~ rho_0 and weighted ULA at a large step (h = 0.5), for every k:
 mean(e^{A_k}) = Z_k / Z_0 and weighted means = exact means, up to Monte Carlo error.
 """
+
 import math
 
 import torch

@@ -1,4 +1,5 @@
 """Langevin kernels: the log-weight increment against closed forms and an independent MALA ratio."""
+
 import math
 
 import pytest

@@ -1,4 +1,5 @@
 """`ebmlab latent` quick runs end to end (all tasks, both samplers), JSON fields, PNGs, and option errors."""
+
 import json
 
 import pytest
@@ -10,16 +11,30 @@ FIELDS = {
     "generate": ("test_mse", "frechet_sampler", "frechet_prior_ld", "classifier_accuracy", "wall_time_s"),
     "anomaly": ("auprc", "heldout_digit", "wall_time_s"),
 }
-PNGS = {"toy": ["toy_kde_{s}_seed0.png"], "generate": ["samples_{s}_seed0.png", "reconstructions_{s}_seed0.png"],
-        "anomaly": ["anomaly7_scores_{s}_seed0.png"]}
+PNGS = {
+    "toy": ["toy_kde_{s}_seed0.png"],
+    "generate": ["samples_{s}_seed0.png", "reconstructions_{s}_seed0.png"],
+    "anomaly": ["anomaly7_scores_{s}_seed0.png"],
+}
 
 
 @pytest.mark.parametrize("sampler", ["lebm", "damc"])
 @pytest.mark.parametrize("task", ["toy", "generate", "anomaly"])
 def test_quick_run_end_to_end(task, sampler, tmp_path, mnist_dir):
     out = tmp_path / "out"
-    argv = ["latent", "--task", task, "--sampler", sampler, "--preset", "quick", "--out", str(out),
-            "--data-dir", str(mnist_dir)]
+    argv = [
+        "latent",
+        "--task",
+        task,
+        "--sampler",
+        sampler,
+        "--preset",
+        "quick",
+        "--out",
+        str(out),
+        "--data-dir",
+        str(mnist_dir),
+    ]
     if task == "anomaly":
         argv += ["--heldout-digit", "7"]
     assert main(argv) == 0
@@ -49,11 +64,14 @@ def test_resume_skips_finished_run(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["runs"]["0"] == first
 
 
-@pytest.mark.parametrize("extra,match", [
-    (["--task", "anomaly", "--sampler", "lebm", "--heldout-digit", "12"], "unknown held-out digit 12"),
-    (["--task", "anomaly", "--sampler", "damc"], "needs --heldout-digit"),
-    (["--task", "toy", "--sampler", "lebm", "--heldout-digit", "3"], "only to --task anomaly"),
-])
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (["--task", "anomaly", "--sampler", "lebm", "--heldout-digit", "12"], "unknown held-out digit 12"),
+        (["--task", "anomaly", "--sampler", "damc"], "needs --heldout-digit"),
+        (["--task", "toy", "--sampler", "lebm", "--heldout-digit", "3"], "only to --task anomaly"),
+    ],
+)
 def test_bad_options(extra, match, tmp_path, capsys):
     try:
         code = main(["latent", *extra, "--out", str(tmp_path)])

@@ -1,11 +1,22 @@
 """Diffusion schedule identities, oracle denoisers, EMA, condition dropout, and the eps-loss decreasing."""
+
 import math
 
 import pytest
 import torch
 
-from ebmlab.latent.diffusion import (CosineLogSNR, LatentDiffusion, MLPEncoder, alpha_sigma, ancestral_sample,
-                                     ddpm_posterior, dropout_mask, ema_update, predict_x0, time_grid)
+from ebmlab.latent.diffusion import (
+    CosineLogSNR,
+    LatentDiffusion,
+    MLPEncoder,
+    alpha_sigma,
+    ancestral_sample,
+    ddpm_posterior,
+    dropout_mask,
+    ema_update,
+    predict_x0,
+    time_grid,
+)
 from ebmlab.latent.toy import pinwheel
 
 SCHED = CosineLogSNR()

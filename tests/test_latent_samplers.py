@@ -1,4 +1,5 @@
 """Langevin on closed forms (ULA stationary law, linear-Gaussian posterior), samplers, loop, resume, errors."""
+
 import math
 
 import numpy as np
@@ -6,9 +7,22 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from ebmlab.latent import (ChainConfig, DAMCConfig, DAMCSampler, GaussianPrior, LatentDiffusion, LatentEBMPrior,
-                           LatentModel, LatentTrainer, LEBMSampler, LoopConfig, MLPEncoder, MLPGenerator,
-                           gradient_descent, langevin)
+from ebmlab.latent import (
+    ChainConfig,
+    DAMCConfig,
+    DAMCSampler,
+    GaussianPrior,
+    LatentDiffusion,
+    LatentEBMPrior,
+    LatentModel,
+    LatentTrainer,
+    LEBMSampler,
+    LoopConfig,
+    MLPEncoder,
+    MLPGenerator,
+    gradient_descent,
+    langevin,
+)
 from ebmlab.latent.anomaly import auprc, heldout_split
 from ebmlab.training import DivergenceError
 

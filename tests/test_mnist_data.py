@@ -1,4 +1,5 @@
 """MNIST IDX reader (synthetic IDX bytes, corrupted copies, missing files) and the seeded splits."""
+
 import gzip
 import shutil
 import struct
@@ -22,11 +23,14 @@ def test_parse_idx_shapes_and_values():
     np.testing.assert_array_equal(parse_idx(_idx_bytes(labels)), labels)
 
 
-@pytest.mark.parametrize("raw, match", [
-    (b"\x01\x00\x08\x01\x00\x00\x00\x01\x00", "magic"),
-    (b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00", "element type"),
-    (b"\x00\x00\x08\x01\x00\x00\x00\x03\x00", "payload"),
-])
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        (b"\x01\x00\x08\x01\x00\x00\x00\x01\x00", "magic"),
+        (b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00", "element type"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x03\x00", "payload"),
+    ],
+)
 def test_parse_idx_rejects_bad_bytes(raw, match):
     with pytest.raises(MnistDataError, match=match):
         parse_idx(raw)

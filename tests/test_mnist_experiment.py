@@ -1,4 +1,5 @@
 """The imbalanced-MNIST study: mini-batched walker weights, the tempered energy, and the CLI end to end."""
+
 import json
 from dataclasses import replace
 
@@ -66,7 +67,7 @@ def test_tempered_energy_drift_and_noise_are_consistent():
     data = torch.zeros(64, 1, 28, 28)
     trainer = build_trainer(cfg, "pcd", seed=0, data=data)
     energy, phase = trainer.energy, trainer.phase
-    assert energy.temperature == pytest.approx(0.02 ** 2 / (2 * 0.3))
+    assert energy.temperature == pytest.approx(0.02**2 / (2 * 0.3))
     assert phase.noise_std is None and (2 * phase.step_size) ** 0.5 == pytest.approx(0.02)
     x = torch.rand(3, 1, 28, 28) * 2.4 - 1.2
     _, grad_v = energy_and_grad(energy, x)
@@ -88,7 +89,7 @@ def _fixed_theta_log_weight_spread(cfg, steps: int = 5) -> float:
     state = init_state(energy, torch.rand(64, 1, 28, 28, generator=gen) * 2.2 - 1.1)
     total = torch.zeros(64, dtype=D)
     for _ in range(steps):
-        state, inc = ula(state, energy, cfg.noise_std ** 2 / 2, gen)
+        state, inc = ula(state, energy, cfg.noise_std**2 / 2, gen)
         total += inc
     return float(total.std())
 
@@ -137,8 +138,24 @@ def test_cli_quick_end_to_end(mnist_dir, tmp_path):
     for name in ("samples.png", "fractions.png", "tv_frechet.png", "cross_entropy.png"):
         assert (out / name).stat().st_size > 10_000, name
     # resume reuses the finished runs and reproduces the report
-    assert cli_main(["mnist", "--preset", "quick", "--data-dir", str(mnist_dir), "--out", str(out),
-                     "--no-progress", "--resume", "--methods", "pcd"]) == 0
+    assert (
+        cli_main(
+            [
+                "mnist",
+                "--preset",
+                "quick",
+                "--data-dir",
+                str(mnist_dir),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--resume",
+                "--methods",
+                "pcd",
+            ]
+        )
+        == 0
+    )
     again = json.loads((out / "metrics.json").read_text())
     assert again["runs"]["pcd"] == metrics["runs"]["pcd"]
 

@@ -1,4 +1,5 @@
 """The README's own-model example runs as written and learns the data's mean."""
+
 import re
 from pathlib import Path
 

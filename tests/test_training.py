@@ -1,11 +1,10 @@
 """The training loop: resume equals uninterrupted, divergence handling, input validation, and
 Jarzynski vs PCD vs CD on a small two-mode problem."""
-import math
 
 import pytest
 import torch
 
-from ebmlab.energies import Gaussian, GaussianMixture
+from ebmlab.energies import Gaussian
 from ebmlab.experiments.gmm import GmmConfig, build_trainer, left_index
 from ebmlab.training import DivergenceError, NegativePhase, Trainer, negative_phase
 
@@ -49,8 +48,9 @@ def test_divergence_is_caught_and_last_good_checkpoint_kept(tmp_path):
         g = torch.Generator().manual_seed(0)
         energy = Quadratic()
         data = 10 * torch.randn(100, 2, generator=g, dtype=D)
-        return Trainer(energy, data, torch.optim.SGD(energy.parameters(), lr=1.0), negative_phase("pcd"),
-                       n_walkers=20, generator=g)
+        return Trainer(
+            energy, data, torch.optim.SGD(energy.parameters(), lr=1.0), negative_phase("pcd"), n_walkers=20, generator=g
+        )
 
     trainer, ckpt = make(), tmp_path / "c.pt"
     with pytest.raises(DivergenceError, match=r"diverged at iteration \d+: walker energies") as info:
@@ -72,12 +72,27 @@ def _gaussian_setup(**phase_kw):
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda e, d, o: Trainer(e, torch.randn(50, 4, dtype=D), o, negative_phase("pcd"), n_walkers=8,
-                                 generator=torch.Generator()), "dimension 4 but the energy expects 3"),
-        (lambda e, d, o: Trainer(e, torch.full((5, 3), float("nan"), dtype=D), o, negative_phase("pcd"), n_walkers=8,
-                                 generator=torch.Generator()), "NaN or infinite values in 5 sample"),
-        (lambda e, d, o: Trainer(e, d, o, negative_phase("pcd"), n_walkers=1, generator=torch.Generator()),
-         "at least 2 walkers"),
+        (
+            lambda e, d, o: Trainer(
+                e, torch.randn(50, 4, dtype=D), o, negative_phase("pcd"), n_walkers=8, generator=torch.Generator()
+            ),
+            "dimension 4 but the energy expects 3",
+        ),
+        (
+            lambda e, d, o: Trainer(
+                e,
+                torch.full((5, 3), float("nan"), dtype=D),
+                o,
+                negative_phase("pcd"),
+                n_walkers=8,
+                generator=torch.Generator(),
+            ),
+            "NaN or infinite values in 5 sample",
+        ),
+        (
+            lambda e, d, o: Trainer(e, d, o, negative_phase("pcd"), n_walkers=1, generator=torch.Generator()),
+            "at least 2 walkers",
+        ),
         (lambda e, d, o: negative_phase("jarzynski", step_size=0.0), "step_size must be a positive"),
         (lambda e, d, o: negative_phase("jarzynski", step_size=-1.0), "step_size must be a positive"),
         (lambda e, d, o: negative_phase("jarzynski", ess_threshold=1.5), r"ess_threshold must lie in \(0, 1\]"),
@@ -85,10 +100,23 @@ def _gaussian_setup(**phase_kw):
         (lambda e, d, o: negative_phase("sgld"), "unknown method 'sgld'"),
         (lambda e, d, o: negative_phase("jarzynski", resampler="fancy"), "unknown resampler 'fancy'"),
         (lambda e, d, o: NegativePhase(init="noise"), "init must be one of"),
-        (lambda e, d, o: Trainer(e, d, o, negative_phase("jarzynski"), n_walkers=8, generator=torch.Generator(),
-                                 init_sampler=None) if not hasattr(e, "sample") else Trainer(
-            torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0)).double(), d, o,
-            negative_phase("jarzynski"), n_walkers=8, generator=torch.Generator()), "init='model' needs exact draws"),
+        (
+            lambda e, d, o: (
+                Trainer(
+                    e, d, o, negative_phase("jarzynski"), n_walkers=8, generator=torch.Generator(), init_sampler=None
+                )
+                if not hasattr(e, "sample")
+                else Trainer(
+                    torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0)).double(),
+                    d,
+                    o,
+                    negative_phase("jarzynski"),
+                    n_walkers=8,
+                    generator=torch.Generator(),
+                )
+            ),
+            "init='model' needs exact draws",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_value_error(make, match):
@@ -101,7 +129,9 @@ def test_log_z_tracks_exact_value_while_learning_a_gaussian():
     """Jarzynski walkers follow a Gaussian student as it learns mean and scale; log Z_hat stays on the
     exact log Z (the walker-parameter coupling makes this asymptotic in N, so the tolerance is loose)."""
     g = torch.Generator().manual_seed(0)
-    data = torch.tensor([2.0, -1.0], dtype=D) + torch.tensor([0.5, 1.5], dtype=D) * torch.randn(4000, 2, generator=g, dtype=D)
+    data = torch.tensor([2.0, -1.0], dtype=D) + torch.tensor([0.5, 1.5], dtype=D) * torch.randn(
+        4000, 2, generator=g, dtype=D
+    )
     energy = Gaussian(torch.zeros(2, dtype=D))
     opt = torch.optim.SGD(energy.parameters(), lr=0.05)
     trainer = Trainer(energy, data, opt, negative_phase("jarzynski", step_size=0.05), n_walkers=4000, generator=g)

@@ -1,4 +1,5 @@
 """Walker-set operations: ESS, CV^2, log-Z bookkeeping and the resampling schemes."""
+
 import math
 
 import pytest
@@ -76,7 +77,7 @@ def test_low_variance_schemes_beat_multinomial():
 
 
 def test_unknown_resampler_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown resampler 'bogus'.*systematic"):
+    with pytest.raises(ValueError, match=r"unknown resampler 'bogus'.*systematic"):
         get_resampler("bogus")
 
 

@@ -6,6 +6,7 @@ imported only when their command runs, so ``ebmlab --help`` stays fast.
 Under ``torchrun --nproc-per-node P -m ebmlab <experiment> ...`` the commands in ``DISTRIBUTED`` split
 their walkers across the P processes (``args.collective``); the others refuse to run there.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and args.command not in DISTRIBUTED:
-        print(f"ebmlab {args.command}: error: this command runs in one process; under torchrun "
-              f"(WORLD_SIZE={world}) use one of {list(DISTRIBUTED)}", file=sys.stderr)
+        print(
+            f"ebmlab {args.command}: error: this command runs in one process; under torchrun "
+            f"(WORLD_SIZE={world}) use one of {list(DISTRIBUTED)}",
+            file=sys.stderr,
+        )
         return 2
     import torch.distributed as dist  # torch is imported only once a command runs
 

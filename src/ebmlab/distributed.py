@@ -10,13 +10,15 @@ Layout: a population of N items (walkers, samples) is split into P contiguous sh
 rows ``[r * N / P, (r + 1) * N / P)`` (``torch.tensor_split`` when N is not a multiple of P).  Every
 process holds the same replicated values (parameters, generator state, data) and its own shard.
 """
+
 from __future__ import annotations
 
 import os
 import socket
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -121,8 +123,10 @@ class ProcessGroupCollective(Collective):
 
     def __init__(self, group: dist.ProcessGroup | None = None, device: torch.device | str | None = None):
         if not dist.is_initialized():
-            raise ValueError("torch.distributed is not initialised: call init_from_env() or "
-                             "torch.distributed.init_process_group first (e.g. under torchrun)")
+            raise ValueError(
+                "torch.distributed is not initialised: call init_from_env() or "
+                "torch.distributed.init_process_group first (e.g. under torchrun)"
+            )
         self.group = group
         self.rank = dist.get_rank(group)
         self.world_size = dist.get_world_size(group)
@@ -206,9 +210,10 @@ class ProcessGroupCollective(Collective):
     def check_replicated(self, values: Tensor, what: str) -> None:
         v = values.detach().double().reshape(-1)
         if not torch.equal(self.max(v), -self.max(-v)):
-            raise ValueError(f"{what} differ between processes: every process must build the same model, "
-                             "data and generator (same seed); only the walkers are split")
-
+            raise ValueError(
+                f"{what} differ between processes: every process must build the same model, "
+                "data and generator (same seed); only the walkers are split"
+            )
 
     def agree(self, fn: Callable[[], T]) -> T:
         try:
@@ -233,7 +238,6 @@ def init_from_env(backend: str | None = None) -> Collective:
     return ProcessGroupCollective()
 
 
-
 def free_port() -> int:
     """A TCP port on localhost that is free now (for a local rendezvous)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -256,6 +260,7 @@ def run_local(fn: Callable[..., Any], world_size: int, *args: Any) -> list[Any]:
     return the results by rank.  ``fn`` must be importable (a module-level function); for tests and
     benchmarks on one machine."""
     with tempfile.TemporaryDirectory() as out:
-        mp.start_processes(_spawned, args=(fn, world_size, free_port(), out, args), nprocs=world_size,
-                           start_method="fork")
+        mp.start_processes(
+            _spawned, args=(fn, world_size, free_port(), out, args), nprocs=world_size, start_method="fork"
+        )
         return [torch.load(os.path.join(out, f"{r}.pt"), weights_only=False) for r in range(world_size)]

@@ -4,6 +4,7 @@ The directory comes from an explicit argument or the ``EBMLAB_DATA`` environment
 holds the standard files (``t10k-images-idx3-ubyte.gz`` etc.).  Nothing is downloaded unless
 asked for.
 """
+
 from __future__ import annotations
 
 import gzip

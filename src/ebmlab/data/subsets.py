@@ -5,10 +5,11 @@ disjoint parts: the EBM's training images in exact class ratios (4:2:1 for digit
 real images in the same ratios (classifier accuracy and Frechet reference), and everything left of
 those digits for training the evaluation classifier.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,9 +20,7 @@ def to_signed_unit(images: np.ndarray | Tensor) -> Tensor:
     """uint8 images (N, H, W) in [0, 255] -> float32 tensor (N, 1, H, W) in [-1, 1] (x / 127.5 - 1)."""
     t = torch.as_tensor(np.asarray(images) if not isinstance(images, Tensor) else images)
     if t.dtype != torch.uint8 or t.dim() != 3:
-        raise ValueError(
-            f"expected uint8 images of shape (N, H, W), got dtype {t.dtype} and shape {tuple(t.shape)}"
-        )
+        raise ValueError(f"expected uint8 images of shape (N, H, W), got dtype {t.dtype} and shape {tuple(t.shape)}")
     return (t.to(torch.float32) / 127.5 - 1.0).unsqueeze(1)
 
 

@@ -3,7 +3,8 @@
 Any module with that signature plugs into ebmlab.  Models with a closed-form normalizing constant
 also provide ``log_z()`` and ``sample(n, generator)``.
 """
+
 from .gaussian import Gaussian, GaussianMixture
 from .networks import ConvEnergy, MLPEnergy
 
-__all__ = ["Gaussian", "GaussianMixture", "MLPEnergy", "ConvEnergy"]
+__all__ = ["ConvEnergy", "Gaussian", "GaussianMixture", "MLPEnergy"]

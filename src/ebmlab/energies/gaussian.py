@@ -3,6 +3,7 @@
 Both expose ``log_z()`` (exact log Z in nats, a differentiable scalar) and ``sample(n, generator)``
 (exact draws), and serve as ground truth in tests and synthetic studies.
 """
+
 from __future__ import annotations
 
 import math
@@ -62,7 +63,11 @@ class GaussianMixture(nn.Module):
         if means.dim() != 2:
             raise ValueError(f"means must have shape (K, d), got {tuple(means.shape)}")
         k = means.shape[0]
-        b = torch.zeros(k, dtype=means.dtype) if log_weights is None else torch.as_tensor(log_weights, dtype=means.dtype)
+        b = (
+            torch.zeros(k, dtype=means.dtype)
+            if log_weights is None
+            else torch.as_tensor(log_weights, dtype=means.dtype)
+        )
         if b.shape != (k,):
             raise ValueError(f"log_weights must have shape ({k},), got {tuple(b.shape)}")
         mask = torch.zeros(k, dtype=torch.bool)
@@ -109,6 +114,7 @@ class GaussianMixture(nn.Module):
     @torch.no_grad()
     def sample_components(self, components: Tensor, generator: torch.Generator) -> Tensor:
         """Exact draws from the given components (M,) -> (M, d)."""
-        eps = torch.randn(components.numel(), self.dim, generator=generator, dtype=self.means.dtype,
-                          device=self.means.device)
+        eps = torch.randn(
+            components.numel(), self.dim, generator=generator, dtype=self.means.dtype, device=self.means.device
+        )
         return self.means[components] + torch.exp(self.log_stds)[components, None] * eps

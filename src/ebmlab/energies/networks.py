@@ -1,9 +1,10 @@
 """Neural-network energies: an MLP with an optional fixed Gaussian confinement term, and the small CNN
 energy used for 28x28 images."""
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -74,12 +75,17 @@ class ConvEnergy(nn.Module):
         c = channels
         act = nn.SiLU
         self.net = nn.Sequential(
-            nn.Conv2d(1, c, 5, stride=2, padding=4), act(),
-            nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), act(),
-            nn.Conv2d(2 * c, 4 * c, 3, stride=2, padding=1), act(),
-            nn.Conv2d(4 * c, 4 * c, 3, stride=2, padding=1), act(),
+            nn.Conv2d(1, c, 5, stride=2, padding=4),
+            act(),
+            nn.Conv2d(c, 2 * c, 3, stride=2, padding=1),
+            act(),
+            nn.Conv2d(2 * c, 4 * c, 3, stride=2, padding=1),
+            act(),
+            nn.Conv2d(4 * c, 4 * c, 3, stride=2, padding=1),
+            act(),
             nn.Flatten(),
-            nn.Linear(4 * c * 4, 4 * c), act(),
+            nn.Linear(4 * c * 4, 4 * c),
+            act(),
             nn.Linear(4 * c, 1),
         )
 

@@ -1,6 +1,7 @@
 """Normalizing-constant estimation in one engine: IS, reciprocal IS, bridge sampling, MIS,
 reverse logistic regression (= MBAR), NCE and AIS, all returning an :class:`Estimate` (log Z in nats,
 standard errors, diagnostics), float64 and batched over leading dimensions."""
+
 from .ais import ais, geometric_path
 from .diagnostics import kish_ess, overlap_eigengap, overlap_matrix, pareto_khat
 from .estimate import Estimate, EstimatorWarning
@@ -10,7 +11,22 @@ from .rlr import rlr
 from .two_sample import bridge, importance_sampling, log_ratio, nce_log_z, reciprocal_is
 
 __all__ = [
-    "Estimate", "EstimatorWarning", "rlr", "importance_sampling", "reciprocal_is", "bridge", "nce_log_z",
-    "mis", "ais", "geometric_path", "log_ratio", "kish_ess", "overlap_matrix", "overlap_eigengap",
-    "pareto_khat", "GaussianNoise", "StudentTNoise", "MixtureNoise",
+    "Estimate",
+    "EstimatorWarning",
+    "GaussianNoise",
+    "MixtureNoise",
+    "StudentTNoise",
+    "ais",
+    "bridge",
+    "geometric_path",
+    "importance_sampling",
+    "kish_ess",
+    "log_ratio",
+    "mis",
+    "nce_log_z",
+    "overlap_eigengap",
+    "overlap_matrix",
+    "pareto_khat",
+    "reciprocal_is",
+    "rlr",
 ]

@@ -10,10 +10,11 @@ Kernels (from :mod:`ebmlab.sampling.langevin`): 'mala' refreshes the cache at th
 previous temperature's cached gradient and adds the exact SMC increment of the ULA kernel pair
 (Carbone et al. 2023), so the unadjusted kernel keeps the estimator unbiased.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -81,9 +82,15 @@ def ais(
     log_mean, relvar, ess = log_mean_relvar(log_w)
     log_z = log_z0 - log_mean if reverse else log_z0 + log_mean
     return Estimate(
-        log_z=log_z, se=relvar.sqrt(), method=f"ais-{kernel}" + ("-reverse" if reverse else ""), ess=ess,
-        diagnostics={"log_w": log_w, "acceptance": accepted / proposals if proposals else math.nan,
-                     "n_temperatures": len(energies) - 1},
+        log_z=log_z,
+        se=relvar.sqrt(),
+        method=f"ais-{kernel}" + ("-reverse" if reverse else ""),
+        ess=ess,
+        diagnostics={
+            "log_w": log_w,
+            "acceptance": accepted / proposals if proposals else math.nan,
+            "n_temperatures": len(energies) - 1,
+        },
     )
 
 

@@ -1,4 +1,5 @@
 """Diagnostics shared by the estimators: overlap matrix and its spectral gap, Kish ESS, Pareto k-hat."""
+
 from __future__ import annotations
 
 import math

@@ -4,11 +4,13 @@ Every estimator returns an :class:`Estimate`: log normalizers in nats with stand
 diagnostics that say whether to trust them.  Inputs are log-densities evaluated at samples; they are
 converted to float64 and checked here (NaN and +inf are errors, -inf is a valid zero density).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -82,14 +84,11 @@ def as_log_density(values: Any, name: str) -> Tensor:
 def as_counts(counts: Sequence[int] | Tensor, n_states: int, n_samples: int) -> Tensor:
     """Validate per-state sample counts: K non-negative integers summing to the number of samples."""
     c = torch.as_tensor(counts)
-    if c.is_floating_point():
-        if not bool((c == c.round()).all()):
-            raise ValueError(f"counts must be integers, got {c.tolist()}")
+    if c.is_floating_point() and not bool((c == c.round()).all()):
+        raise ValueError(f"counts must be integers, got {c.tolist()}")
     c = c.to(torch.int64)
     if c.shape != (n_states,):
-        raise ValueError(
-            f"counts must have one entry per state, shape ({n_states},); got shape {tuple(c.shape)}"
-        )
+        raise ValueError(f"counts must have one entry per state, shape ({n_states},); got shape {tuple(c.shape)}")
     if bool((c < 0).any()):
         raise ValueError(f"counts must be non-negative, got {c.tolist()}")
     if int(c.sum()) != n_samples:

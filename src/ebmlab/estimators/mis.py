@@ -6,6 +6,7 @@ heuristic) uses psi = sum_k (N_k/N) q_k, Z_hat = (1/N) sum_n phi(y_n) / psi(y_n)
 Standard errors are stratified (within-proposal variances).  With J = 1 both are plain IS.  DM-MIS
 equals :func:`rlr` with an unsampled target and every proposal normalizer fixed (equivalence E4).
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,9 @@ from .estimate import Estimate, as_counts, as_log_density, log_mean_relvar
 WEIGHTS = ("deterministic-mixture", "standard")
 
 
-def mis(log_phi: Tensor, log_q: Tensor, counts: "list[int] | Tensor", *,
-        weights: str = "deterministic-mixture") -> Estimate:
+def mis(
+    log_phi: Tensor, log_q: Tensor, counts: list[int] | Tensor, *, weights: str = "deterministic-mixture"
+) -> Estimate:
     """MIS estimate of log Z.
 
     log_phi: (..., N) log target density at the pooled draws.
@@ -33,16 +35,19 @@ def mis(log_phi: Tensor, log_q: Tensor, counts: "list[int] | Tensor", *,
     lp = as_log_density(log_phi, "log_phi")
     lq = as_log_density(log_q, "log_q")
     if lq.dim() < 2 or lq.shape[:-2] != lp.shape[:-1] or lq.shape[-1] != lp.shape[-1]:
-        raise ValueError(f"log_q must have shape (*batch, J, N) matching log_phi (*batch, N) = "
-                         f"{tuple(lp.shape)}; got {tuple(lq.shape)}")
+        raise ValueError(
+            f"log_q must have shape (*batch, J, N) matching log_phi (*batch, N) = "
+            f"{tuple(lp.shape)}; got {tuple(lq.shape)}"
+        )
     n_j = as_counts(counts, lq.shape[-2], lq.shape[-1])
     if bool((n_j == 0).any()):
         raise ValueError(f"every proposal needs at least one draw, got counts {n_j.tolist()}; drop unused ones")
     origin = torch.repeat_interleave(torch.arange(n_j.numel(), device=lq.device), n_j.to(lq.device))
     own = lq.gather(-2, origin.expand(*lq.shape[:-2], 1, -1)).squeeze(-2)
     if bool((own == -math.inf).any()):
-        raise ValueError("a draw has zero density under the proposal it came from: check the ordering "
-                         "of draws and counts")
+        raise ValueError(
+            "a draw has zero density under the proposal it came from: check the ordering of draws and counts"
+        )
     if weights == "standard":
         log_psi = own
     else:

@@ -3,10 +3,11 @@
 Each has ``sample(n, generator) -> (n, d)`` and ``log_prob(x) -> (n,)`` (normalised, nats), the
 interface that the estimators' callers and :mod:`ebmlab.training.nce` use.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -22,7 +23,7 @@ class GaussianNoise:
             raise ValueError(f"std must be positive, got {self.std}")
 
     @classmethod
-    def fit(cls, x: Tensor, inflate: float = 1.0) -> "GaussianNoise":
+    def fit(cls, x: Tensor, inflate: float = 1.0) -> GaussianNoise:
         """Moment-matched diagonal Gaussian to data x (n, d), standard deviations times ``inflate``."""
         x = torch.as_tensor(x, dtype=torch.float64)
         if x.dim() != 2 or x.shape[0] < 2:
@@ -76,8 +77,11 @@ class MixtureNoise:
         if not components:
             raise ValueError("a mixture needs at least one component")
         self.components = list(components)
-        w = torch.ones(len(components), dtype=torch.float64) if weights is None else \
-            torch.as_tensor(weights, dtype=torch.float64)
+        w = (
+            torch.ones(len(components), dtype=torch.float64)
+            if weights is None
+            else torch.as_tensor(weights, dtype=torch.float64)
+        )
         if w.shape != (len(components),) or not bool((w > 0).all()):
             raise ValueError(f"weights must be {len(components)} positive numbers, got {w}")
         self.log_weights = (w / w.sum()).log()

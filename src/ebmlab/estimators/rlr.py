@@ -19,26 +19,27 @@ Covariance: the M-estimator sandwich J^-1 V J^-T of the estimating equations sum
 the moments of every state estimated by reweighting the pooled samples; when no normalizer is
 known it equals the Kong et al. / MBAR covariance (pymbar's default) exactly.
 """
+
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor
 
-from .diagnostics import overlap_eigengap, overlap_matrix
-from .estimate import Estimate, EstimatorWarning, as_counts, as_log_density
 from ..distributed import LOCAL, Collective
 from ..sampling.walkers import ess as kish_ess
+from .diagnostics import overlap_eigengap, overlap_matrix
+from .estimate import Estimate, EstimatorWarning, as_counts, as_log_density
 
 KnownLogZ = Mapping[int, "float | Tensor"]
 
 
 def rlr(
     log_q: Tensor,
-    counts: "list[int] | Tensor",
+    counts: list[int] | Tensor,
     known_log_z: KnownLogZ | None = None,
     *,
     tol: float = 1e-12,
@@ -126,7 +127,7 @@ def rlr(
     )
 
 
-def _validated(log_q: Tensor, counts: "list[int] | Tensor") -> tuple[Tensor, Tensor]:
+def _validated(log_q: Tensor, counts: list[int] | Tensor) -> tuple[Tensor, Tensor]:
     """log_q as float64 (*batch, K, N) and the counts (K,) of its samples, validated."""
     lq = as_log_density(log_q, "log_q")
     if lq.dim() < 2:
@@ -151,13 +152,16 @@ def _known_values(
         k %= k_states
         v = torch.as_tensor(value, dtype=torch.float64, device=device)
         if v.dim() > 0 and v.shape != batch_shape:
-            raise ValueError(f"known_log_z[{key}] must be a scalar or have the batch shape "
-                             f"{tuple(batch_shape)}, got {tuple(v.shape)}")
+            raise ValueError(
+                f"known_log_z[{key}] must be a scalar or have the batch shape "
+                f"{tuple(batch_shape)}, got {tuple(v.shape)}"
+            )
         if not bool(torch.isfinite(v).all()):
             raise ValueError(f"known_log_z[{key}] must be finite, got {v}")
         if int(n_k[k]) == 0:
-            raise ValueError(f"state {k} is known and has no samples: it carries no information; "
-                             "remove it from log_q/counts")
+            raise ValueError(
+                f"state {k} is known and has no samples: it carries no information; remove it from log_q/counts"
+            )
         known[:, k] = v.reshape(-1)
     if not bool(torch.isnan(known[0]).any()):
         raise ValueError("all states have known normalizers: there is nothing to estimate")
@@ -180,30 +184,36 @@ def _check_support(lq: Tensor, n_local: Tensor, known: Tensor, unsampled_free: T
         if not bool(zero.any()):
             raise ValueError("a sample on another process has zero density under the state it was drawn from")
         b, n = zero.nonzero()[0].tolist()
-        raise ValueError(f"sample {n} (batch {b}) has zero density under state {int(origin[n])} it was "
-                         "drawn from: check the ordering of samples and counts")
+        raise ValueError(
+            f"sample {n} (batch {b}) has zero density under state {int(origin[n])} it was "
+            "drawn from: check the ordering of samples and counts"
+        )
     finite = torch.isfinite(lq)
     dead = unsampled_free[None, :] & ~_any(finite.any(-1), coll)
     if bool(dead.any()):
         b, k = dead.nonzero()[0].tolist()
-        raise ValueError(f"unsampled state {k} (batch {b}) has zero density at every sample: its "
-                         "normalizer cannot be estimated; sample it or choose overlapping states")
+        raise ValueError(
+            f"unsampled state {k} (batch {b}) has zero density at every sample: its "
+            "normalizer cannot be estimated; sample it or choose overlapping states"
+        )
     sampled = _any(n_local > 0, coll)
     idx = sampled.nonzero().squeeze(-1)
     # link[b, k, l]: state k has positive density at some sample drawn from state l
     blocks = torch.split(finite, n_local.tolist(), dim=-1)
-    link = _any(torch.stack([blocks[int(l)].any(-1) for l in idx], -1), coll)
+    link = _any(torch.stack([blocks[int(j)].any(-1) for j in idx], -1), coll)
     link = link[:, idx]
     reach = (link | link.transpose(1, 2)).double()
     reach = reach + torch.eye(idx.numel(), dtype=torch.float64, device=lq.device)
     for _ in range(max(1, math.ceil(math.log2(max(idx.numel(), 2))))):
         reach = (reach @ reach > 0).double()
-    anchored = (reach[:, :, ~torch.isnan(known[0, idx])].sum(-1) > 0)
+    anchored = reach[:, :, ~torch.isnan(known[0, idx])].sum(-1) > 0
     if not bool(anchored.all()):
         b, j = (~anchored).nonzero()[0].tolist()
-        raise ValueError(f"state {int(idx[j])} (batch {b}) does not overlap any state with a known or "
-                         "reference normalizer (zero density at all of their samples): its normalizer "
-                         "is not identifiable; add intermediate states or fix its log Z")
+        raise ValueError(
+            f"state {int(idx[j])} (batch {b}) does not overlap any state with a known or "
+            "reference normalizer (zero density at all of their samples): its normalizer "
+            "is not identifiable; add intermediate states or fix its log Z"
+        )
 
 
 def _initial_f(lq: Tensor, n_local: Tensor, n_k: Tensor, coll: Collective) -> Tensor:
@@ -212,7 +222,7 @@ def _initial_f(lq: Tensor, n_local: Tensor, n_k: Tensor, coll: Collective) -> Te
     start = 0
     for k, (c, total) in enumerate(zip(n_local.tolist(), n_k.tolist())):
         if total:
-            f[:, k] = -(coll.logsumexp(lq[:, k, start:start + c], -1) - math.log(total))
+            f[:, k] = -(coll.logsumexp(lq[:, k, start : start + c], -1) - math.log(total))
         start += c
     return f
 
@@ -233,8 +243,9 @@ def _objective(f: Tensor, lq: Tensor, log_n: Tensor, n_k: Tensor, free: Tensor, 
     return coll.sum(_log_mixture(f, lq, log_n).sum(-1)) - (n_k.double() * torch.where(free, f, 0.0)).sum(-1)
 
 
-def _grad_hess(f: Tensor, lq: Tensor, log_n: Tensor, n_k: Tensor, free: Tensor,
-               coll: Collective) -> tuple[Tensor, Tensor]:
+def _grad_hess(
+    f: Tensor, lq: Tensor, log_n: Tensor, n_k: Tensor, free: Tensor, coll: Collective
+) -> tuple[Tensor, Tensor]:
     """Gradient (B, F) and Hessian (B, F, F) of F over the free sampled states."""
     p = torch.softmax(log_n[:, None] + f[:, :, None] + lq, dim=1)[:, free, :]  # (B, F, N)
     col = coll.sum(p.sum(-1))
@@ -333,18 +344,24 @@ def _report(
     zero = anchored < 1e-10
     if bool(zero.any()):
         b = int(zero.nonzero()[0])
-        raise ValueError(f"states do not overlap (anchored overlap {float(anchored[b]):.2e} in batch {b}): "
-                         "the unknown normalizers are not determined by the samples; add intermediate "
-                         "states, more samples, or fix more normalizers")
+        raise ValueError(
+            f"states do not overlap (anchored overlap {float(anchored[b]):.2e} in batch {b}): "
+            "the unknown normalizers are not determined by the samples; add intermediate "
+            "states, more samples, or fix more normalizers"
+        )
     problems = []
     if not bool(converged.all()):
         bad = (~converged).nonzero().squeeze(-1)
-        problems.append(f"solver did not converge for {bad.numel()} problem(s) (max residual "
-                        f"{float(residual.max()):.2e}); see Estimate.converged")
+        problems.append(
+            f"solver did not converge for {bad.numel()} problem(s) (max residual "
+            f"{float(residual.max()):.2e}); see Estimate.converged"
+        )
     low = anchored < min_overlap
     if bool(low.any()):
-        problems.append(f"low overlap (anchored overlap {float(anchored.min()):.2e} < {min_overlap}) in "
-                        f"{int(low.sum())} problem(s): analytic standard errors are unreliable")
+        problems.append(
+            f"low overlap (anchored overlap {float(anchored.min()):.2e} < {min_overlap}) in "
+            f"{int(low.sum())} problem(s): analytic standard errors are unreliable"
+        )
     if problems:
         message = "rlr: " + "; ".join(problems)
         if strict:

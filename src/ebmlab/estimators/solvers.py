@@ -1,8 +1,9 @@
 """A batched, safeguarded 1-D root finder for decreasing functions (bridge and NCE equations)."""
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -28,7 +29,7 @@ def solve_decreasing(
     hi = torch.full_like(x, math.inf)
     done = torch.zeros_like(x, dtype=torch.bool)
     iterations = 0
-    for iterations in range(1, max_iter + 1):
+    for iterations in range(1, max_iter + 1):  # noqa: B007 - the count is returned
         value, deriv = fn(x)
         lo = torch.where(value > 0, torch.maximum(lo, x), lo)
         hi = torch.where(value < 0, torch.minimum(hi, x), hi)

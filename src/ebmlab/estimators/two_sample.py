@@ -14,6 +14,7 @@ independent draws).  NCE with only the normalizer learned solves the logistic-re
 stationarity equation in c = -log Z; it equals the optimal bridge (equivalence E1).
 Every function accepts a leading batch shape (..., N).
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,10 @@ def log_ratio(log_phi: Tensor, log_q: Tensor, drawn_from: str) -> Tensor:
     check_same_shape(lp, lq, f"log_phi and log_q of the {drawn_from} samples")
     own = lp if drawn_from == "target" else lq
     if bool((own == -math.inf).any()):
-        raise ValueError(f"a {drawn_from} sample has zero density (-inf) under the {drawn_from} it was "
-                         "drawn from: check the samples and the density evaluation")
+        raise ValueError(
+            f"a {drawn_from} sample has zero density (-inf) under the {drawn_from} it was "
+            "drawn from: check the samples and the density evaluation"
+        )
     if lp.shape[-1] < 1:
         raise ValueError(f"need at least one {drawn_from} sample")
     return lp - lq
@@ -59,8 +62,13 @@ def bridge_from_terms(
     log_den, var_den, ess_den = log_mean_relvar(log_den_terms) if log_den_terms is not None else (zero, zero, None)
     if ess_den is not None:
         diagnostics["ess_target"] = ess_den
-    return Estimate(log_z=log_num - log_den, se=(var_num + var_den).sqrt(), method=method,
-                    ess=ess_num if ess_num is not None else ess_den, diagnostics=diagnostics)
+    return Estimate(
+        log_z=log_num - log_den,
+        se=(var_num + var_den).sqrt(),
+        method=method,
+        ess=ess_num if ess_num is not None else ess_den,
+        diagnostics=diagnostics,
+    )
 
 
 def importance_sampling(log_phi_y: Tensor, log_q_y: Tensor) -> Estimate:
@@ -103,8 +111,10 @@ def bridge(
     l_x = log_ratio(log_phi_x, log_q_x, "target")
     l_y = log_ratio(log_phi_y, log_q_y, "proposal")
     if l_x.shape[:-1] != l_y.shape[:-1]:
-        raise ValueError(f"target and proposal log densities must share the batch shape, got "
-                         f"{tuple(l_x.shape[:-1])} and {tuple(l_y.shape[:-1])}")
+        raise ValueError(
+            f"target and proposal log densities must share the batch shape, got "
+            f"{tuple(l_x.shape[:-1])} and {tuple(l_y.shape[:-1])}"
+        )
     if alpha == "geometric":
         return _power_bridge(l_x, l_y, 0.5, "bridge-geometric")
     if alpha == "power":
@@ -156,8 +166,15 @@ def _optimal_bridge(
         raise ValueError(f"solver must be 'newton' or 'fixed-point', got {solver!r}")
     num, den = _optimal_terms(l_x, l_y, log_s1, log_s2, log_z)
     est = bridge_from_terms(num, den, "bridge-optimal", nu=nu)
-    return Estimate(log_z=est.log_z, se=est.se, method=est.method, ess=est.ess, converged=converged,
-                    iterations=iterations, diagnostics=est.diagnostics)
+    return Estimate(
+        log_z=est.log_z,
+        se=est.se,
+        method=est.method,
+        ess=est.ess,
+        converged=converged,
+        iterations=iterations,
+        diagnostics=est.diagnostics,
+    )
 
 
 def _fixed_point(equation, start: Tensor, tol: float, max_iter: int) -> tuple[Tensor, int, Tensor]:
@@ -165,7 +182,7 @@ def _fixed_point(equation, start: Tensor, tol: float, max_iter: int) -> tuple[Te
     log_z = start.clone()
     done = torch.zeros_like(log_z, dtype=torch.bool)
     iterations = 0
-    for iterations in range(1, max_iter + 1):
+    for iterations in range(1, max_iter + 1):  # noqa: B007 - the count is returned
         new = log_z + equation(log_z)[0]
         done = done | ((new - log_z).abs() <= tol * (1 + log_z.abs()))
         log_z = new
@@ -212,5 +229,11 @@ def nce_log_z(
     objective = (logsigmoid(gx).sum(-1) + logsigmoid(-gy).sum(-1)) / n1
     e_p_nu = torch.sigmoid(-gx).mean(-1)
     var = (1 / e_p_nu - 1 - n1 / n2).clamp_min(0) / n1
-    return Estimate(log_z=log_z, se=var.sqrt(), method="nce", converged=converged, iterations=iterations,
-                    diagnostics={"objective": objective, "e_p_nu": e_p_nu, "nu": n2 / n1})
+    return Estimate(
+        log_z=log_z,
+        se=var.sqrt(),
+        method="nce",
+        converged=converged,
+        iterations=iterations,
+        diagnostics={"objective": objective, "e_p_nu": e_p_nu, "nu": n2 / n1},
+    )

@@ -1,4 +1,5 @@
 """Helpers shared by the experiment commands: option parsing, atomic JSON, run bookkeeping."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,8 +7,9 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -65,8 +67,9 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(f)
 
 
-def run_or_reuse(done: Path, run: Callable[[], dict[str, Any]], resume: bool, label: str,
-                 write: bool = True) -> dict[str, Any]:
+def run_or_reuse(
+    done: Path, run: Callable[[], dict[str, Any]], resume: bool, label: str, write: bool = True
+) -> dict[str, Any]:
     """One run's result: read back from ``done`` (a finished run's JSON) when resuming, else ``run()``.
 
     A :class:`~ebmlab.training.DivergenceError` becomes ``{"status": "diverged", "error", "step"}`` and

@@ -13,26 +13,37 @@
 
 Each writes ``<experiment>.json`` and PNGs into --out.
 """
+
 from __future__ import annotations
 
 import argparse
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
+from matplotlib.ticker import NullFormatter
 from torch import Tensor
 
 from ..energies import GaussianMixture
-from ..estimators import (Estimate, EstimatorWarning, GaussianNoise, bridge, importance_sampling, mis, nce_log_z,
-                          reciprocal_is, rlr)
+from ..estimators import (
+    Estimate,
+    EstimatorWarning,
+    GaussianNoise,
+    bridge,
+    importance_sampling,
+    mis,
+    nce_log_z,
+    reciprocal_is,
+    rlr,
+)
 from ..training.nce import train_nce
 from .common import write_json
 from .plotting import plt, save
-from matplotlib.ticker import NullFormatter
 
 DTYPE = torch.float64
 EXPERIMENTS = ("noise-scale", "mis", "equivalence", "nce-gmm")
@@ -63,8 +74,12 @@ class Target:
 
 
 def _mixture(means: list[list[float]], log_w: list[float], stds: list[float] | float) -> GaussianMixture:
-    return GaussianMixture(torch.tensor(means, dtype=DTYPE), torch.tensor(log_w, dtype=DTYPE),
-                           torch.tensor(stds, dtype=DTYPE), learn_means=False)
+    return GaussianMixture(
+        torch.tensor(means, dtype=DTYPE),
+        torch.tensor(log_w, dtype=DTYPE),
+        torch.tensor(stds, dtype=DTYPE),
+        learn_means=False,
+    )
 
 
 def targets() -> list[Target]:
@@ -75,8 +90,12 @@ def targets() -> list[Target]:
         Target("gauss-1d", _mixture([[1.0]], [0.4], 0.7), wide, 2.0),
         Target("gmm-1d", _mixture([[-2.0], [1.5]], [math.log(0.3), math.log(0.7)], [0.5, 0.8]), wide, 2.0),
         Target("gauss-10d", _mixture([[0.3] * 10], [0.4], 0.8), narrow, 1.2),
-        Target("gmm-10d", _mixture([[-1.2 * v for v in e1], [1.2 * v for v in e1]], [math.log(0.4), math.log(0.6)],
-                                   [0.8, 1.0]), narrow, 1.4),
+        Target(
+            "gmm-10d",
+            _mixture([[-1.2 * v for v in e1], [1.2 * v for v in e1]], [math.log(0.4), math.log(0.6)], [0.8, 1.0]),
+            narrow,
+            1.4,
+        ),
     ]
 
 
@@ -84,8 +103,9 @@ def _draws(sampler: Callable[[int, torch.Generator], Tensor], reps: int, n: int,
     return sampler(reps * n, g).reshape(reps, n, -1)
 
 
-def two_sample_data(target: Target, noise: GaussianNoise, reps: int, n1: int, n2: int, g: torch.Generator
-                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def two_sample_data(
+    target: Target, noise: GaussianNoise, reps: int, n1: int, n2: int, g: torch.Generator
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Batched (reps, N) log phi and log q at target draws x and noise draws y."""
     x = _draws(target.model.sample, reps, n1, g)
     y = _draws(noise.sample, reps, n2, g)
@@ -112,8 +132,14 @@ def two_sample_estimates(data: tuple[Tensor, Tensor, Tensor, Tensor]) -> dict[st
 
 
 def _first_state(est: Estimate) -> Estimate:
-    return Estimate(log_z=est.log_z[..., 0], se=est.se[..., 0], method=est.method, converged=est.converged,
-                    iterations=est.iterations, diagnostics=est.diagnostics)
+    return Estimate(
+        log_z=est.log_z[..., 0],
+        se=est.se[..., 0],
+        method=est.method,
+        converged=est.converged,
+        iterations=est.iterations,
+        diagnostics=est.diagnostics,
+    )
 
 
 def error_summary(run: Callable[[], Estimate], log_z: float) -> dict[str, Any]:
@@ -147,8 +173,13 @@ def run_noise_scale(reps: int, n1: int, n2: int, seed: int) -> dict[str, Any]:
             data = two_sample_data(t, GaussianNoise(torch.zeros(t.dim), s), reps, n1, n2, g)
             for name, run in two_sample_estimates(data).items():
                 rows[name].append(error_summary(run, t.log_z))
-        results[t.name] = {"dim": t.dim, "log_z": t.log_z, "scales": list(t.scales),
-                           "mse": {k: [r["mse"] for r in v] for k, v in rows.items()}, "details": rows}
+        results[t.name] = {
+            "dim": t.dim,
+            "log_z": t.log_z,
+            "scales": list(t.scales),
+            "mse": {k: [r["mse"] for r in v] for k, v in rows.items()},
+            "details": rows,
+        }
     return {"experiment": "noise-scale", "reps": reps, "n1": n1, "n2": n2, "seed": seed, "targets": results}
 
 
@@ -157,8 +188,14 @@ def plot_noise_scale(res: dict[str, Any], out: Path) -> list[Path]:
     for ax, (name, r) in zip(axes, res["targets"].items()):
         for k, (est, mse) in enumerate(r["mse"].items()):
             style = {"ls": "--", "marker": "x"} if est in ("nce", "rlr") else {"marker": "o"}
-            ax.plot(r["scales"], [m if m is not None and m > 0 else math.nan for m in mse], label=est,
-                    lw=2.5 - 0.35 * k, ms=4, **style)
+            ax.plot(
+                r["scales"],
+                [m if m is not None and m > 0 else math.nan for m in mse],
+                label=est,
+                lw=2.5 - 0.35 * k,
+                ms=4,
+                **style,
+            )
         ax.set(xscale="log", yscale="log", xlabel="proposal / noise scale s", title=f"{name} (d={r['dim']})")
         ax.xaxis.set_minor_formatter(NullFormatter())  # minor-tick labels of a short log axis overlap
         ax.set_xticks(r["scales"], [f"{s:g}" for s in r["scales"]])
@@ -166,8 +203,11 @@ def plot_noise_scale(res: dict[str, Any], out: Path) -> list[Path]:
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel(f"MSE of log Z ({res['reps']} reps)")
     axes[0].legend(fontsize=8, loc="upper center")
-    fig.suptitle(f"q = N(0, s² I), N1 = {res['n1']} target draws, N2 = {res['n2']} noise draws "
-                 "(optimal bridge = NCE = RLR exactly)", fontsize=10)
+    fig.suptitle(
+        f"q = N(0, s² I), N1 = {res['n1']} target draws, N2 = {res['n2']} noise draws "
+        "(optimal bridge = NCE = RLR exactly)",
+        fontsize=10,
+    )
     path = out / "noise_scale_mse.png"
     save(fig, path)
     return [path]
@@ -181,7 +221,12 @@ def mis_setups() -> list[tuple[Target, list[GaussianNoise], int, int]]:
     e1 = torch.zeros(10, dtype=DTYPE)
     e1[0] = 1.0
     return [
-        (science, [GaussianNoise(torch.tensor([-1.0, 0.0]), 1.5), GaussianNoise(torch.tensor([2.0, 1.0]), 1.0)], 400, 200),
+        (
+            science,
+            [GaussianNoise(torch.tensor([-1.0, 0.0]), 1.5), GaussianNoise(torch.tensor([2.0, 1.0]), 1.0)],
+            400,
+            200,
+        ),
         (t["gmm-1d"], [GaussianNoise(torch.tensor([-2.5]), 1.0), GaussianNoise(torch.tensor([2.0]), 1.5)], 400, 200),
         (t["gmm-10d"], [GaussianNoise(-1.5 * e1, 1.2), GaussianNoise(1.5 * e1, 1.2)], 1000, 500),
     ]
@@ -204,11 +249,19 @@ class _AnisotropicGaussian(GaussianMixture):
         return self.means[0] + self.axis_std * torch.randn(n, self.dim, generator=generator, dtype=DTYPE)
 
 
-SCIENCE_MIS_MSE = {"mis-standard": 2.25e-2, "mis-dm": 6.0e-3, "rlr-unsampled-target": 9.1e-3,
-                   "rlr-target-fixed-proposals": 3.3e-3, "rlr-all-estimated": 3.35e-3, "nce-q1": 8.0e-3}
+SCIENCE_MIS_MSE = {
+    "mis-standard": 2.25e-2,
+    "mis-dm": 6.0e-3,
+    "rlr-unsampled-target": 9.1e-3,
+    "rlr-target-fixed-proposals": 3.3e-3,
+    "rlr-all-estimated": 3.35e-3,
+    "nce-q1": 8.0e-3,
+}
 
 
-def mis_estimates(lp_y: Tensor, lq_y: Tensor, lp_x: Tensor, lq_x: Tensor, n_q: int) -> dict[str, Callable[[], Estimate]]:
+def mis_estimates(
+    lp_y: Tensor, lq_y: Tensor, lp_x: Tensor, lq_x: Tensor, n_q: int
+) -> dict[str, Callable[[], Estimate]]:
     """MIS schemes and their RLR/NCE relatives on one batched data set.
 
     lp_y (R, N_q) target and lq_y (R, J, N_q) proposal log densities at the pooled proposal draws;
@@ -240,8 +293,13 @@ def _anchored_on_mean(est: Estimate) -> Estimate:
     c = torch.full((k,), -1.0 / (k - 1), dtype=DTYPE)
     c[0] = 1.0
     var = torch.einsum("k,...kl,l->...", c, est.cov, c)
-    return Estimate(log_z=est.log_z @ c, se=var.clamp_min(0).sqrt(), method="rlr-anchored-on-mean",
-                    converged=est.converged, iterations=est.iterations)
+    return Estimate(
+        log_z=est.log_z @ c,
+        se=var.clamp_min(0).sqrt(),
+        method="rlr-anchored-on-mean",
+        converged=est.converged,
+        iterations=est.iterations,
+    )
 
 
 def run_mis(reps: int, seed: int) -> dict[str, Any]:
@@ -252,10 +310,18 @@ def run_mis(reps: int, seed: int) -> dict[str, Any]:
         x = _draws(t.model.sample, reps, n0, g)
         lq_y = torch.stack([q.log_prob(y) for q in proposals], -2)
         lq_x = torch.stack([q.log_prob(x) for q in proposals], -2)
-        rows = {k: error_summary(run, t.log_z)
-                for k, run in mis_estimates(t.log_phi(y), lq_y, t.log_phi(x), lq_x, n_q).items()}
-        entry = {"dim": t.dim, "log_z": t.log_z, "draws_per_proposal": n_q, "target_draws": n0,
-                 "mse": {k: v["mse"] for k, v in rows.items()}, "details": rows}
+        rows = {
+            k: error_summary(run, t.log_z)
+            for k, run in mis_estimates(t.log_phi(y), lq_y, t.log_phi(x), lq_x, n_q).items()
+        }
+        entry = {
+            "dim": t.dim,
+            "log_z": t.log_z,
+            "draws_per_proposal": n_q,
+            "target_draws": n0,
+            "mse": {k: v["mse"] for k, v in rows.items()},
+            "details": rows,
+        }
         if t.name == "science-2d":
             entry["reference_mse"] = SCIENCE_MIS_MSE
         results[t.name] = entry
@@ -267,8 +333,12 @@ def plot_mis(res: dict[str, Any], out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(9, 4))
     width = 0.8 / len(res["targets"])
     for i, (tname, r) in enumerate(res["targets"].items()):
-        ax.bar([k + i * width for k in range(len(names))], [r["mse"][n] or math.nan for n in names], width,
-               label=f"{tname} (d={r['dim']})")
+        ax.bar(
+            [k + i * width for k in range(len(names))],
+            [r["mse"][n] or math.nan for n in names],
+            width,
+            label=f"{tname} (d={r['dim']})",
+        )
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(names))], names, rotation=25, ha="right", fontsize=8)
     ax.set(yscale="log", ylabel=f"MSE of log Z ({res['reps']} reps)", title="MIS schemes and their RLR/NCE relatives")
     ax.legend(fontsize=8)
@@ -294,25 +364,37 @@ def _spread(values: dict[str, Tensor]) -> dict[str, Any]:
     return {"values": v, "max_abs_diff": max(v.values()) - min(v.values())}
 
 
-def equivalence_checks(t: Target, q1: GaussianNoise, q2: GaussianNoise, x: Tensor, y1: Tensor, y2: Tensor
-                       ) -> dict[str, Any]:
+def equivalence_checks(
+    t: Target, q1: GaussianNoise, q2: GaussianNoise, x: Tensor, y1: Tensor, y2: Tensor
+) -> dict[str, Any]:
     """E1-E5, E7 on one data set: target draws x, draws y1 ~ q1 and y2 ~ q2; values and max |difference|."""
     n1, n2 = x.shape[0], y1.shape[0]
     data = (t.log_phi(x), q1.log_prob(x), t.log_phi(y1), q1.log_prob(y1))
     lpx, lqx, lpy, lqy = data
     two = torch.stack([torch.cat([lpx, lpy]), torch.cat([lqx, lqy])])
     e = {
-        "E1_E2_optimal_bridge_nce_rlr": _spread({
-            "bridge_newton": bridge(*data).log_z, "bridge_fixed_point": bridge(*data, solver="fixed-point").log_z,
-            "nce": nce_log_z(*data).log_z, "rlr_noise_known": rlr(two, [n1, n2], {1: 0.0}).log_z[0],
-            "rlr_reference": -rlr(two, [n1, n2]).log_z[1]}),
-        "E4_is_mis_rlr": _spread({
-            "is": importance_sampling(lpy, lqy).log_z, "dm_mis_J1": mis(lpy, lqy[None], [n2]).log_z,
-            "rlr_unsampled_target": rlr(torch.stack([lpy, lqy]), [0, n2], {1: 0.0}).log_z[0]}),
-        "E5_nu_to_infinity_is": _spread({"bridge_nu_1e40": bridge(*data, nu=1e40).log_z,
-                                         "is": importance_sampling(lpy, lqy).log_z}),
-        "E5_nu_to_zero_ris": _spread({"bridge_nu_1e-40": bridge(*data, nu=1e-40).log_z,
-                                      "ris": reciprocal_is(lpx, lqx).log_z}),
+        "E1_E2_optimal_bridge_nce_rlr": _spread(
+            {
+                "bridge_newton": bridge(*data).log_z,
+                "bridge_fixed_point": bridge(*data, solver="fixed-point").log_z,
+                "nce": nce_log_z(*data).log_z,
+                "rlr_noise_known": rlr(two, [n1, n2], {1: 0.0}).log_z[0],
+                "rlr_reference": -rlr(two, [n1, n2]).log_z[1],
+            }
+        ),
+        "E4_is_mis_rlr": _spread(
+            {
+                "is": importance_sampling(lpy, lqy).log_z,
+                "dm_mis_J1": mis(lpy, lqy[None], [n2]).log_z,
+                "rlr_unsampled_target": rlr(torch.stack([lpy, lqy]), [0, n2], {1: 0.0}).log_z[0],
+            }
+        ),
+        "E5_nu_to_infinity_is": _spread(
+            {"bridge_nu_1e40": bridge(*data, nu=1e40).log_z, "is": importance_sampling(lpy, lqy).log_z}
+        ),
+        "E5_nu_to_zero_ris": _spread(
+            {"bridge_nu_1e-40": bridge(*data, nu=1e-40).log_z, "ris": reciprocal_is(lpx, lqx).log_z}
+        ),
     }
     pooled = torch.cat([x, y1, y2])
     three = torch.stack([t.log_phi(pooled), q1.log_prob(pooled), q2.log_prob(pooled)])
@@ -321,11 +403,17 @@ def equivalence_checks(t: Target, q1: GaussianNoise, q2: GaussianNoise, x: Tenso
     sci = rlr(three, counts, {1: 0.0}, sci_iter=3000, max_iter=0, tol=1e-9)
     e["E3_rlr_newton_vs_self_consistent_mis"] = _spread({"newton": newton.log_z[0], "self_consistent": sci.log_z[0]})
     proposals = three[:, n1:]
-    e["E4_dm_mis_vs_rlr_fixed"] = _spread({
-        "dm_mis": mis(proposals[0], proposals[1:], [n2, n2]).log_z,
-        "rlr_fixed": rlr(proposals, [0, n2, n2], {1: 0.0, 2: 0.0}).log_z[0]})
-    se = {"mbar": float(rlr(two, [n1, n2], {1: 0.0}).se[0]), "meng_wong": float(bridge(*data).se),
-          "gutmann_hyvarinen": float(nce_log_z(*data).se)}
+    e["E4_dm_mis_vs_rlr_fixed"] = _spread(
+        {
+            "dm_mis": mis(proposals[0], proposals[1:], [n2, n2]).log_z,
+            "rlr_fixed": rlr(proposals, [0, n2, n2], {1: 0.0, 2: 0.0}).log_z[0],
+        }
+    )
+    se = {
+        "mbar": float(rlr(two, [n1, n2], {1: 0.0}).se[0]),
+        "meng_wong": float(bridge(*data).se),
+        "gutmann_hyvarinen": float(nce_log_z(*data).se),
+    }
     e["E7_standard_errors"] = {"values": se, "max_rel_diff": (max(se.values()) - min(se.values())) / se["mbar"]}
     return e
 
@@ -336,12 +424,19 @@ def plot_equivalence(res: dict[str, Any], out: Path) -> list[Path]:
     width = 0.8 / len(res["targets"])
     floor = 1e-17
     for i, (tname, r) in enumerate(res["targets"].items()):
-        ax.bar([k + i * width for k in range(len(checks))], [max(r[c]["max_abs_diff"], floor) for c in checks],
-               width, label=tname)
+        ax.bar(
+            [k + i * width for k in range(len(checks))],
+            [max(r[c]["max_abs_diff"], floor) for c in checks],
+            width,
+            label=tname,
+        )
     ax.axhline(1e-10, color="k", ls="--", lw=1, label="1e-10")
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(checks))], checks, rotation=20, ha="right", fontsize=7)
-    ax.set(yscale="log", ylabel="max |difference in log Z| (nats)",
-           title="Equivalent estimators on the same data (exact 0 drawn at 1e-17)")
+    ax.set(
+        yscale="log",
+        ylabel="max |difference in log Z| (nats)",
+        title="Equivalent estimators on the same data (exact 0 drawn at 1e-17)",
+    )
     ax.legend(fontsize=8)
     path = out / "equivalence.png"
     save(fig, path)
@@ -392,14 +487,17 @@ def run_nce_gmm(cfg: NceGmmConfig, seed: int, progress: bool) -> dict[str, Any]:
         masses = student.log_masses().exp()
     left = int(torch.argmin(student.means[:, 0]))
     return {
-        "experiment": "nce-gmm", "seed": seed, "config": asdict(cfg),
+        "experiment": "nce-gmm",
+        "seed": seed,
+        "config": asdict(cfg),
         "mode_masses": {"left": float(masses[left]), "right": float(masses[1 - left])},
         "target_masses": {"left": cfg.left_mass, "right": 1 - cfg.left_mass},
         "means_e1": student.means[:, 0].tolist(),
         "log_z_learned": fit.log_z,
         "log_z_exact_student": float(student.log_z().detach()),
         "log_z_teacher": float(teacher.log_z().detach()),
-        "log_z_posthoc_nce": float(post.log_z), "log_z_posthoc_nce_se": float(post.se),
+        "log_z_posthoc_nce": float(post.log_z),
+        "log_z_posthoc_nce_se": float(post.se),
         "wall_time_s": wall,
         "history": {"step": fit.steps, "loss": fit.loss, "log_z": fit.log_z_history},
     }
@@ -414,8 +512,12 @@ def plot_nce_gmm(res: dict[str, Any], out: Path) -> list[Path]:
     b.axhline(res["log_z_exact_student"], color="k", ls="--", label="exact log Z (final student)")
     b.axhline(res["log_z_teacher"], color="tab:red", ls=":", label="teacher log Z")
     lo = min(res["log_z_teacher"], res["log_z_exact_student"]) - 2
-    b.set(xlabel="step", ylabel="log Z (nats)", ylim=(lo, lo + 4),
-          title=f"mode masses {res['mode_masses']['left']:.3f} / {res['mode_masses']['right']:.3f}")
+    b.set(
+        xlabel="step",
+        ylabel="log Z (nats)",
+        ylim=(lo, lo + 4),
+        title=f"mode masses {res['mode_masses']['left']:.3f} / {res['mode_masses']['right']:.3f}",
+    )
     b.legend(fontsize=8)
     path = out / "nce_gmm.png"
     save(fig, path)
@@ -473,18 +575,26 @@ def report(res: dict[str, Any]) -> str:
             else:
                 for e in ests:
                     ref = r.get("reference_mse", {}).get(e)
-                    lines.append(f"  {e:<28} {_fmt(r['mse'][e]):>10}" + (f"   (science note: {ref:.2e})" if ref else ""))
+                    lines.append(
+                        f"  {e:<28} {_fmt(r['mse'][e]):>10}" + (f"   (science note: {ref:.2e})" if ref else "")
+                    )
     elif exp == "equivalence":
         for name, r in res["targets"].items():
-            lines.append(f"{name}: " + ", ".join(f"{k} {v['max_abs_diff']:.1e}" for k, v in r.items()
-                                                 if isinstance(v, dict) and "max_abs_diff" in v)
-                         + f"; E7 SE rel. spread {r['E7_standard_errors']['max_rel_diff']:.3f}")
+            lines.append(
+                f"{name}: "
+                + ", ".join(
+                    f"{k} {v['max_abs_diff']:.1e}" for k, v in r.items() if isinstance(v, dict) and "max_abs_diff" in v
+                )
+                + f"; E7 SE rel. spread {r['E7_standard_errors']['max_rel_diff']:.3f}"
+            )
     else:
         m = res["mode_masses"]
-        lines.append(f"NCE on the GMM study: mode masses {m['left']:.4f} / {m['right']:.4f} (target 0.25 / 0.75); "
-                     f"log Z learned {res['log_z_learned']:.4f}, post-hoc NCE {res['log_z_posthoc_nce']:.4f} "
-                     f"+- {res['log_z_posthoc_nce_se']:.4f}, exact (student) {res['log_z_exact_student']:.4f}, "
-                     f"teacher {res['log_z_teacher']:.4f}; {res['wall_time_s']:.1f} s")
+        lines.append(
+            f"NCE on the GMM study: mode masses {m['left']:.4f} / {m['right']:.4f} (target 0.25 / 0.75); "
+            f"log Z learned {res['log_z_learned']:.4f}, post-hoc NCE {res['log_z_posthoc_nce']:.4f} "
+            f"+- {res['log_z_posthoc_nce_se']:.4f}, exact (student) {res['log_z_exact_student']:.4f}, "
+            f"teacher {res['log_z_teacher']:.4f}; {res['wall_time_s']:.1f} s"
+        )
     return "\n".join(lines)
 
 

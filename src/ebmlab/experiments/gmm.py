@@ -10,6 +10,7 @@ data every 4 iterations).  ``--dim 1`` runs the one-dimensional study instead (m
 Writes ``metrics.json`` (per method and seed: final mode masses, mass_error = |p(left) - target|,
 exact and estimated log Z, exact and estimated KL, trajectories, resamplings, wall time) and PNGs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,8 @@ from ..energies import GaussianMixture
 from ..sampling.resampling import RESAMPLERS
 from ..sampling.walkers import SCOPES, normalized_weights
 from ..training import METHODS, Trainer, negative_phase
-from .gmm_plots import plot_all
 from .common import exit_code, int_list, name_list, run_or_reuse, seed_summary, write_json
+from .gmm_plots import plot_all
 
 DTYPE = torch.float64
 
@@ -106,13 +107,13 @@ def observe(model: GaussianMixture, trainer: Trainer, weighted: bool, midpoint: 
     with torch.no_grad():
         mass = float(model.log_masses().exp()[left_index(model)])
         left = (trainer.walkers.x[:, 0] < midpoint).double()
-        w = normalized_weights(trainer.walkers.log_w, coll) if weighted else \
-            torch.full_like(left, 1 / coll.numel(left))
+        w = normalized_weights(trainer.walkers.log_w, coll) if weighted else torch.full_like(left, 1 / coll.numel(left))
         return {"mass_left": mass, "walker_frac_left": float(coll.sum((w * left).sum()))}
 
 
-def build_trainer(cfg: GmmConfig, method: str, seed: int,
-                  collective: Collective = LOCAL) -> tuple[Trainer, GaussianMixture, torch.Tensor]:
+def build_trainer(
+    cfg: GmmConfig, method: str, seed: int, collective: Collective = LOCAL
+) -> tuple[Trainer, GaussianMixture, torch.Tensor]:
     """Data, student, optimiser and trainer of one (method, seed) run (walkers split by ``collective``)."""
     gen = torch.Generator().manual_seed(seed)
     data = make_data(cfg, gen)
@@ -127,13 +128,21 @@ def build_trainer(cfg: GmmConfig, method: str, seed: int,
     if method == "cd":
         overrides["reset_every"] = cfg.cd_reset_every
     phase = negative_phase(method, **overrides)
-    trainer = Trainer(model, data, torch.optim.SGD(groups), phase, n_walkers=cfg.n_walkers, generator=gen,
-                      collective=collective)
+    trainer = Trainer(
+        model, data, torch.optim.SGD(groups), phase, n_walkers=cfg.n_walkers, generator=gen, collective=collective
+    )
     return trainer, model, data
 
 
-def run_one(cfg: GmmConfig, method: str, seed: int, ckpt: Path | None, resume: bool,
-            progress: bool | None, collective: Collective = LOCAL) -> dict[str, Any]:
+def run_one(
+    cfg: GmmConfig,
+    method: str,
+    seed: int,
+    ckpt: Path | None,
+    resume: bool,
+    progress: bool | None,
+    collective: Collective = LOCAL,
+) -> dict[str, Any]:
     """Train one (method, seed) and return its metrics (raises DivergenceError on blow-up)."""
     trainer, model, data = build_trainer(cfg, method, seed, collective)
     t_model = teacher(cfg)
@@ -149,8 +158,14 @@ def run_one(cfg: GmmConfig, method: str, seed: int, ckpt: Path | None, resume: b
             row.update(observe(model, tr, weighted, midpoint))
 
     start = time.perf_counter()
-    trainer.run(cfg.iters, checkpoint_path=ckpt, checkpoint_every=cfg.checkpoint_every, progress=progress,
-                desc=f"{method} seed {seed}", callback=record)
+    trainer.run(
+        cfg.iters,
+        checkpoint_path=ckpt,
+        checkpoint_every=cfg.checkpoint_every,
+        progress=progress,
+        desc=f"{method} seed {seed}",
+        callback=record,
+    )
     wall = time.perf_counter() - start
     final = trainer.summary() | observe(model, trainer, weighted, midpoint)
     with torch.no_grad():
@@ -188,8 +203,15 @@ def run_one(cfg: GmmConfig, method: str, seed: int, ckpt: Path | None, resume: b
 SUMMARY_KEYS = ("mass_error", "log_z_abs_error", "kl_exact", "kl_est", "n_resamplings", "wall_time_s")
 
 
-def run_study(cfg: GmmConfig, methods: list[str], seeds: list[int], out: Path, resume: bool = False,
-              progress: bool | None = None, collective: Collective = LOCAL) -> dict[str, Any]:
+def run_study(
+    cfg: GmmConfig,
+    methods: list[str],
+    seeds: list[int],
+    out: Path,
+    resume: bool = False,
+    progress: bool | None = None,
+    collective: Collective = LOCAL,
+) -> dict[str, Any]:
     """All (method, seed) runs; writes metrics.json and the plots; returns the metrics.
 
     With a distributed ``collective`` every process runs this and only the main one writes files."""
@@ -204,10 +226,18 @@ def run_study(cfg: GmmConfig, methods: list[str], seeds: list[int], out: Path, r
             ckpt = out / "checkpoints" / f"{method}_seed{seed}.pt"
             runs[method][str(seed)] = run_or_reuse(
                 done_dir / f"{method}_seed{seed}.json",
-                lambda: run_one(cfg, method, seed, ckpt, resume, progress, collective),
-                resume, f"{method} seed {seed}", write=main_process)
-    metrics = {"config": asdict(cfg), "methods": methods, "seeds": seeds, "runs": runs,
-               "summary": {m: seed_summary(r.values(), SUMMARY_KEYS) for m, r in runs.items()}}
+                lambda: run_one(cfg, method, seed, ckpt, resume, progress, collective),  # noqa: B023 - called at once
+                resume,
+                f"{method} seed {seed}",
+                write=main_process,
+            )
+    metrics = {
+        "config": asdict(cfg),
+        "methods": methods,
+        "seeds": seeds,
+        "runs": runs,
+        "summary": {m: seed_summary(r.values(), SUMMARY_KEYS) for m, r in runs.items()},
+    }
     if main_process:
         write_json(metrics, out / "metrics.json")
         plot_all(metrics, out)
@@ -215,21 +245,37 @@ def run_study(cfg: GmmConfig, methods: list[str], seeds: list[int], out: Path, r
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
-                   help="quick (default, minutes on a laptop), paper (the published settings), tiny (smoke test)")
-    p.add_argument("--methods", type=name_list(METHODS), default=list(METHODS), help="comma-separated subset of "
-                   + ",".join(METHODS))
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="quick",
+        help="quick (default, minutes on a laptop), paper (the published settings), tiny (smoke test)",
+    )
+    p.add_argument(
+        "--methods",
+        type=name_list(METHODS),
+        default=list(METHODS),
+        help="comma-separated subset of " + ",".join(METHODS),
+    )
     p.add_argument("--seeds", type=int_list, default=None, help="comma-separated seeds (default: preset's)")
-    p.add_argument("--dim", type=int, default=None,
-                   help="dimension; 1 selects the one-dimensional study (modes -12 and 9, mass 0.8 left)")
+    p.add_argument(
+        "--dim",
+        type=int,
+        default=None,
+        help="dimension; 1 selects the one-dimensional study (modes -12 and 9, mass 0.8 left)",
+    )
     p.add_argument("--walkers", type=int, default=None, help="number of walkers N")
     p.add_argument("--data", type=int, default=None, dest="n_data", help="number of data points n")
     p.add_argument("--iters", type=int, default=None, help="training iterations")
     p.add_argument("--step-size", type=float, default=None, help="ULA step size h")
     p.add_argument("--resampler", choices=sorted(RESAMPLERS), default=None)
     p.add_argument("--ess-threshold", type=float, default=None, help="resample when ESS/N < this, in (0, 1]")
-    p.add_argument("--resample-scope", choices=SCOPES, default=None,
-                   help="under torchrun: resample the whole population (global, default) or each process's walkers")
+    p.add_argument(
+        "--resample-scope",
+        choices=SCOPES,
+        default=None,
+        help="under torchrun: resample the whole population (global, default) or each process's walkers",
+    )
     p.add_argument("--out", type=Path, default=Path("runs/gmm"), help="output directory")
     p.add_argument("--resume", action="store_true", help="continue from checkpoints and finished runs in --out")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -241,8 +287,11 @@ def config_from_args(args: argparse.Namespace) -> GmmConfig:
         if args.dim < 1:
             raise ValueError(f"--dim must be >= 1, got {args.dim}")
         cfg = replace(cfg, **ONE_D) if args.dim == 1 else replace(cfg, dim=args.dim)
-    overrides = {k: getattr(args, k) for k in ("n_data", "iters", "step_size", "resampler", "ess_threshold",
-                                               "resample_scope") if getattr(args, k) is not None}
+    overrides = {
+        k: getattr(args, k)
+        for k in ("n_data", "iters", "step_size", "resampler", "ess_threshold", "resample_scope")
+        if getattr(args, k) is not None
+    }
     if args.walkers is not None:
         overrides["n_walkers"] = args.walkers
     cfg = replace(cfg, **overrides)
@@ -258,8 +307,15 @@ def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     seeds = args.seeds or DEFAULT_SEEDS[args.preset]
     coll = args.collective
-    metrics = run_study(cfg, args.methods, seeds, args.out, resume=args.resume,
-                        progress=False if args.no_progress else None, collective=coll)
+    metrics = run_study(
+        cfg,
+        args.methods,
+        seeds,
+        args.out,
+        resume=args.resume,
+        progress=False if args.no_progress else None,
+        collective=coll,
+    )
     if not coll.is_main:
         return 0
     for method, s in metrics["summary"].items():

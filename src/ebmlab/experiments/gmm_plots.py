@@ -1,4 +1,5 @@
 """Plots of the Gaussian-mixture study: mode mass, exact vs estimated KL and log Z, ESS/N."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,11 +19,20 @@ def plot_mode_mass(metrics: dict[str, Any], path: Path) -> None:
         runs = _ok_runs(metrics, method)
         if runs:
             t = runs[0]["trajectory"]
-            band(ax, t["step"], [r["trajectory"]["mass_left"] for r in runs],
-                 f"{method} ({len(runs)} seed{'s' * (len(runs) > 1)})", COLORS.get(method))
+            band(
+                ax,
+                t["step"],
+                [r["trajectory"]["mass_left"] for r in runs],
+                f"{method} ({len(runs)} seed{'s' * (len(runs) > 1)})",
+                COLORS.get(method),
+            )
     ax.axhline(target, color="k", ls="--", lw=1, label=f"data ({target:g})")
-    ax.set(xlabel="iteration", ylabel="model mass of the minority mode", ylim=(-0.02, 1.02),
-           title="Mode mass (mean and min-max over seeds)")
+    ax.set(
+        xlabel="iteration",
+        ylabel="model mass of the minority mode",
+        ylim=(-0.02, 1.02),
+        title="Mode mass (mean and min-max over seeds)",
+    )
     ax.legend()
     save(fig, path)
 

@@ -12,6 +12,7 @@ MNIST comes from the test set in ``--data-dir`` (or ``$EBMLAB_DATA``).  Splits a
 (independent of ``--seeds``): generate uses a per-digit split with seed 0 into model-train, model-test and
 classifier-train images; anomaly shuffles the normal digits with seed 42 (80 % train).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,27 +98,72 @@ class LatentPreset:
 PRESETS: dict[str, LatentPreset] = {
     "cpu": LatentPreset(),
     "quick": LatentPreset(
-        diffusion_steps=5, nf=1, t_dim=16, cond_dim=16, nif=4, q_updates=1,
-        toy_iters=4, toy_batch=100, toy_chain_steps=5, toy_ref_steps=50, toy_eval_n=300, toy_eval_every=2,
-        toy_nf=1, latent_dim=4, anomaly_latent_dim=4, ngf=2, ebm_hidden=16, batch_size=16, iters=4, prior_steps=5,
-        lebm_post_steps=3, damc_post_steps=3, eval_prior_steps=5, refine_steps=2, anomaly_refine_steps=2,
-        eval_every=2, train_per_digit=8, test_per_digit=4, classifier_per_digit=10, classifier_epochs=1,
-        n_generate=40, anomaly_max_test=60, checkpoint_every=2,
+        diffusion_steps=5,
+        nf=1,
+        t_dim=16,
+        cond_dim=16,
+        nif=4,
+        q_updates=1,
+        toy_iters=4,
+        toy_batch=100,
+        toy_chain_steps=5,
+        toy_ref_steps=50,
+        toy_eval_n=300,
+        toy_eval_every=2,
+        toy_nf=1,
+        latent_dim=4,
+        anomaly_latent_dim=4,
+        ngf=2,
+        ebm_hidden=16,
+        batch_size=16,
+        iters=4,
+        prior_steps=5,
+        lebm_post_steps=3,
+        damc_post_steps=3,
+        eval_prior_steps=5,
+        refine_steps=2,
+        anomaly_refine_steps=2,
+        eval_every=2,
+        train_per_digit=8,
+        test_per_digit=4,
+        classifier_per_digit=10,
+        classifier_epochs=1,
+        n_generate=40,
+        anomaly_max_test=60,
+        checkpoint_every=2,
     ),
     "paper": LatentPreset(
-        diffusion_steps=100, nf=4, t_dim=128, cond_dim=1024, nif=128, q_updates=6, toy_iters=3000,
-        latent_dim=100, anomaly_latent_dim=8, ngf=128, sigma=0.1, anomaly_sigma=1.0, batch_size=128,
-        iters=100000, lebm_post_steps=20, damc_post_steps=30, eval_every=5000, train_per_digit=None,
+        diffusion_steps=100,
+        nf=4,
+        t_dim=128,
+        cond_dim=1024,
+        nif=128,
+        q_updates=6,
+        toy_iters=3000,
+        latent_dim=100,
+        anomaly_latent_dim=8,
+        ngf=128,
+        sigma=0.1,
+        anomaly_sigma=1.0,
+        batch_size=128,
+        iters=100000,
+        lebm_post_steps=20,
+        damc_post_steps=30,
+        eval_every=5000,
+        train_per_digit=None,
         classifier_per_digit=300,
-        classifier_epochs=10, n_generate=10000, checkpoint_every=1000,
+        classifier_epochs=10,
+        n_generate=10000,
+        checkpoint_every=1000,
     ),
 }
 DEFAULT_SEEDS = {"quick": [0], "cpu": [0], "paper": [0, 1, 2]}
 
 
 # -- building blocks ------------------------------------------------------------------------------
-def build_mnist(p: LatentPreset, sampler_name: str, latent_dim: int, sigma: float, refine_steps: int,
-                anomaly: bool = False) -> tuple[LatentModel, LEBMSampler | DAMCSampler, LoopConfig]:
+def build_mnist(
+    p: LatentPreset, sampler_name: str, latent_dim: int, sigma: float, refine_steps: int, anomaly: bool = False
+) -> tuple[LatentModel, LEBMSampler | DAMCSampler, LoopConfig]:
     """Model, sampler and loop settings of one MNIST run (the global torch seed must be set first).
 
     anomaly=True takes the DAMC anomaly script's choices: prior chains from Q_bar(x) only, each Q step the
@@ -129,12 +175,15 @@ def build_mnist(p: LatentPreset, sampler_name: str, latent_dim: int, sigma: floa
         sampler: LEBMSampler | DAMCSampler = LEBMSampler(ChainConfig(post_steps=p.lebm_post_steps, **common))
         energy_reg = p.lebm_energy_reg
     else:
-        q = LatentDiffusion(latent_dim, ConvEncoder(p.cond_dim, p.nif), p.cond_dim, nf=p.nf, t_dim=p.t_dim,
-                            n_steps=p.diffusion_steps)
+        q = LatentDiffusion(
+            latent_dim, ConvEncoder(p.cond_dim, p.nif), p.cond_dim, nf=p.nf, t_dim=p.t_dim, n_steps=p.diffusion_steps
+        )
         script = dict(prior_init="posterior", cond_loss="both", weight_decay=0.0) if anomaly else {}
-        sampler = DAMCSampler(q, ChainConfig(post_steps=p.damc_post_steps, **common),
-                              DAMCConfig(q_updates=p.q_updates, lr=p.lr_q, ema_rho=p.ema_rho, ema_every=p.ema_every,
-                                         **script))
+        sampler = DAMCSampler(
+            q,
+            ChainConfig(post_steps=p.damc_post_steps, **common),
+            DAMCConfig(q_updates=p.q_updates, lr=p.lr_q, ema_rho=p.ema_rho, ema_every=p.ema_every, **script),
+        )
         energy_reg = 0.0
     loop = LoopConfig(batch_size=p.batch_size, lr_g=p.lr_g, lr_e=p.lr_e, energy_reg=energy_reg)
     return model, sampler, loop
@@ -142,11 +191,12 @@ def build_mnist(p: LatentPreset, sampler_name: str, latent_dim: int, sigma: floa
 
 def in_batches(fn, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
     """fn over x in chunks (gradients allowed inside fn, e.g. Langevin), concatenated."""
-    return torch.cat([fn(x[i:i + batch]) for i in range(0, x.shape[0], batch)])
+    return torch.cat([fn(x[i : i + batch]) for i in range(0, x.shape[0], batch)])
 
 
-def train(trainer: LatentTrainer, p: LatentPreset, ckpt: Path, resume: bool, desc: str,
-          evaluate=None) -> tuple[float, list[dict[str, Any]]]:
+def train(
+    trainer: LatentTrainer, p: LatentPreset, ckpt: Path, resume: bool, desc: str, evaluate=None
+) -> tuple[float, list[dict[str, Any]]]:
     """Run the loop to p.iters with checkpoints; ``evaluate(trainer)`` every p.eval_every iterations."""
     if resume and ckpt.exists():
         trainer.resume(ckpt)
@@ -192,11 +242,22 @@ def run_toy(p: LatentPreset, sampler_name: str, seed: int, out: Path) -> dict[st
     if sampler_name == "lebm":
         z_s = langevin(post, torch.randn(z_eval.shape, generator=gen), p.toy_chain_steps, 0.1, gen)
     else:
-        q = LatentDiffusion(2, MLPEncoder(2, 128, (128, 128, 128)), 128, nf=p.toy_nf, t_dim=p.t_dim,
-                            n_steps=p.diffusion_steps, p_mask=0.1)
-        sampler = DAMCSampler(q, ChainConfig(post_steps=p.toy_chain_steps, post_s=0.1),
-                              DAMCConfig(q_updates=p.q_updates, lr=p.lr_q, weight_decay=1e-2, ema_rho=p.toy_ema_rho,
-                                         ema_every=p.ema_every))
+        q = LatentDiffusion(
+            2,
+            MLPEncoder(2, 128, (128, 128, 128)),
+            128,
+            nf=p.toy_nf,
+            t_dim=p.t_dim,
+            n_steps=p.diffusion_steps,
+            p_mask=0.1,
+        )
+        sampler = DAMCSampler(
+            q,
+            ChainConfig(post_steps=p.toy_chain_steps, post_s=0.1),
+            DAMCConfig(
+                q_updates=p.q_updates, lr=p.lr_q, weight_decay=1e-2, ema_rho=p.toy_ema_rho, ema_every=p.ema_every
+            ),
+        )
 
         def record(it: int, row: dict[str, float]) -> None:
             if it % p.toy_eval_every == 0 or it == p.toy_iters:
@@ -227,8 +288,11 @@ def run_toy(p: LatentPreset, sampler_name: str, seed: int, out: Path) -> dict[st
         ax.set_title(title, fontsize=10)
         ax.set_xticks([-4, 0, 4])
         ax.set_yticks([-4, 0, 4])
-    fig.suptitle(f"aggregate posterior KDE (bandwidth 0.15); error {label}: {metrics['error_sampler']:.3f}, "
-                 f"long-run LD: {err_ref:.3f}", fontsize=10)
+    fig.suptitle(
+        f"aggregate posterior KDE (bandwidth 0.15); error {label}: {metrics['error_sampler']:.3f}, "
+        f"long-run LD: {err_ref:.3f}",
+        fontsize=10,
+    )
     save(fig, out / f"toy_kde_{sampler_name}_seed{seed}.png")
     return metrics
 
@@ -244,12 +308,18 @@ def generate_split(labels: np.ndarray, p: LatentPreset) -> tuple[np.ndarray, np.
 
 def describe(model: LatentModel, sampler: LEBMSampler | DAMCSampler) -> dict[str, Any]:
     """Sampler settings and parameter counts of one run."""
-    sizes = {"generator": sum(v.numel() for v in model.generator.parameters()),
-             "ebm": sum(v.numel() for v in model.prior.parameters())}
+    sizes = {
+        "generator": sum(v.numel() for v in model.generator.parameters()),
+        "ebm": sum(v.numel() for v in model.prior.parameters()),
+    }
     if isinstance(sampler, DAMCSampler):
         sizes["diffusion"] = sum(v.numel() for v in sampler.q.parameters())
-    return {"sampler_config": config_dict(sampler), "parameters": sizes, "sigma": model.sigma,
-            "latent_dim": model.latent_dim}
+    return {
+        "sampler_config": config_dict(sampler),
+        "parameters": sizes,
+        "sigma": model.sigma,
+        "latent_dim": model.latent_dim,
+    }
 
 
 def features(clf, images: torch.Tensor) -> torch.Tensor:
@@ -281,8 +351,14 @@ def run_generate(p: LatentPreset, sampler_name: str, seed: int, out: Path, data_
     def evaluate(tr: LatentTrainer) -> dict[str, Any]:
         return {"eval": True, "test_mse": test_mse(tr)}
 
-    wall, evals = train(trainer, p, out / "checkpoints" / f"generate_{sampler_name}_seed{seed}.pt", resume,
-                        f"generate {sampler_name} seed {seed}", evaluate)
+    wall, evals = train(
+        trainer,
+        p,
+        out / "checkpoints" / f"generate_{sampler_name}_seed{seed}.pt",
+        resume,
+        f"generate {sampler_name} seed {seed}",
+        evaluate,
+    )
     start = time.perf_counter()
     mse = test_mse(trainer)
     n = p.n_generate
@@ -302,7 +378,10 @@ def run_generate(p: LatentPreset, sampler_name: str, seed: int, out: Path, data_
         "frechet_real_train_vs_test": frechet_distance(features(clf, x_train[:n_real]), feats_test),
         "classifier_accuracy": clf_acc,
         "classifier_wall_time_s": clf_time,
-        "n_train": len(i_train), "n_test": len(i_test), "n_classifier_train": len(i_clf), "n_generated": n,
+        "n_train": len(i_train),
+        "n_test": len(i_test),
+        "n_classifier_train": len(i_clf),
+        "n_generated": n,
         "wall_time_s": wall,
         "eval_wall_time_s": time.perf_counter() - start,
         "final_loss_g": trainer.history[-1]["loss_g"],
@@ -310,20 +389,29 @@ def run_generate(p: LatentPreset, sampler_name: str, seed: int, out: Path, data_
         **describe(model, sampler),
     }
     what = "q_phi(z)" if sampler_name == "damc" else f"prior LD ({sampler.chains.eval_prior_steps} steps)"
-    image_grid(x_s[:100], out / f"samples_{sampler_name}_seed{seed}.png",
-               f"{sampler_name.upper()} samples, z ~ {what}; feature FD {metrics['frechet_sampler']:.2f}")
+    image_grid(
+        x_s[:100],
+        out / f"samples_{sampler_name}_seed{seed}.png",
+        f"{sampler_name.upper()} samples, z ~ {what}; feature FD {metrics['frechet_sampler']:.2f}",
+    )
     if sampler_name == "damc":
-        image_grid(x_ld[:100], out / f"samples_prior_ld_{sampler_name}_seed{seed}.png",
-                   f"DAMC model, z ~ prior LD ({sampler.chains.eval_prior_steps} steps); "
-                   f"FD {metrics['frechet_prior_ld']:.2f}")
+        image_grid(
+            x_ld[:100],
+            out / f"samples_prior_ld_{sampler_name}_seed{seed}.png",
+            f"DAMC model, z ~ prior LD ({sampler.chains.eval_prior_steps} steps); FD {metrics['frechet_prior_ld']:.2f}",
+        )
     pairs = torch.stack([x_test[:k], x_rec]).transpose(0, 1).reshape(2 * k, 1, 28, 28)
-    image_grid(pairs, out / f"reconstructions_{sampler_name}_seed{seed}.png",
-               f"{sampler_name.upper()} test reconstructions (pairs: data, reconstruction); MSE {mse:.4f}")
+    image_grid(
+        pairs,
+        out / f"reconstructions_{sampler_name}_seed{seed}.png",
+        f"{sampler_name.upper()} test reconstructions (pairs: data, reconstruction); MSE {mse:.4f}",
+    )
     return metrics
 
 
-def run_anomaly(p: LatentPreset, sampler_name: str, seed: int, digit: int, out: Path, data_dir,
-                resume: bool) -> dict[str, Any]:
+def run_anomaly(
+    p: LatentPreset, sampler_name: str, seed: int, digit: int, out: Path, data_dir, resume: bool
+) -> dict[str, Any]:
     images, labels = load_mnist(data_dir, "test")
     i_train, i_test, is_anom = heldout_split(labels, digit)
     if p.anomaly_max_test is not None:  # a seeded subsample keeping both classes (quick preset)
@@ -334,8 +422,9 @@ def run_anomaly(p: LatentPreset, sampler_name: str, seed: int, digit: int, out: 
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model, sampler, loop = build_mnist(p, sampler_name, p.anomaly_latent_dim, p.anomaly_sigma,
-                                       p.anomaly_refine_steps, anomaly=True)
+    model, sampler, loop = build_mnist(
+        p, sampler_name, p.anomaly_latent_dim, p.anomaly_sigma, p.anomaly_refine_steps, anomaly=True
+    )
     trainer = LatentTrainer(model, sampler, x_train, loop, gen)
 
     def scores(tr: LatentTrainer) -> np.ndarray:
@@ -343,20 +432,28 @@ def run_anomaly(p: LatentPreset, sampler_name: str, seed: int, digit: int, out: 
             z = tr.sampler.infer(tr.model, x, gen)
             with torch.no_grad():
                 return tr.model.anomaly_score(x, z)
+
         return in_batches(score, x_test).double().numpy()
 
     def evaluate(tr: LatentTrainer) -> dict[str, Any]:
         return {"eval": True, "auprc": auprc(is_anom, scores(tr))}
 
-    wall, evals = train(trainer, p, out / "checkpoints" / f"anomaly{digit}_{sampler_name}_seed{seed}.pt", resume,
-                        f"anomaly {digit} {sampler_name} seed {seed}", evaluate)
+    wall, evals = train(
+        trainer,
+        p,
+        out / "checkpoints" / f"anomaly{digit}_{sampler_name}_seed{seed}.pt",
+        resume,
+        f"anomaly {digit} {sampler_name} seed {seed}",
+        evaluate,
+    )
     s = scores(trainer)
     metrics = {
         "status": "ok",
         "heldout_digit": digit,
         "auprc": auprc(is_anom, s),
         "anomaly_fraction": float(is_anom.mean()),
-        "n_train": int(x_train.shape[0]), "n_test": len(i_test),
+        "n_train": int(x_train.shape[0]),
+        "n_test": len(i_test),
         "wall_time_s": wall,
         "evals": [{"step": r["step"] + 1, "auprc": r["auprc"]} for r in evals],
         **describe(model, sampler),
@@ -373,17 +470,23 @@ def run_anomaly(p: LatentPreset, sampler_name: str, seed: int, digit: int, out: 
 
 
 # -- command --------------------------------------------------------------------------------------
-HEADLINE = {"toy": ("error_sampler", "error_reference", "mmd_sampler_vs_reference"),
-            "generate": ("test_mse", "frechet_sampler", "frechet_prior_ld", "classifier_accuracy"),
-            "anomaly": ("auprc",)}
+HEADLINE = {
+    "toy": ("error_sampler", "error_reference", "mmd_sampler_vs_reference"),
+    "generate": ("test_mse", "frechet_sampler", "frechet_prior_ld", "classifier_accuracy"),
+    "anomaly": ("auprc",),
+}
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", choices=TASKS, required=True, help="toy, generate (MNIST) or anomaly (MNIST)")
     p.add_argument("--sampler", choices=SAMPLERS, required=True, help="lebm (short-run Langevin) or damc")
     p.add_argument("--heldout-digit", type=int, default=None, help="anomaly task: the digit held out (1,4,5,7,9)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
-                   help="quick (smoke test, seconds), cpu (about 10 min per seed on one core), paper (GPU)")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="quick",
+        help="quick (smoke test, seconds), cpu (about 10 min per seed on one core), paper (GPU)",
+    )
     p.add_argument("--seeds", type=int_list, default=None, help="comma-separated seeds (default: preset's)")
     p.add_argument("--iters", type=int, default=None, help="override the preset's training iterations")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $EBMLAB_DATA)")
@@ -418,12 +521,22 @@ def main(args: argparse.Namespace) -> int:
             run = partial(run_anomaly, preset, args.sampler, seed, args.heldout_digit, out, args.data_dir, args.resume)
         runs[str(seed)] = run_or_reuse(out / "runs" / f"{tag}_seed{seed}.json", run, args.resume, f"{tag} seed {seed}")
     summary = seed_summary(runs.values(), HEADLINE[args.task] + ("wall_time_s",))
-    metrics = {"task": args.task, "sampler": args.sampler, "heldout_digit": args.heldout_digit,
-               "preset": args.preset, "config": asdict(preset), "seeds": seeds, "summary": summary, "runs": runs}
+    metrics = {
+        "task": args.task,
+        "sampler": args.sampler,
+        "heldout_digit": args.heldout_digit,
+        "preset": args.preset,
+        "config": asdict(preset),
+        "seeds": seeds,
+        "summary": summary,
+        "runs": runs,
+    }
     write_json(metrics, out / "metrics.json")
     for key in HEADLINE[args.task]:
         if f"{key}_mean" in summary:
-            print(f"{tag} {key}: {summary[key + '_mean']:.4f} (min {summary[key + '_min']:.4f}, "
-                  f"max {summary[key + '_max']:.4f}, {summary['n_seeds']} seed(s))")
+            print(
+                f"{tag} {key}: {summary[key + '_mean']:.4f} (min {summary[key + '_min']:.4f}, "
+                f"max {summary[key + '_max']:.4f}, {summary['n_seeds']} seed(s))"
+            )
     print(f"wrote {out / 'metrics.json'} and PNGs")
     return exit_code(runs.values())

@@ -26,6 +26,7 @@ Writes ``metrics.json`` (per method and seed, over training: walker class fracti
 Jarzynski --, total-variation distance to 4:2:1, estimated cross-entropy, ESS/N, feature Frechet
 distance), the classifier and PNGs (sample grids, class fractions, TV and cross-entropy vs step).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,17 +39,24 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..data.mnist import load_mnist
 from ..data.subsets import DigitSplit, imbalanced_digit_split
+from ..distributed import LOCAL, Collective
 from ..energies.networks import ConvEnergy
-from ..metrics.classifier import (DigitClassifier, accuracy, apply_batched, class_fractions, load_classifier,
-                                  predict, save_classifier, train_classifier)
+from ..metrics.classifier import (
+    DigitClassifier,
+    accuracy,
+    apply_batched,
+    class_fractions,
+    load_classifier,
+    predict,
+    save_classifier,
+    train_classifier,
+)
 from ..metrics.frechet import frechet_from_moments, gaussian_moments
 from ..sampling.langevin import init_state, ula
 from ..sampling.resampling import RESAMPLERS, systematic
-from ..distributed import LOCAL, Collective
 from ..sampling.walkers import Walkers, log_z_estimate, normalized_weights
 from ..training import METHODS, Trainer, negative_phase
 from .common import exit_code, int_list, name_list, run_or_reuse, seed_summary, write_json
@@ -95,13 +103,15 @@ class MnistConfig:
         if not (self.step_size > 0 and self.noise_std > 0):
             raise ValueError(f"need step_size > 0 and noise_std > 0, got {self.step_size}, {self.noise_std}")
         if self.step_size * self.wall >= 1.0:
-            raise ValueError(f"step_size * wall = {self.step_size * self.wall:g} >= 1: ULA on the pixel wall is "
-                             "too coarse and the Jarzynski weights collapse even at fixed parameters; lower wall "
-                             "or step_size (the presets keep the product at 0.05)")
+            raise ValueError(
+                f"step_size * wall = {self.step_size * self.wall:g} >= 1: ULA on the pixel wall is "
+                "too coarse and the Jarzynski weights collapse even at fixed parameters; lower wall "
+                "or step_size (the presets keep the product at 0.05)"
+            )
 
     @property
     def temperature(self) -> float:
-        return self.noise_std ** 2 / (2.0 * self.step_size)
+        return self.noise_std**2 / (2.0 * self.step_size)
 
     @property
     def target_fractions(self) -> tuple[float, ...]:
@@ -110,14 +120,35 @@ class MnistConfig:
 
 PRESETS: dict[str, MnistConfig] = {
     # smoke run for tests: tiny populations and chains, a 2-epoch classifier
-    "quick": MnistConfig(classifier_epochs=2, channels=8, n_walkers=64, walker_batch=32, steps_per_update=2,
-                         init_steps=5, iters=24, data_batch=64, eval_every=8, checkpoint_every=8),
+    "quick": MnistConfig(
+        classifier_epochs=2,
+        channels=8,
+        n_walkers=64,
+        walker_batch=32,
+        steps_per_update=2,
+        init_steps=5,
+        iters=24,
+        data_batch=64,
+        eval_every=8,
+        checkpoint_every=8,
+    ),
     # the study scaled to ~10 minutes per method and seed on one CPU core
     "cpu": MnistConfig(),
     # the paper's settings (section 4 of the note) for a GPU; 600 epochs of 9 800 images / 128
-    "paper": MnistConfig(n_walkers=1024, walker_batch=256, steps_per_update=30, step_size=5e-5, noise_std=1e-4,
-                         wall=1e3, init_steps=20_000, iters=46_000, lr=1e-4, final_lr_factor=1e-3,
-                         eval_every=400, checkpoint_every=2000),
+    "paper": MnistConfig(
+        n_walkers=1024,
+        walker_batch=256,
+        steps_per_update=30,
+        step_size=5e-5,
+        noise_std=1e-4,
+        wall=1e3,
+        init_steps=20_000,
+        iters=46_000,
+        lr=1e-4,
+        final_lr_factor=1e-3,
+        eval_every=400,
+        checkpoint_every=2000,
+    ),
 }
 DEFAULT_SEEDS = {"quick": [0], "cpu": [0, 1, 2], "paper": [0, 1, 2]}
 
@@ -156,7 +187,7 @@ def uniform_init_sampler(energy: nn.Module, cfg: MnistConfig):
         x = torch.rand(n, 1, 28, 28, generator=generator) * 2 - 1
         state = init_state(energy, x)
         for _ in range(cfg.init_steps):
-            state, _ = ula(state, energy, cfg.noise_std ** 2 / 2, generator)
+            state, _ = ula(state, energy, cfg.noise_std**2 / 2, generator)
         return state.x
 
     return sample
@@ -177,8 +208,9 @@ def build_trainer(cfg: MnistConfig, method: str, seed: int, data: Tensor, collec
         raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
     energy = make_energy(cfg, seed)
     gen = torch.Generator().manual_seed(seed)
-    overrides: dict[str, Any] = dict(step_size=cfg.noise_std ** 2 / 2, steps_per_update=cfg.steps_per_update,
-                                     walker_batch=cfg.walker_batch)  # V units: noise sqrt(2 h_V) = noise_std
+    overrides: dict[str, Any] = dict(
+        step_size=cfg.noise_std**2 / 2, steps_per_update=cfg.steps_per_update, walker_batch=cfg.walker_batch
+    )  # V units: noise sqrt(2 h_V) = noise_std
     if method == "jarzynski":
         overrides.update(resampler=cfg.resampler, ess_threshold=cfg.ess_threshold)
     if method == "cd":
@@ -189,9 +221,21 @@ def build_trainer(cfg: MnistConfig, method: str, seed: int, data: Tensor, collec
     init = uniform_init_sampler(energy, cfg) if method == "jarzynski" else None
     log_z0 = uniform_log_z0(energy, cfg.n_walkers, gen) if method == "jarzynski" else None
     t = cfg.temperature  # the loss is in V = U/T: scale alpha and the clip so they act as in U units
-    return Trainer(energy, data, opt, phase, n_walkers=cfg.n_walkers, generator=gen, init_sampler=init,
-                   log_z0=log_z0, data_batch=cfg.data_batch, energy_reg=cfg.energy_reg * t,
-                   grad_clip=cfg.grad_clip / t, scheduler=sched, collective=collective)
+    return Trainer(
+        energy,
+        data,
+        opt,
+        phase,
+        n_walkers=cfg.n_walkers,
+        generator=gen,
+        init_sampler=init,
+        log_z0=log_z0,
+        data_batch=cfg.data_batch,
+        energy_reg=cfg.energy_reg * t,
+        grad_clip=cfg.grad_clip / t,
+        scheduler=sched,
+        collective=collective,
+    )
 
 
 def walker_weights(walkers: Walkers, weighted: bool) -> Tensor:
@@ -226,9 +270,13 @@ class Evaluator:
         frac = class_fractions(predict(self.classifier, x), len(self.target), w)
         tv = 0.5 * float((frac - torch.tensor(self.target, dtype=torch.float64)).abs().sum())
         feats = apply_batched(self.classifier.features, x)
-        out = {"step": trainer.step_count, "fractions": frac.tolist(), "tv": tv,
-               "frechet": frechet_from_moments(*weighted_moments(feats, w), *self.heldout_moments),
-               "ess_frac": float(1.0 / (w * w).sum() / w.numel())}
+        out = {
+            "step": trainer.step_count,
+            "fractions": frac.tolist(),
+            "tv": tv,
+            "frechet": frechet_from_moments(*weighted_moments(feats, w), *self.heldout_moments),
+            "ess_frac": float(1.0 / (w * w).sum() / w.numel()),
+        }
         if trainer.phase.weighted:
             log_z = float(log_z_estimate(walkers))
             mean_v = float(apply_batched(trainer.energy, self.ebm_images, 256).double().mean())
@@ -246,8 +294,17 @@ def sample_grid_images(trainer: Trainer, n: int = GRID) -> Tensor:
     return walkers.x[:n].clone()
 
 
-def run_one(cfg: MnistConfig, method: str, seed: int, split: DigitSplit, evaluator: Evaluator, out: Path,
-            resume: bool, progress: bool | None, collective: Collective = LOCAL) -> dict[str, Any]:
+def run_one(
+    cfg: MnistConfig,
+    method: str,
+    seed: int,
+    split: DigitSplit,
+    evaluator: Evaluator,
+    out: Path,
+    resume: bool,
+    progress: bool | None,
+    collective: Collective = LOCAL,
+) -> dict[str, Any]:
     """Train one (method, seed) and return its metrics (raises DivergenceError on blow-up).
 
     Evaluations happen when the iteration count is one less than a multiple of ``eval_every`` (so CD
@@ -264,8 +321,14 @@ def run_one(cfg: MnistConfig, method: str, seed: int, split: DigitSplit, evaluat
             row["eval"] = evaluator(tr)
 
     start = time.perf_counter()
-    trainer.run(cfg.iters, checkpoint_path=ckpt, checkpoint_every=cfg.checkpoint_every, progress=progress,
-                desc=f"{method} seed {seed}", callback=record)
+    trainer.run(
+        cfg.iters,
+        checkpoint_path=ckpt,
+        checkpoint_every=cfg.checkpoint_every,
+        progress=progress,
+        desc=f"{method} seed {seed}",
+        callback=record,
+    )
     wall = time.perf_counter() - start
     evals = [r["eval"] for r in trainer.history if "eval" in r]
     if not evals:
@@ -276,12 +339,19 @@ def run_one(cfg: MnistConfig, method: str, seed: int, split: DigitSplit, evaluat
     final = evals[-1]
     traj = {k: [e[k] for e in evals] for k in evals[0]}
     traj["resample_steps"] = [r["step"] for r in trainer.history if r["resampled"]]
-    return {"status": "ok", **{k: v for k, v in final.items() if k != "step"}, "final_step": final["step"],
-            "n_resamplings": len(traj["resample_steps"]), "wall_time_s": wall, "trajectory": traj}
+    return {
+        "status": "ok",
+        **{k: v for k, v in final.items() if k != "step"},
+        "final_step": final["step"],
+        "n_resamplings": len(traj["resample_steps"]),
+        "wall_time_s": wall,
+        "trajectory": traj,
+    }
 
 
-def get_classifier(cfg: MnistConfig, split: DigitSplit, out: Path, resume: bool, progress: bool | None,
-                   write: bool = True) -> tuple[DigitClassifier, dict[str, Any]]:
+def get_classifier(
+    cfg: MnistConfig, split: DigitSplit, out: Path, resume: bool, progress: bool | None, write: bool = True
+) -> tuple[DigitClassifier, dict[str, Any]]:
     """Train (or, with resume, reload) the 3-class classifier and save it (``write``); report its held-out
     accuracy.  Training is seeded, so every process of a torchrun job trains the same classifier."""
     path = out / "classifier.pt"
@@ -289,14 +359,25 @@ def get_classifier(cfg: MnistConfig, split: DigitSplit, out: Path, resume: bool,
     if resume and path.exists():
         model = load_classifier(path)
     else:
-        model = train_classifier(split.classifier.images, split.classifier.labels, len(DIGITS),
-                                 epochs=cfg.classifier_epochs, seed=cfg.split_seed, progress=progress)
+        model = train_classifier(
+            split.classifier.images,
+            split.classifier.labels,
+            len(DIGITS),
+            epochs=cfg.classifier_epochs,
+            seed=cfg.split_seed,
+            progress=progress,
+        )
         if write:
             save_classifier(model, path)
-    info = {"heldout_accuracy": accuracy(model, split.heldout.images, split.heldout.labels),
-            "n_train": len(split.classifier), "n_heldout": len(split.heldout),
-            "train_class_counts": split.classifier.class_counts(len(DIGITS)), "epochs": cfg.classifier_epochs,
-            "time_s": time.perf_counter() - start, "path": path.name}
+    info = {
+        "heldout_accuracy": accuracy(model, split.heldout.images, split.heldout.labels),
+        "n_train": len(split.classifier),
+        "n_heldout": len(split.heldout),
+        "train_class_counts": split.classifier.class_counts(len(DIGITS)),
+        "epochs": cfg.classifier_epochs,
+        "time_s": time.perf_counter() - start,
+        "path": path.name,
+    }
     return model, info
 
 
@@ -311,9 +392,11 @@ def references(evaluator: Evaluator, split: DigitSplit) -> dict[str, Any]:
     clf, target = evaluator.classifier, evaluator.target
     frac = class_fractions(predict(clf, split.ebm.images), len(target))
     feats = apply_batched(clf.features, split.ebm.images)
-    return {"ebm_images_fractions": frac.tolist(),
-            "ebm_images_tv": 0.5 * float((frac - torch.tensor(target, dtype=torch.float64)).abs().sum()),
-            "ebm_images_frechet": frechet_from_moments(*gaussian_moments(feats), *evaluator.heldout_moments)}
+    return {
+        "ebm_images_fractions": frac.tolist(),
+        "ebm_images_tv": 0.5 * float((frac - torch.tensor(target, dtype=torch.float64)).abs().sum()),
+        "ebm_images_frechet": frechet_from_moments(*gaussian_moments(feats), *evaluator.heldout_moments),
+    }
 
 
 SUMMARY_KEYS = ("tv", "frechet", "ce_est", "ess_frac", "n_resamplings", "wall_time_s")
@@ -327,12 +410,21 @@ def summarize(runs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
         ok = [r for r in by_seed.values() if r.get("status") == "ok"]
         if ok:
             out[method] = seed_summary(ok, SUMMARY_KEYS) | {
-                "fractions_mean": np.mean([r["fractions"] for r in ok], axis=0).tolist()}
+                "fractions_mean": np.mean([r["fractions"] for r in ok], axis=0).tolist()
+            }
     return out
 
 
-def run_study(cfg: MnistConfig, methods: list[str], seeds: list[int], out: Path, data_dir: str | None = None,
-              resume: bool = False, progress: bool | None = None, collective: Collective = LOCAL) -> dict[str, Any]:
+def run_study(
+    cfg: MnistConfig,
+    methods: list[str],
+    seeds: list[int],
+    out: Path,
+    data_dir: str | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    collective: Collective = LOCAL,
+) -> dict[str, Any]:
     """All (method, seed) runs; writes metrics.json and the plots; returns the metrics.
 
     Finished runs (``runs/<method>_seed<seed>.json``) found in ``out`` are reused with ``resume``, and
@@ -354,15 +446,26 @@ def run_study(cfg: MnistConfig, methods: list[str], seeds: list[int], out: Path,
         for seed in seeds:
             runs[method][str(seed)] = run_or_reuse(
                 out / "runs" / f"{method}_seed{seed}.json",
-                lambda: run_one(cfg, method, seed, split, evaluator, out, resume, progress, collective),
-                resume, f"{method} seed {seed}", write=main_process)
+                lambda: run_one(cfg, method, seed, split, evaluator, out, resume, progress, collective),  # noqa: B023 - called at once
+                resume,
+                f"{method} seed {seed}",
+                write=main_process,
+            )
     metrics = {
         "config": asdict(cfg) | {"temperature": cfg.temperature},
-        "digits": list(DIGITS), "target_fractions": list(cfg.target_fractions), "methods": methods, "seeds": seeds,
-        "data": {"ebm_class_counts": split.ebm.class_counts(3), "heldout_class_counts": split.heldout.class_counts(3),
-                 "classifier_class_counts": split.classifier.class_counts(3)},
-        "classifier": clf_info, "reference": references(evaluator, split),
-        "summary": summarize(runs), "runs": runs,
+        "digits": list(DIGITS),
+        "target_fractions": list(cfg.target_fractions),
+        "methods": methods,
+        "seeds": seeds,
+        "data": {
+            "ebm_class_counts": split.ebm.class_counts(3),
+            "heldout_class_counts": split.heldout.class_counts(3),
+            "classifier_class_counts": split.classifier.class_counts(3),
+        },
+        "classifier": clf_info,
+        "reference": references(evaluator, split),
+        "summary": summarize(runs),
+        "runs": runs,
     }
     if main_process:
         write_json(metrics, out / "metrics.json")
@@ -371,11 +474,19 @@ def run_study(cfg: MnistConfig, methods: list[str], seeds: list[int], out: Path,
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
-                   help="quick (smoke test, < 2 min), cpu (default; ~10 min per method and seed on one core), "
-                        "paper (the published settings, for a GPU)")
-    p.add_argument("--methods", type=name_list(METHODS), default=list(METHODS),
-                   help="comma-separated subset of " + ",".join(METHODS))
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="cpu",
+        help="quick (smoke test, < 2 min), cpu (default; ~10 min per method and seed on one core), "
+        "paper (the published settings, for a GPU)",
+    )
+    p.add_argument(
+        "--methods",
+        type=name_list(METHODS),
+        default=list(METHODS),
+        help="comma-separated subset of " + ",".join(METHODS),
+    )
     p.add_argument("--seeds", type=int_list, default=None, help="comma-separated seeds (default: preset's)")
     p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files (default: $EBMLAB_DATA)")
     p.add_argument("--iters", type=int, default=None, help="training iterations (override the preset)")
@@ -395,8 +506,9 @@ def config_from_args(args: argparse.Namespace) -> MnistConfig:
         overrides["walker_batch"] = min(cfg.walker_batch, args.walkers)
     cfg = replace(cfg, **overrides)
     if cfg.n_walkers < 2 or cfg.iters < cfg.eval_every:
-        raise ValueError(f"need --walkers >= 2 and --iters >= eval_every ({cfg.eval_every}); "
-                         f"got {cfg.n_walkers}, {cfg.iters}")
+        raise ValueError(
+            f"need --walkers >= 2 and --iters >= eval_every ({cfg.eval_every}); got {cfg.n_walkers}, {cfg.iters}"
+        )
     negative_phase("jarzynski", resampler=cfg.resampler, ess_threshold=cfg.ess_threshold)
     return cfg
 
@@ -405,13 +517,23 @@ def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     seeds = args.seeds or DEFAULT_SEEDS[args.preset]
     coll = args.collective
-    metrics = run_study(cfg, args.methods, seeds, args.out, data_dir=args.data_dir, resume=args.resume,
-                        progress=False if args.no_progress else None, collective=coll)
+    metrics = run_study(
+        cfg,
+        args.methods,
+        seeds,
+        args.out,
+        data_dir=args.data_dir,
+        resume=args.resume,
+        progress=False if args.no_progress else None,
+        collective=coll,
+    )
     if not coll.is_main:
         return 0
     print(f"classifier held-out accuracy {metrics['classifier']['heldout_accuracy']:.4f}")
     for method, s in metrics["summary"].items():
-        print(f"{method:>10}: TV to 4:2:1 {s['tv_mean']:.3f} [{s['tv_min']:.3f}, {s['tv_max']:.3f}], "
-              f"Frechet {s['frechet_mean']:.2f}, {s['wall_time_s_mean']:.0f} s/run ({s['n_seeds']} seeds)")
+        print(
+            f"{method:>10}: TV to 4:2:1 {s['tv_mean']:.3f} [{s['tv_min']:.3f}, {s['tv_max']:.3f}], "
+            f"Frechet {s['frechet_mean']:.2f}, {s['wall_time_s_mean']:.0f} s/run ({s['n_seeds']} seeds)"
+        )
     print(f"wrote {args.out / 'metrics.json'} and plots")
     return exit_code(r for by_seed in metrics["runs"].values() for r in by_seed.values())

@@ -1,4 +1,5 @@
 """Plots of the imbalanced-MNIST study: sample grids, class fractions, TV / Frechet, cross-entropy."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,7 @@ def image_grid(images: torch.Tensor, cols: int = 8) -> np.ndarray:
     grid = np.ones((rows * 29 - 1, cols * 29 - 1))
     for i, img in enumerate(x):
         r, c = divmod(i, cols)
-        grid[r * 29:r * 29 + 28, c * 29:c * 29 + 28] = img
+        grid[r * 29 : r * 29 + 28, c * 29 : c * 29 + 28] = img
     return grid
 
 
@@ -37,8 +38,7 @@ def plot_samples(metrics: dict[str, Any], out: Path) -> None:
         images = torch.load(out / "runs" / f"{method}_seed{seed}_samples.pt", weights_only=True)
         ax.imshow(image_grid(images), cmap="gray", vmin=0, vmax=1)
         f = ", ".join(f"{v:.2f}" for v in run["fractions"])
-        ax.set_title(f"{method} (seed {seed}), step {run['final_step']}\nfractions {f}, TV {run['tv']:.3f}",
-                     fontsize=8)
+        ax.set_title(f"{method} (seed {seed}), step {run['final_step']}\nfractions {f}, TV {run['tv']:.3f}", fontsize=8)
         ax.axis("off")
     save(fig, out / "samples.png")
 
@@ -75,10 +75,18 @@ def plot_tv_frechet(metrics: dict[str, Any], path: Path) -> None:
     ref = metrics["reference"]
     ax1.axhline(ref["ebm_images_tv"], color="k", ls=":", lw=1, label="real 4:2:1 images")
     ax2.axhline(ref["ebm_images_frechet"], color="k", ls=":", lw=1, label="real vs held-out")
-    ax1.set(xlabel="training iteration", ylabel="TV distance to (4/7, 2/7, 1/7)", ylim=(0, 1),
-            title="Class proportions of the walkers")
-    ax2.set(xlabel="training iteration", ylabel="Frechet distance (classifier features)", yscale="log",
-            title="Walkers vs held-out real images")
+    ax1.set(
+        xlabel="training iteration",
+        ylabel="TV distance to (4/7, 2/7, 1/7)",
+        ylim=(0, 1),
+        title="Class proportions of the walkers",
+    )
+    ax2.set(
+        xlabel="training iteration",
+        ylabel="Frechet distance (classifier features)",
+        yscale="log",
+        title="Walkers vs held-out real images",
+    )
     ax1.legend(fontsize=8)
     ax2.legend(fontsize=8)
     save(fig, path)
@@ -96,11 +104,13 @@ def plot_cross_entropy(metrics: dict[str, Any], path: Path) -> None:
             steps = runs[0]["trajectory"]["step"]
             ce = [r["trajectory"]["ce_est"] for r in runs]
             band(ax1, steps, [[v - c[0] for v in c] for c in ce], method, COLORS.get(method))
-            counts = [np.searchsorted(r["trajectory"]["resample_steps"], np.arange(iters), side="right")
-                      for r in runs]
+            counts = [np.searchsorted(r["trajectory"]["resample_steps"], np.arange(iters), side="right") for r in runs]
             band(ax2, np.arange(iters), counts, method, COLORS.get(method))
-    ax1.set(xlabel="training iteration", ylabel="CE estimate minus its first value [nats, V = U/T]",
-            title="Estimated cross-entropy (changes only)")
+    ax1.set(
+        xlabel="training iteration",
+        ylabel="CE estimate minus its first value [nats, V = U/T]",
+        title="Estimated cross-entropy (changes only)",
+    )
     ax2.plot([0, iters], [0, iters], color="k", ls=":", lw=1, label="one per iteration")
     ax2.set(xlabel="training iteration", ylabel="resamplings so far", title="Resamplings (ESS/N below threshold)")
     for ax in (ax1, ax2):

@@ -1,14 +1,15 @@
 """Matplotlib helpers shared by the experiment reports (Agg backend, no screen needed)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 COLORS = {"jarzynski": "tab:blue", "pcd": "tab:red", "cd": "tab:green", "nce": "tab:purple"}
 

@@ -1,13 +1,45 @@
 """Latent-space EBM priors: generator + EBM prior on z, short-run LEBM and Diffusion-Amortized MCMC (DAMC)."""
-from .diffusion import (ConvEncoder, CosineLogSNR, Denoiser, LatentDiffusion, MLPEncoder, alpha_sigma,
-                        ancestral_sample, ddpm_posterior, ema_update, predict_x0, time_grid)
+
+from .diffusion import (
+    ConvEncoder,
+    CosineLogSNR,
+    Denoiser,
+    LatentDiffusion,
+    MLPEncoder,
+    alpha_sigma,
+    ancestral_sample,
+    ddpm_posterior,
+    ema_update,
+    predict_x0,
+    time_grid,
+)
 from .loop import LatentTrainer, LoopConfig
 from .models import ConvGenerator, GaussianPrior, LatentEBMPrior, LatentModel, MLPGenerator
 from .samplers import ChainConfig, DAMCConfig, DAMCSampler, LEBMSampler, gradient_descent, langevin
 
 __all__ = [
-    "ConvEncoder", "CosineLogSNR", "Denoiser", "LatentDiffusion", "MLPEncoder", "alpha_sigma", "ancestral_sample",
-    "ddpm_posterior", "ema_update", "predict_x0", "time_grid", "LatentTrainer", "LoopConfig", "ConvGenerator",
-    "GaussianPrior", "LatentEBMPrior", "LatentModel", "MLPGenerator", "ChainConfig", "DAMCConfig", "DAMCSampler",
-    "LEBMSampler", "gradient_descent", "langevin",
+    "ChainConfig",
+    "ConvEncoder",
+    "ConvGenerator",
+    "CosineLogSNR",
+    "DAMCConfig",
+    "DAMCSampler",
+    "Denoiser",
+    "GaussianPrior",
+    "LEBMSampler",
+    "LatentDiffusion",
+    "LatentEBMPrior",
+    "LatentModel",
+    "LatentTrainer",
+    "LoopConfig",
+    "MLPEncoder",
+    "MLPGenerator",
+    "alpha_sigma",
+    "ancestral_sample",
+    "ddpm_posterior",
+    "ema_update",
+    "gradient_descent",
+    "langevin",
+    "predict_x0",
+    "time_grid",
 ]

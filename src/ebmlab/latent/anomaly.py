@@ -5,6 +5,7 @@ shuffled with a fixed seed and 80 % go to training; the test set is the other 20
 image of the held-out digit (label 1 = anomaly).  AUPRC is the trapezoid area under scikit-learn's
 precision-recall curve (not average precision).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,9 @@ from sklearn.metrics import auc, precision_recall_curve
 DIGITS = tuple(range(10))
 
 
-def heldout_split(labels: np.ndarray, heldout_digit: int, seed: int = 42,
-                  train_frac: float = 0.8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def heldout_split(
+    labels: np.ndarray, heldout_digit: int, seed: int = 42, train_frac: float = 0.8
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices (train, test) and test anomaly labels (1 = held-out digit) for one held-out digit.
 
     labels: (N,) int digit labels.  The shuffle uses numpy's default_rng(seed), independent of the run seed.
@@ -29,7 +31,7 @@ def heldout_split(labels: np.ndarray, heldout_digit: int, seed: int = 42,
     if anomalous.size == 0:
         raise ValueError(f"no image of the held-out digit {heldout_digit} in the data")
     normal = normal[np.random.default_rng(seed).permutation(normal.size)]
-    n_train = int(round(train_frac * normal.size))
+    n_train = round(train_frac * normal.size)
     test = np.concatenate([normal[n_train:], anomalous])
     is_anomaly = np.concatenate([np.zeros(normal.size - n_train, np.int64), np.ones(anomalous.size, np.int64)])
     return normal[:n_train], test, is_anomaly

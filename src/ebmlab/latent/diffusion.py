@@ -5,6 +5,7 @@ sigma_t^2 = sigmoid(-lambda_t) and the cosine log-SNR schedule lambda(t) = -2 lo
 from lambda_max at t = 0 to lambda_min at t = 1.  The denoiser predicts eps; the sampler is ancestral
 (DDPM) with the "large" variance sigma^2_{t|s} = (1 - SNR_t / SNR_s) sigma_t^2.
 """
+
 from __future__ import annotations
 
 import math
@@ -114,11 +115,13 @@ class Denoiser(nn.Module):
         self.t_mlp = nn.Sequential(nn.Linear(t_dim, t_dim), nn.SiLU(), nn.Linear(t_dim, t_dim))
         dc = t_dim + cond_dim
         w1, w2 = 32 * nf, 64 * nf
-        self.down = nn.ModuleList([GatedBlock(2 * half + latent_dim, w1, dc), GatedBlock(w1, w2, dc),
-                                   GatedBlock(w2, w2, dc)])
+        self.down = nn.ModuleList(
+            [GatedBlock(2 * half + latent_dim, w1, dc), GatedBlock(w1, w2, dc), GatedBlock(w2, w2, dc)]
+        )
         self.mid = GatedBlock(w2, w2, dc)
-        self.up = nn.ModuleList([GatedBlock(2 * w2, w2, dc), GatedBlock(2 * w2, w1, dc),
-                                 GatedBlock(2 * w1, latent_dim, dc)])
+        self.up = nn.ModuleList(
+            [GatedBlock(2 * w2, w2, dc), GatedBlock(2 * w2, w1, dc), GatedBlock(2 * w1, latent_dim, dc)]
+        )
         self.act = nn.LeakyReLU(0.01)
 
     def forward(self, z_t: Tensor, lam: Tensor, x_emb: Tensor) -> Tensor:
@@ -140,15 +143,21 @@ class Denoiser(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-    """Condition encoder for (N, 1, 28, 28) images: strided convs with InstanceNorm and LeakyReLU(0.2) -> (N, out_dim)."""
+    """Condition encoder for (N, 1, 28, 28) images: strided convs, InstanceNorm, LeakyReLU(0.2) -> (N, out_dim)."""
 
     def __init__(self, out_dim: int, nif: int = 32):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, nif, 4, 2, 1), nn.LeakyReLU(0.2),  # 14x14
-            nn.Conv2d(nif, 2 * nif, 4, 2, 1), nn.InstanceNorm2d(2 * nif, affine=True), nn.LeakyReLU(0.2),  # 7x7
-            nn.Conv2d(2 * nif, 4 * nif, 3, 2, 1), nn.InstanceNorm2d(4 * nif, affine=True), nn.LeakyReLU(0.2),  # 4x4
-            nn.Flatten(), nn.Linear(16 * 4 * nif, out_dim),
+            nn.Conv2d(1, nif, 4, 2, 1),
+            nn.LeakyReLU(0.2),  # 14x14
+            nn.Conv2d(nif, 2 * nif, 4, 2, 1),
+            nn.InstanceNorm2d(2 * nif, affine=True),
+            nn.LeakyReLU(0.2),  # 7x7
+            nn.Conv2d(2 * nif, 4 * nif, 3, 2, 1),
+            nn.InstanceNorm2d(4 * nif, affine=True),
+            nn.LeakyReLU(0.2),  # 4x4
+            nn.Flatten(),
+            nn.Linear(16 * 4 * nif, out_dim),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -182,9 +191,19 @@ class LatentDiffusion(nn.Module):
     that a training pair uses the null condition (condition dropout).
     """
 
-    def __init__(self, latent_dim: int, encoder: nn.Module, cond_dim: int, *, nf: int = 4, t_dim: int = 128,
-                 null_hidden: int = 128, n_steps: int = 100, p_mask: float = 0.2,
-                 schedule: CosineLogSNR = CosineLogSNR()):
+    def __init__(
+        self,
+        latent_dim: int,
+        encoder: nn.Module,
+        cond_dim: int,
+        *,
+        nf: int = 4,
+        t_dim: int = 128,
+        null_hidden: int = 128,
+        n_steps: int = 100,
+        p_mask: float = 0.2,
+        schedule: CosineLogSNR = CosineLogSNR(),
+    ):
         super().__init__()
         if not 0.0 <= p_mask <= 1.0:
             raise ValueError(f"p_mask must lie in [0, 1], got {p_mask}")
@@ -233,13 +252,25 @@ class LatentDiffusion(nn.Module):
         p = next(self.parameters())
         cond = self.condition(n, x, None, generator)
         return ancestral_sample(
-            lambda z, lam: self.denoiser(z, lam, cond), (n, self.latent_dim), self.schedule,
-            n_steps or self.n_steps, generator, device=p.device, dtype=p.dtype,
+            lambda z, lam: self.denoiser(z, lam, cond),
+            (n, self.latent_dim),
+            self.schedule,
+            n_steps or self.n_steps,
+            generator,
+            device=p.device,
+            dtype=p.dtype,
         )
 
 
-def ancestral_sample(eps_fn, shape: tuple[int, int], schedule: CosineLogSNR, n_steps: int,
-                     generator: torch.Generator, device=None, dtype=torch.float32) -> Tensor:
+def ancestral_sample(
+    eps_fn,
+    shape: tuple[int, int],
+    schedule: CosineLogSNR,
+    n_steps: int,
+    generator: torch.Generator,
+    device=None,
+    dtype=torch.float32,
+) -> Tensor:
     """DDPM sampling with ``n_steps`` calls of eps_fn(z_t (N, d), lambda (N,)) on the grid of :func:`time_grid`.
 
     Starts at z ~ N(0, I) (t = 1); each call but the last draws z_s ~ N(mean, sigma^2_{t|s}); the last call

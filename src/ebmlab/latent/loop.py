@@ -6,11 +6,13 @@ generator step on L_G = mean_i sum_pixels (x_i - g(z_pos_i))^2; (7) one prior st
 L_E = mean E(z_pos) - mean E(z_neg) (+ energy_reg (mean E(z_pos)^2 + mean E(z_neg)^2)); (8) every
 decay_every iterations all learning rates x decay (floored at lr_floor).
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -50,8 +52,14 @@ class LatentTrainer:
     generator: the one torch.Generator for minibatches, chains and the sampler's own training.
     """
 
-    def __init__(self, model: LatentModel, sampler: LEBMSampler | DAMCSampler, data: Tensor,
-                 config: LoopConfig, generator: torch.Generator):
+    def __init__(
+        self,
+        model: LatentModel,
+        sampler: LEBMSampler | DAMCSampler,
+        data: Tensor,
+        config: LoopConfig,
+        generator: torch.Generator,
+    ):
         model.check_x(data[:1])
         if not torch.isfinite(data).all():
             raise ValueError("data contains NaN or infinite values; clean them first")
@@ -109,8 +117,9 @@ class LatentTrainer:
             if cfg.energy_reg:
                 loss_e = loss_e + cfg.energy_reg * (e_pos.square().mean() + e_neg.square().mean())
             self._optimizer_step(self.opt_e, loss_e, "prior energy loss")
-            row.update(loss_e=float(loss_e.detach()), e_pos=float(e_pos.detach().mean()),
-                       e_neg=float(e_neg.detach().mean()))
+            row.update(
+                loss_e=float(loss_e.detach()), e_pos=float(e_pos.detach().mean()), e_neg=float(e_neg.detach().mean())
+            )
         self.step_count = k + 1
         if self.step_count % cfg.decay_every == 0:
             for opt in self._optimizers():
@@ -119,14 +128,28 @@ class LatentTrainer:
         self.history.append(row)
         return row
 
-    def run(self, n_iters: int, *, checkpoint_path: str | os.PathLike | None = None, checkpoint_every: int = 200,
-            progress: bool | None = None, desc: str = "latent",
-            callback: Callable[["LatentTrainer", dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    def run(
+        self,
+        n_iters: int,
+        *,
+        checkpoint_path: str | os.PathLike | None = None,
+        checkpoint_every: int = 200,
+        progress: bool | None = None,
+        desc: str = "latent",
+        callback: Callable[[LatentTrainer, dict[str, Any]], None] | None = None,
+    ) -> list[dict[str, Any]]:
         """Iterate until ``step_count == n_iters``; checkpoint every ``checkpoint_every`` iterations and at the
         end.  On divergence a :class:`~ebmlab.training.DivergenceError` propagates and the last checkpoint stays."""
-        return run_loop(self, n_iters, checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every,
-                        progress=progress, desc=desc, callback=callback,
-                        postfix=lambda row: {"loss_g": f"{row['loss_g']:.1f}"})
+        return run_loop(
+            self,
+            n_iters,
+            checkpoint_path=checkpoint_path,
+            checkpoint_every=checkpoint_every,
+            progress=progress,
+            desc=desc,
+            callback=callback,
+            postfix=lambda row: {"loss_g": f"{row['loss_g']:.1f}"},
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Model, optimisers, sampler (networks, EMA, optimiser), step, history and every RNG state."""

@@ -6,10 +6,11 @@ p_beta(x | z) = N(g_beta(z), sigma^2 I).  All energies are in nats and return on
     U_prior(z)     = E_alpha(z) + |z|^2 / 2
     U_post(z; x)   = |x - g_beta(z)|^2 / (2 sigma^2) + U_prior(z)
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 
@@ -39,10 +40,14 @@ class ConvGenerator(nn.Module):
         self.latent_dim = latent_dim
         self.out_shape = (1, 28, 28)
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(latent_dim, 8 * ngf, 7, 1, 0), nn.LeakyReLU(leak),
-            nn.ConvTranspose2d(8 * ngf, 4 * ngf, 4, 2, 1), nn.LeakyReLU(leak),
-            nn.ConvTranspose2d(4 * ngf, 2 * ngf, 4, 2, 1), nn.LeakyReLU(leak),
-            nn.Conv2d(2 * ngf, 1, 3, 1, 1), nn.Tanh(),
+            nn.ConvTranspose2d(latent_dim, 8 * ngf, 7, 1, 0),
+            nn.LeakyReLU(leak),
+            nn.ConvTranspose2d(8 * ngf, 4 * ngf, 4, 2, 1),
+            nn.LeakyReLU(leak),
+            nn.ConvTranspose2d(4 * ngf, 2 * ngf, 4, 2, 1),
+            nn.LeakyReLU(leak),
+            nn.Conv2d(2 * ngf, 1, 3, 1, 1),
+            nn.Tanh(),
         )
         for m in self.modules():
             if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d)):
@@ -57,8 +62,13 @@ class ConvGenerator(nn.Module):
 class MLPGenerator(nn.Module):
     """MLP generator for toy data: (N, d) -> (N, out_dim)."""
 
-    def __init__(self, latent_dim: int, out_dim: int, hidden: Sequence[int] = (128, 128),
-                 activation: Callable[[], nn.Module] = nn.ReLU):
+    def __init__(
+        self,
+        latent_dim: int,
+        out_dim: int,
+        hidden: Sequence[int] = (128, 128),
+        activation: Callable[[], nn.Module] = nn.ReLU,
+    ):
         super().__init__()
         if latent_dim < 1 or out_dim < 1:
             raise ValueError(f"latent_dim and out_dim must be >= 1, got {latent_dim}, {out_dim}")

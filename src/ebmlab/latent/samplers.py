@@ -9,6 +9,7 @@ the one training loop (:mod:`ebmlab.latent.loop`) and the experiments:
 - ``infer(model, x, gen, refine_steps=None) -> z``: latents for reconstruction and anomaly scores;
 - ``generate(model, n, gen) -> z``: latents for generation.
 """
+
 from __future__ import annotations
 
 import copy
@@ -75,21 +76,23 @@ class LEBMSampler:
 
     def training_chains(self, model: LatentModel, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         c = self.chains
-        z_pos = langevin(model.posterior_energy(x), _randn(x.shape[0], model, generator), c.post_steps, c.post_s,
-                         generator)
-        z_neg = langevin(model.prior_energy, _randn(x.shape[0], model, generator), c.prior_steps, c.prior_s,
-                         generator)
+        z_pos = langevin(
+            model.posterior_energy(x), _randn(x.shape[0], model, generator), c.post_steps, c.post_s, generator
+        )
+        z_neg = langevin(model.prior_energy, _randn(x.shape[0], model, generator), c.prior_steps, c.prior_s, generator)
         return z_pos, z_neg
 
     def learn(self, x: Tensor, z_pos: Tensor, generator: torch.Generator) -> dict[str, float]:
         return {}
 
-    def infer(self, model: LatentModel, x: Tensor, generator: torch.Generator,
-              refine_steps: int | None = None) -> Tensor:
+    def infer(
+        self, model: LatentModel, x: Tensor, generator: torch.Generator, refine_steps: int | None = None
+    ) -> Tensor:
         """Noisy posterior Langevin from N(0, I) (``refine_steps`` is DAMC's and is ignored here)."""
         c = self.chains
-        return langevin(model.posterior_energy(x), _randn(x.shape[0], model, generator), c.post_steps, c.post_s,
-                        generator)
+        return langevin(
+            model.posterior_energy(x), _randn(x.shape[0], model, generator), c.post_steps, c.post_s, generator
+        )
 
     def generate(self, model: LatentModel, n: int, generator: torch.Generator) -> Tensor:
         """Prior Langevin from N(0, I), ``eval_prior_steps`` steps."""
@@ -138,18 +141,22 @@ class DAMCSampler:
 
     name = "damc"
 
-    def __init__(self, q: LatentDiffusion, chains: ChainConfig = ChainConfig(post_steps=30),
-                 config: DAMCConfig = DAMCConfig()):
+    def __init__(
+        self, q: LatentDiffusion, chains: ChainConfig = ChainConfig(post_steps=30), config: DAMCConfig = DAMCConfig()
+    ):
         self.q, self.chains, self.config = q, chains, config
         self.q_ema = copy.deepcopy(q).requires_grad_(False).eval()
-        self.optimizer = torch.optim.AdamW(q.parameters(), lr=config.lr, betas=config.betas,
-                                           weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            q.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        )
         self.updates = 0
 
     def _check(self, model: LatentModel) -> None:
         if model.latent_dim != self.q.latent_dim:
-            raise ValueError(f"latent size mismatch: model has d={model.latent_dim}, "
-                             f"the diffusion sampler d={self.q.latent_dim}; build them with the same d")
+            raise ValueError(
+                f"latent size mismatch: model has d={model.latent_dim}, "
+                f"the diffusion sampler d={self.q.latent_dim}; build them with the same d"
+            )
 
     def posterior_chains(self, model: LatentModel, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """(z0 ~ Q_bar(z | x), z_pos = posterior Langevin from z0)."""
@@ -187,8 +194,9 @@ class DAMCSampler:
             ema_update(self.q_ema, self.q, cfg.ema_rho)
         return {"q_loss": total / cfg.q_updates}
 
-    def infer(self, model: LatentModel, x: Tensor, generator: torch.Generator,
-              refine_steps: int | None = None) -> Tensor:
+    def infer(
+        self, model: LatentModel, x: Tensor, generator: torch.Generator, refine_steps: int | None = None
+    ) -> Tensor:
         """z0 ~ Q(z | x), then ``refine_steps`` (default chains.refine_steps) noise-free steps, lr s_post^2/2."""
         self._check(model)
         c = self.chains
@@ -202,8 +210,12 @@ class DAMCSampler:
         return self.q.sample(n, generator)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"q": self.q.state_dict(), "q_ema": self.q_ema.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "updates": self.updates}
+        return {
+            "q": self.q.state_dict(),
+            "q_ema": self.q_ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "updates": self.updates,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.q.load_state_dict(state["q"])

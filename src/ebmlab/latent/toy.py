@@ -3,6 +3,7 @@
 Target p(z | x) ∝ N(z; 0, I) N(x; G(z), 0.25^2 I); no EBM and no generator learning, only the amortised
 sampler is trained.  Ground truth comes from a long-run Langevin reference.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,14 @@ def toy_model(seed: int) -> LatentModel:
     return LatentModel(random_mlp_generator(seed), GaussianPrior(2), TOY_SIGMA)
 
 
-def pinwheel(n: int, generator: torch.Generator, arms: int = 2, radial_std: float = 0.3,
-             tangential_std: float = 0.1, rate: float = 0.25) -> Tensor:
+def pinwheel(
+    n: int,
+    generator: torch.Generator,
+    arms: int = 2,
+    radial_std: float = 0.3,
+    tangential_std: float = 0.1,
+    rate: float = 0.25,
+) -> Tensor:
     """n points (n, 2) of a pinwheel with ``arms`` arms: a point at radius ~ 1 + radial noise on arm k is
     rotated by 2 pi k / arms + rate * exp(radius)."""
     feats = torch.randn(n, 2, generator=generator) * torch.tensor([radial_std, tangential_std]) + torch.tensor([1.0, 0])
@@ -69,16 +76,25 @@ def kde_grid(z: Tensor, bandwidth: float = 0.15, lim: float = 4.0, n_grid: int =
 
 def mmd_rbf(a: Tensor, b: Tensor, bandwidth: float = 0.5) -> float:
     """Unbiased squared MMD between samples a (n, d) and b (m, d) with an RBF kernel of the given bandwidth."""
+
     def k(u: Tensor, v: Tensor) -> Tensor:
         return torch.exp(-torch.cdist(u.double(), v.double()).square() / (2 * bandwidth**2))
+
     n, m = a.shape[0], b.shape[0]
     kaa = (k(a, a).sum() - n) / (n * (n - 1))
     kbb = (k(b, b).sum() - m) / (m * (m - 1))
     return float(kaa + kbb - 2 * k(a, b).mean())
 
 
-def train_amortizer(model: LatentModel, sampler, z_train: Tensor, iters: int, generator: torch.Generator,
-                    callback=None, progress: bool | None = None) -> list[dict[str, float]]:
+def train_amortizer(
+    model: LatentModel,
+    sampler,
+    z_train: Tensor,
+    iters: int,
+    generator: torch.Generator,
+    callback=None,
+    progress: bool | None = None,
+) -> list[dict[str, float]]:
     """Fit a DAMC sampler's posterior amortiser on the fixed toy model (no theta learning).
 
     Each iteration: x = G(z_train) + sigma eps (fresh noise, same latents), z0 ~ Q_bar(z | x), posterior

@@ -4,6 +4,7 @@ Architecture: Conv(1->w,3,p1) ReLU MaxPool2 -> Conv(w->2w,3,p1) ReLU MaxPool2 ->
 Linear(2w*7*7 -> feature_dim) ReLU [= :meth:`DigitClassifier.features`] -> Linear(feature_dim ->
 n_classes).  Training is seeded and deterministic on CPU (Adam, cross-entropy, shuffled mini-batches).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,9 +27,15 @@ class DigitClassifier(nn.Module):
         self.config = {"n_classes": n_classes, "width": width, "feature_dim": feature_dim}
         w = width
         self.body = nn.Sequential(
-            nn.Conv2d(1, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(2 * w * 7 * 7, feature_dim), nn.ReLU(),
+            nn.Conv2d(1, w, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(2 * w * 7 * 7, feature_dim),
+            nn.ReLU(),
         )
         self.head = nn.Linear(feature_dim, n_classes)
 
@@ -47,7 +54,9 @@ def _check_labelled(images: Tensor, labels: Tensor) -> None:
     if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28) or not images.is_floating_point():
         raise ValueError(f"images must be a float tensor (N, 1, 28, 28), got {images.dtype} {tuple(images.shape)}")
     if labels.shape != images.shape[:1] or labels.dtype != torch.int64:
-        raise ValueError(f"labels must be int64 of shape ({images.shape[0]},), got {labels.dtype} {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must be int64 of shape ({images.shape[0]},), got {labels.dtype} {tuple(labels.shape)}"
+        )
 
 
 def random_shift(x: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
@@ -66,7 +75,7 @@ def random_shift(x: Tensor, max_shift: int, generator: torch.Generator) -> Tenso
 @torch.no_grad()
 def apply_batched(fn, images: Tensor, batch: int = 1024) -> Tensor:
     """fn applied to images in chunks of ``batch`` and concatenated (no gradients)."""
-    return torch.cat([fn(images[i:i + batch]) for i in range(0, images.shape[0], batch)])
+    return torch.cat([fn(images[i : i + batch]) for i in range(0, images.shape[0], batch)])
 
 
 def train_classifier(
@@ -105,7 +114,7 @@ def train_classifier(
     for _ in tqdm(range(epochs), desc="classifier", disable=progress is False, leave=False):
         order = torch.randperm(n, generator=gen)
         for i in range(0, n, batch):
-            idx = order[i:i + batch]
+            idx = order[i : i + batch]
             x = random_shift(images[idx], max_shift, gen) if max_shift else images[idx]
             opt.zero_grad(set_to_none=True)
             nn.functional.cross_entropy(model(x), labels[idx]).backward()

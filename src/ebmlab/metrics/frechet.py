@@ -4,10 +4,10 @@ FD = |mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a^{1/2} S_b S_a^{1/2})^{1/2})
 computed with symmetric eigendecompositions in float64 (stable for singular covariances, no complex
 round-off as with a general matrix square root).  Units: squared feature units.
 """
+
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import Tensor
 
 

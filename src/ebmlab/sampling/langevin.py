@@ -9,11 +9,12 @@ the ULA move is ``y = x - h * grad U(x) + noise_std * xi`` with ``noise_std = sq
 (the unadjusted Langevin discretisation of ``exp(-U)``).  Log-densities and log-weight increments
 are returned in float64.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -34,7 +35,7 @@ class LangevinState:
     energy: Tensor
     grad: Tensor
 
-    def index(self, idx: Tensor) -> "LangevinState":
+    def index(self, idx: Tensor) -> LangevinState:
         """Select or duplicate walkers by an index tensor of shape (M,)."""
         return LangevinState(self.x[idx], self.energy[idx], self.grad[idx])
 
@@ -45,9 +46,7 @@ def energy_and_grad(energy: EnergyFn, x: Tensor) -> tuple[Tensor, Tensor]:
         xg = x.detach().requires_grad_(True)
         u = energy(xg)
         if u.shape != x.shape[:1]:
-            raise ValueError(
-                f"energy must return one value per sample, shape ({x.shape[0]},); got {tuple(u.shape)}"
-            )
+            raise ValueError(f"energy must return one value per sample, shape ({x.shape[0]},); got {tuple(u.shape)}")
         (g,) = torch.autograd.grad(u.sum(), xg)
     return u.detach(), g.detach()
 
@@ -71,7 +70,11 @@ def check_step_size(step_size: float, noise_std: float | None = None) -> None:
 
 
 def ula_propose(
-    x: Tensor, grad: Tensor, step_size: float, generator: torch.Generator, noise_std: float | None = None,
+    x: Tensor,
+    grad: Tensor,
+    step_size: float,
+    generator: torch.Generator,
+    noise_std: float | None = None,
     rows: NoiseRows | None = None,
 ) -> Tensor:
     """One ULA proposal y = x - h grad + noise_std * xi, xi ~ N(0, I); shape of ``x``.

@@ -4,9 +4,10 @@ Each scheme maps normalised weights w (N,) (float64, summing to one) to ancestor
 such that the expected number of copies of particle i is M * w_i.  Systematic, stratified and
 residual resampling have lower variance than multinomial.  Every draw uses the given generator.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -8,6 +8,7 @@ process) and every quantity is global.
 log Z estimate (standard SMC): log Z_hat = log_z_ref + logmeanexp(A).  At a resampling,
 log_z_ref := log Z_hat and A := 0, so the estimate is unchanged by resampling.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +52,11 @@ def make_walkers(state: LangevinState, log_z_ref: float | Tensor = 0.0) -> Walke
     if n < 2:
         raise ValueError(f"need at least 2 walkers, got {n}")
     dev = state.x.device
-    return Walkers(state, torch.zeros(n, dtype=torch.float64, device=dev),
-                   torch.as_tensor(log_z_ref, dtype=torch.float64, device=dev).clone())
+    return Walkers(
+        state,
+        torch.zeros(n, dtype=torch.float64, device=dev),
+        torch.as_tensor(log_z_ref, dtype=torch.float64, device=dev).clone(),
+    )
 
 
 def normalized_weights(log_w: Tensor, coll: Collective = LOCAL) -> Tensor:
@@ -104,8 +108,7 @@ def resample(walkers: Walkers, scheme: str, generator: torch.Generator, coll: Co
     global weights with the shared generator (so the ancestors are those one process would draw)
     and receives the walkers of its slots from the processes holding them.
     """
-    idx = get_resampler(scheme)(normalized_weights(coll.gather(walkers.log_w)), coll.numel(walkers.log_w),
-                                generator)
+    idx = get_resampler(scheme)(normalized_weights(coll.gather(walkers.log_w)), coll.numel(walkers.log_w), generator)
     return Walkers(_take(walkers.state, idx, coll), torch.zeros_like(walkers.log_w), log_z_estimate(walkers, coll))
 
 
@@ -120,8 +123,10 @@ def resample_local(walkers: Walkers, scheme: str, generator: torch.Generator, co
 
     def check() -> None:
         if not torch.isfinite(local_lme):
-            raise ValueError(f"local resampling: every walker of process {coll.rank} has zero (or infinite) "
-                             "weight, so it has nothing to resample from; use resample_scope='global'")
+            raise ValueError(
+                f"local resampling: every walker of process {coll.rank} has zero (or infinite) "
+                "weight, so it has nothing to resample from; use resample_scope='global'"
+            )
 
     coll.agree(check)
     seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
@@ -133,7 +138,11 @@ def resample_local(walkers: Walkers, scheme: str, generator: torch.Generator, co
 
 
 def maybe_resample(
-    walkers: Walkers, threshold: float, scheme: str, generator: torch.Generator, coll: Collective = LOCAL,
+    walkers: Walkers,
+    threshold: float,
+    scheme: str,
+    generator: torch.Generator,
+    coll: Collective = LOCAL,
     scope: str = "global",
 ) -> tuple[Walkers, bool]:
     """Resample when the global ESS/N < threshold; returns (walkers, whether it resampled).

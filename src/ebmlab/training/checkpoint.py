@@ -1,4 +1,5 @@
 """Atomic checkpoint files: written to a temporary file in the same directory, then renamed."""
+
 from __future__ import annotations
 
 import os

@@ -1,8 +1,10 @@
 """The iteration driver shared by every trainer: progress bar, callback and periodic checkpoints."""
+
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
@@ -37,8 +39,15 @@ def run_loop(
     ``progress``: tqdm bar on/off (None = only when stderr is a terminal).  ``callback(trainer, row)``
     runs after each iteration; ``postfix(row)`` gives the bar's extra fields.
     """
-    bar = tqdm(total=n_iters, initial=trainer.step_count, desc=desc, disable=None if progress is None else not progress,
-               leave=False, dynamic_ncols=True, mininterval=0.5)
+    bar = tqdm(
+        total=n_iters,
+        initial=trainer.step_count,
+        desc=desc,
+        disable=None if progress is None else not progress,
+        leave=False,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
     try:
         while trainer.step_count < n_iters:
             row = trainer.step()

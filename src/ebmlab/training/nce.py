@@ -11,6 +11,7 @@ the log Z part is exactly the optimal bridge estimator (see :func:`ebmlab.estima
 The noise object needs ``sample(n, generator)`` and normalised ``log_prob(x)`` (e.g.
 :class:`ebmlab.estimators.GaussianNoise`).
 """
+
 from __future__ import annotations
 
 import math

@@ -10,6 +10,7 @@ and are re-evaluated under theta_{k+1}; the log-weight increment is
 Walkers not moved in a mini-batched update get the AIS increment ``U_k(x) - U_{k+1}(x)``; later
 steps of a moved walker at fixed theta add MALA log ratios.
 """
+
 from __future__ import annotations
 
 import math
@@ -90,8 +91,9 @@ def negative_phase(method: str, **overrides) -> NegativePhase:
     return NegativePhase(**{**presets[method], **overrides})
 
 
-def _ula_chain(state: LangevinState, energy: EnergyFn, phase: NegativePhase,
-               generator: torch.Generator, rows: NoiseRows | None) -> tuple[LangevinState, Tensor]:
+def _ula_chain(
+    state: LangevinState, energy: EnergyFn, phase: NegativePhase, generator: torch.Generator, rows: NoiseRows | None
+) -> tuple[LangevinState, Tensor]:
     """``steps_per_update`` ULA steps; the first crosses from the cached parameters to ``energy``'s."""
     total = torch.zeros(state.x.shape[0], dtype=torch.float64, device=state.x.device)
     for _ in range(phase.steps_per_update):

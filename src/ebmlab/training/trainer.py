@@ -7,10 +7,12 @@ step theta_k -> theta_{k+1}; (3)-(4) ULA move with theta_k and log-weight update
 the walkers at the start of iteration k: estimated (and, for closed-form models, exact) log Z and
 cross-entropy CE = E_data[U] + log Z, ESS/N, and whether the iteration resampled.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -110,8 +112,9 @@ class Trainer:
         if n_walkers % p:
             raise ValueError(f"n_walkers={n_walkers} must be a multiple of the number of processes ({p})")
         if (data_batch or data.shape[0]) < p:
-            raise ValueError(f"the data batch ({data_batch or data.shape[0]}) must hold at least one point "
-                             f"per process ({p})")
+            raise ValueError(
+                f"the data batch ({data_batch or data.shape[0]}) must hold at least one point per process ({p})"
+            )
         if phase.walker_batch is not None and phase.walker_batch > n_walkers:
             raise ValueError(f"walker_batch={phase.walker_batch} exceeds n_walkers={n_walkers}")
         if data_batch is not None and not 1 <= data_batch <= data.shape[0]:
@@ -142,8 +145,11 @@ class Trainer:
         """n data points: without replacement if n <= len(data), else with replacement."""
         m = self.data.shape[0]
         g = self.generator
-        idx = torch.randperm(m, generator=g, device=g.device)[:n] if n <= m else \
-            torch.randint(m, (n,), generator=g, device=g.device)
+        idx = (
+            torch.randperm(m, generator=g, device=g.device)[:n]
+            if n <= m
+            else torch.randint(m, (n,), generator=g, device=g.device)
+        )
         return self.data[idx.to(self.data.device)]
 
     def _fingerprint(self) -> Tensor:
@@ -184,8 +190,11 @@ class Trainer:
             moved, rows = coll.select(chosen.to(walkers.x.device), walkers.n)
         log_w = walkers.log_w if moved is None else walkers.log_w[moved]
         x_walk = walkers.x if moved is None else walkers.x[moved]
-        w = normalized_weights(log_w, coll) if phase.weighted else \
-            torch.full_like(log_w, 1.0 / (self.n_walkers if moved is None else n_b))
+        w = (
+            normalized_weights(log_w, coll)
+            if phase.weighted
+            else torch.full_like(log_w, 1.0 / (self.n_walkers if moved is None else n_b))
+        )
         n_data = self.data.shape[0] if self.data_batch is None else self.data_batch
         x_data = coll.split(self.data if self.data_batch is None else self._data_sample(self.data_batch))
 
@@ -202,8 +211,9 @@ class Trainer:
         loss.backward()
         params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
         coll.sum_([p.grad for p in params])
-        self._check_finite({"parameter gradient": torch.stack([p.grad.detach().double().norm() for p in params])},
-                           replicated=True)
+        self._check_finite(
+            {"parameter gradient": torch.stack([p.grad.detach().double().norm() for p in params])}, replicated=True
+        )
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
         self.optimizer.step()
@@ -221,11 +231,17 @@ class Trainer:
             walkers = walkers_at(self.energy, coll.split(self._data_sample(self.n_walkers)), walkers.log_z_ref)
         resampled = False
         if phase.weighted and phase.ess_threshold is not None:
-            walkers, resampled = maybe_resample(walkers, phase.ess_threshold, phase.resampler, self.generator,
-                                                coll, phase.resample_scope)
+            walkers, resampled = maybe_resample(
+                walkers, phase.ess_threshold, phase.resampler, self.generator, coll, phase.resample_scope
+            )
         row["resampled"] = resampled
-        self._check_finite({"walker energies": walkers.state.energy, "walker gradients": walkers.state.grad,
-                            "log-weights": walkers.log_w})
+        self._check_finite(
+            {
+                "walker energies": walkers.state.energy,
+                "walker gradients": walkers.state.grad,
+                "log-weights": walkers.log_w,
+            }
+        )
         self.walkers = walkers
         self.step_count = k + 1
         self.history.append(row)
@@ -239,7 +255,7 @@ class Trainer:
         checkpoint_every: int = 500,
         progress: bool | None = None,
         desc: str = "train",
-        callback: Callable[["Trainer", dict[str, Any]], None] | None = None,
+        callback: Callable[[Trainer, dict[str, Any]], None] | None = None,
     ) -> list[dict[str, Any]]:
         """Iterate until ``step_count == n_iters`` (so a resumed run continues to the same total).
 
@@ -248,16 +264,25 @@ class Trainer:
         ``progress``: show a tqdm bar (None = only when stderr is a terminal; never off the main process).
         ``callback(trainer, row)`` runs after each iteration (e.g. to record extra metrics into row).
         """
-        return run_loop(self, n_iters, checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every,
-                        progress=progress if self.collective.is_main else False, desc=desc, callback=callback,
-                        postfix=lambda row: {"ess": f"{row['ess_frac']:.2f}"}, postfix_every=50)
+        return run_loop(
+            self,
+            n_iters,
+            checkpoint_path=checkpoint_path,
+            checkpoint_every=checkpoint_every,
+            progress=progress if self.collective.is_main else False,
+            desc=desc,
+            callback=callback,
+            postfix=lambda row: {"ess": f"{row['ess_frac']:.2f}"},
+            postfix_every=50,
+        )
 
     # -- state ------------------------------------------------------------------------------------
     def population(self) -> Walkers:
         """The walkers of all processes, gathered on every process (a collective call)."""
         w, gather = self.walkers, self.collective.gather
-        return Walkers(LangevinState(gather(w.state.x), gather(w.state.energy), gather(w.state.grad)),
-                       gather(w.log_w), w.log_z_ref)
+        return Walkers(
+            LangevinState(gather(w.state.x), gather(w.state.energy), gather(w.state.grad)), gather(w.log_w), w.log_z_ref
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume to the identical result; the walkers of all processes gathered
@@ -267,8 +292,13 @@ class Trainer:
             "energy": self.energy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "walkers": {"x": w.state.x, "energy": w.state.energy, "grad": w.state.grad,
-                        "log_w": w.log_w, "log_z_ref": w.log_z_ref},
+            "walkers": {
+                "x": w.state.x,
+                "energy": w.state.energy,
+                "grad": w.state.grad,
+                "log_w": w.log_w,
+                "log_z_ref": w.log_z_ref,
+            },
             "step": self.step_count,
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
@@ -288,8 +318,9 @@ class Trainer:
         if w["x"].shape[0] != self.n_walkers:
             raise ValueError(f"checkpoint holds {w['x'].shape[0]} walkers, this trainer {self.n_walkers}")
         split = self.collective.split
-        self.walkers = Walkers(LangevinState(split(w["x"]), split(w["energy"]), split(w["grad"])), split(w["log_w"]),
-                               w["log_z_ref"])
+        self.walkers = Walkers(
+            LangevinState(split(w["x"]), split(w["energy"]), split(w["grad"])), split(w["log_w"]), w["log_z_ref"]
+        )
         self.step_count = int(state["step"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
