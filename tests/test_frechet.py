@@ -66,3 +66,20 @@ def test_moments_shapes_and_errors():
         frechet_distance(np.ones((5, 2)), np.ones((5, 3)))
     with pytest.raises(ValueError, match="NaN"):
         frechet_distance(np.full((5, 2), np.nan), np.ones((5, 2)))
+
+
+def test_weighted_moments_equal_unweighted_ones_and_duplicates():
+    """Equal weights give the usual mean and N - 1 covariance; integer weights give the moments of the
+    sample with each point repeated that often, up to the N - 1 (reliability) correction."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 3))
+    mu, cov = gaussian_moments(x, np.full(40, 1 / 40))
+    assert np.allclose(mu, x.mean(0)) and np.allclose(cov, np.cov(x, rowvar=False))
+    counts = rng.integers(1, 4, size=40)
+    rep = np.repeat(x, counts, axis=0)
+    mu_w, cov_w = gaussian_moments(x, counts / counts.sum())
+    w = counts / counts.sum()
+    assert np.allclose(mu_w, rep.mean(0))
+    assert np.allclose(cov_w * (1 - (w * w).sum()), np.cov(rep, rowvar=False, ddof=0))
+    with pytest.raises(ValueError, match="summing to 1"):
+        gaussian_moments(x, np.ones(40))

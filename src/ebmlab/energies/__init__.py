@@ -4,7 +4,8 @@ Any module with that signature plugs into ebmlab.  Models with a closed-form nor
 also provide ``log_z()`` and ``sample(n, generator)``.
 """
 
+from .boxed import BoxedTemperedEnergy, box_log_z
 from .gaussian import Gaussian, GaussianMixture
 from .networks import ConvEnergy, MLPEnergy
 
-__all__ = ["ConvEnergy", "Gaussian", "GaussianMixture", "MLPEnergy"]
+__all__ = ["BoxedTemperedEnergy", "ConvEnergy", "Gaussian", "GaussianMixture", "MLPEnergy", "box_log_z"]

@@ -11,20 +11,34 @@ import numpy as np
 from torch import Tensor
 
 
-def _as_float64(feats: np.ndarray | Tensor, name: str) -> np.ndarray:
+def _as_float64(feats: np.ndarray | Tensor, name: str, ndim: int = 2) -> np.ndarray:
     a = feats.detach().cpu().numpy() if isinstance(feats, Tensor) else np.asarray(feats)
     a = a.astype(np.float64)
-    if a.ndim != 2 or a.shape[0] < 2:
-        raise ValueError(f"{name} must have shape (N, D) with N >= 2, got {a.shape}")
+    if a.ndim != ndim or a.shape[0] < 2:
+        shape = "(N, D)" if ndim == 2 else "(N,)"
+        raise ValueError(f"{name} must have shape {shape} with N >= 2, got {a.shape}")
     if not np.isfinite(a).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return a
 
 
-def gaussian_moments(feats: np.ndarray | Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (D,) and unbiased covariance (D, D) of features (N, D), float64."""
+def gaussian_moments(
+    feats: np.ndarray | Tensor, weights: np.ndarray | Tensor | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and covariance (D, D) of features (N, D), float64.
+
+    weights: optional normalised weights (N,) (e.g. importance weights of walkers); the covariance is
+    sum_i w_i (f_i - mu)(f_i - mu)^T / (1 - sum_i w_i^2), unbiased for independent draws, which for
+    equal weights is the usual N - 1 estimate.
+    """
     a = _as_float64(feats, "feats")
-    return a.mean(0), np.cov(a, rowvar=False).reshape(a.shape[1], a.shape[1])
+    n = a.shape[0]
+    w = np.full(n, 1.0 / n) if weights is None else _as_float64(weights, "weights", ndim=1)
+    if w.shape != (n,) or (w < 0).any() or not np.isclose(w.sum(), 1.0):
+        raise ValueError(f"weights must be {n} non-negative numbers summing to 1, got shape {w.shape}, sum {w.sum()}")
+    mu = w @ a
+    c = a - mu
+    return mu, (c.T @ (w[:, None] * c)) / max(1.0 - float(w @ w), 1e-12)
 
 
 def _psd_sqrt(m: np.ndarray) -> np.ndarray:
