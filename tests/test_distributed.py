@@ -375,9 +375,10 @@ def test_torchrun_gmm_equals_one_process(tmp_path):
 
 
 def test_torchrun_mnist_quick_matches_one_process(tmp_path, mnist_dir):
-    """`torchrun --nproc-per-node 2 -m ebmlab mnist --preset quick`: one set of files, and the numbers of
-    one process up to float32 reduction order (the CNN energy runs in float32)."""
-    args = ["mnist", "--preset", "quick", "--methods", "jarzynski,pcd", "--data-dir", str(mnist_dir), "--no-progress"]
+    """`torchrun --nproc-per-node 2 -m ebmlab mnist --space pixels --preset quick`: one set of files, and the
+    numbers of one process up to float32 reduction order (the CNN energy runs in float32)."""
+    args = ["mnist", "--space", "pixels", "--preset", "quick", "--methods", "jarzynski,pcd"]
+    args += ["--data-dir", str(mnist_dir), "--no-progress"]
     done = _torchrun(*args, "--out", str(tmp_path / "p2"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("wrote ") == 1
@@ -387,8 +388,9 @@ def test_torchrun_mnist_quick_matches_one_process(tmp_path, mnist_dir):
         two, one = (r[method]["0"] for r in runs)
         # weighted fractions: float64 weights built from float32 CNN energies, which the two runs evaluate
         # in other batch compositions, so equal up to float32 rounding amplified by 1/T
-        assert two["fractions"] == pytest.approx(one["fractions"], abs=1e-6)
+        assert two["walker_masses"] == pytest.approx(one["walker_masses"], abs=1e-6)
         assert two["n_resamplings"] == one["n_resamplings"]
+        assert two["model_masses"] == one["model_masses"]  # MALA chains: replicated on every process
         for key in ("frechet", "ess_frac"):
             assert two[key] == pytest.approx(one[key], rel=1e-4)
     assert sorted(p.name for p in (tmp_path / "p2").rglob("*") if p.is_file()) == sorted(

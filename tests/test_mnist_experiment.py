@@ -1,6 +1,7 @@
-"""The imbalanced-MNIST study: mini-batched walker weights, the tempered energy, and the CLI end to end."""
+"""The imbalanced-digit study on pixels: the tempered energy, its presets, and the CLI end to end."""
 
 import json
+import math
 from dataclasses import replace
 
 import pytest
@@ -8,8 +9,13 @@ import torch
 
 from ebmlab.cli import main as cli_main
 from ebmlab.data.mnist import MnistDataError
-from ebmlab.experiments.mnist import PRESETS, build_trainer, make_energy, run_study
+from ebmlab.energies import BoxedTemperedEnergy, ConvEnergy, box_log_z
+from ebmlab.experiments.mnist import run_study
+from ebmlab.experiments.mnist_config import PRESETS as ALL_PRESETS
+from ebmlab.experiments.mnist_pixels import build_trainer, make_energy
 from ebmlab.sampling.langevin import energy_and_grad, init_state, ula
+
+PRESETS = ALL_PRESETS["pixels"]
 
 D = torch.float64
 
@@ -63,56 +69,58 @@ def test_config_rejects_unusable_step_wall_noise(kw):
         replace(PRESETS["cpu"], **kw)
 
 
+def test_box_log_z_is_exact_for_a_flat_energy_and_the_is_estimate_otherwise():
+    """V = 0 on [-1, 1]^784: log Z = 784 log 2 with zero standard error; for the CNN energy the
+    estimate equals log(2^D mean exp(-V(u))) over the same uniform draws."""
+    flat = BoxedTemperedEnergy(ConvEnergy(4), temperature=1.0, wall=1.0)
+    torch.nn.init.zeros_(flat.net.net[-1].weight)
+    torch.nn.init.zeros_(flat.net.net[-1].bias)
+    est = box_log_z(flat, (1, 28, 28), 16, torch.Generator().manual_seed(0))
+    assert float(est.log_z) == pytest.approx(784 * math.log(2.0), rel=1e-12) and float(est.se) == 0.0
+    energy = make_energy(PRESETS["quick"], seed=0)
+    est = box_log_z(energy, (1, 28, 28), 32, torch.Generator().manual_seed(1))
+    u = torch.rand(32, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        direct = 784 * math.log(2.0) + torch.logsumexp(-energy(u).double(), 0) - math.log(32)
+    assert float(est.log_z) == pytest.approx(float(direct), abs=1e-9)
+
+
 def test_cli_quick_end_to_end(mnist_dir, tmp_path):
     torch.set_num_threads(1)
     out = tmp_path / "mnist"
-    rc = cli_main(["mnist", "--preset", "quick", "--data-dir", str(mnist_dir), "--out", str(out), "--no-progress"])
-    assert rc == 0
+    args = ["mnist", "--space", "pixels", "--preset", "quick", "--data-dir", str(mnist_dir), "--out", str(out)]
+    assert cli_main([*args, "--no-progress"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["methods"] == ["jarzynski", "pcd", "cd"] and metrics["seeds"] == [0]
-    assert metrics["data"]["ebm_class_counts"] == [480, 240, 120]
+    assert metrics["space"] == "pixels" and metrics["methods"] == ["jarzynski", "pcd", "cd"]
+    assert metrics["seeds"] == [0] and metrics["data"]["ebm_class_counts"] == [480, 240, 120]
     assert metrics["target_fractions"] == pytest.approx([4 / 7, 2 / 7, 1 / 7])
-    assert 0.8 <= metrics["classifier"]["heldout_accuracy"] <= 1.0
+    assert 0.8 <= metrics["evaluation"]["heldout_accuracy"] <= 1.0
     assert (out / "classifier.pt").is_file()
-    iters, every = PRESETS["quick"].iters, PRESETS["quick"].eval_every
+    cfg = PRESETS["quick"]
     for method in ("jarzynski", "pcd", "cd"):
         run = metrics["runs"][method]["0"]
         assert run["status"] == "ok"
         traj = run["trajectory"]
-        assert traj["step"] == list(range(every - 1, iters, every))
-        for f, tv in zip(traj["fractions"], traj["tv"]):
-            assert sum(f) == pytest.approx(1.0)
-            assert tv == pytest.approx(0.5 * sum(abs(a - b) for a, b in zip(f, metrics["target_fractions"])))
+        assert traj["step"] == list(range(cfg.eval_every - 1, cfg.iters, cfg.eval_every))
+        for kind in ("walker", "model"):  # walker fractions and the model's masses from MALA chains
+            for f, tv in zip(traj[f"{kind}_masses"], traj[f"{kind}_tv"]):
+                assert sum(f) == pytest.approx(1.0)
+                assert tv == pytest.approx(0.5 * sum(abs(a - b) for a, b in zip(f, metrics["target_fractions"])))
+        assert all(v * cfg.chains == pytest.approx(round(v * cfg.chains)) for v in run["model_masses"])
+        assert all(0 < a <= 1 for a in traj["chain_acceptance"])
         assert all(v >= 0 for v in traj["frechet"]) and all(0 < v <= 1 for v in traj["ess_frac"])
         assert run["wall_time_s"] > 0
-        assert metrics["summary"][method]["tv_mean"] == pytest.approx(run["tv"])
+        assert metrics["summary"][method]["model_tv_mean"] == pytest.approx(run["model_tv"])
     assert "ce_est" in metrics["runs"]["jarzynski"]["0"] and "ce_est" not in metrics["runs"]["pcd"]["0"]
-    assert metrics["runs"]["pcd"]["0"]["ess_frac"] == 1.0
-    for name in ("samples.png", "fractions.png", "tv_frechet.png", "cross_entropy.png"):
+    assert metrics["runs"]["pcd"]["0"]["ess_frac"] == pytest.approx(1.0)
+    for name in ("samples.png", "masses.png", "tv.png", "frechet.png", "cross_entropy.png"):
         assert (out / name).stat().st_size > 10_000, name
     # resume reuses the finished runs and reproduces the report
-    assert (
-        cli_main(
-            [
-                "mnist",
-                "--preset",
-                "quick",
-                "--data-dir",
-                str(mnist_dir),
-                "--out",
-                str(out),
-                "--no-progress",
-                "--resume",
-                "--methods",
-                "pcd",
-            ]
-        )
-        == 0
-    )
+    assert cli_main([*args, "--no-progress", "--resume", "--methods", "pcd"]) == 0
     again = json.loads((out / "metrics.json").read_text())
     assert again["runs"]["pcd"] == metrics["runs"]["pcd"]
 
 
 def test_missing_data_directory_is_a_clear_error(tmp_path):
     with pytest.raises(MnistDataError, match="does not exist"):
-        run_study(PRESETS["quick"], ["pcd"], [0], tmp_path / "out", data_dir=str(tmp_path / "none"))
+        run_study(PRESETS["quick"], ["pcd"], tmp_path / "out", data_dir=str(tmp_path / "none"))

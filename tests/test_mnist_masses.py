@@ -10,9 +10,9 @@ from scipy.stats import norm
 from ebmlab.energies import Gaussian, GaussianMixture
 from ebmlab.metrics.masses import (
     GridQuadrature,
+    QuadratureCheck,
     grid_points,
     mala_chain_ends,
-    quadrature_error,
     total_variation,
     weighted_class_masses,
 )
@@ -57,7 +57,7 @@ def test_quadrature_masses_and_log_z_converge_to_the_closed_forms_for_a_2d_mixtu
     assert err[300] / err[600] == pytest.approx(4.0, rel=0.05) and err[150] / err[300] == pytest.approx(4.0, rel=0.05)
     assert all(r.log_z == pytest.approx(float(energy.log_z().detach()), abs=1e-10) for r in res.values())
     assert res[300].edge_mass < 1e-15
-    est = quadrature_error(energy, _quadrants, 15.0, 300, 2, 3)
+    est = QuadratureCheck.build(_quadrants, 15.0, 300, 2, 3)(energy)
     assert est["masses"] == pytest.approx(res[300].masses.tolist(), abs=1e-15)
     assert est["mass_error_refine"] == pytest.approx(0.75 * err[300], rel=0.05)
     assert max(est["mass_error_wide"], est["log_z_error_wide"], est["log_z_error_refine"]) < 1e-10
@@ -65,12 +65,12 @@ def test_quadrature_masses_and_log_z_converge_to_the_closed_forms_for_a_2d_mixtu
 
 def test_quadrature_error_estimates_flag_a_cube_that_cuts_the_model_and_a_coarse_grid():
     energy = _mixture()
-    narrow = quadrature_error(energy, _quadrants, 3.0, 60, 2, 3)  # cuts off most of two components
+    narrow = QuadratureCheck.build(_quadrants, 3.0, 60, 2, 3)(energy)  # cuts off most of two components
     actual = float((torch.tensor(narrow["masses"], dtype=D) - _exact_masses()).abs().max())
     assert actual > 0.05 and narrow["edge_mass"] > 0.01
     assert narrow["mass_error_wide"] > 0.5 * actual  # the doubled cube sees most of the error
     # a boundary through cell centres (odd n): O(h) error, seen by refinement
-    coarse = quadrature_error(energy, lambda p: (p[:, 0] >= 0.05).long(), 15.0, 31, 2, 2)
+    coarse = QuadratureCheck.build(lambda p: (p[:, 0] >= 0.05).long(), 15.0, 31, 2, 2)(energy)
     assert coarse["mass_error_refine"] > 1e-3
 
 

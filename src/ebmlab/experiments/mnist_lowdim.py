@@ -1,0 +1,191 @@
+"""The imbalanced-digit study in a low-dimensional projection, judged by the model's class masses.
+
+Representation (:func:`~ebmlab.data.projection.fit_projection`, fitted on the EBM training digits):
+``lda`` = PCA to 50 dimensions then LDA to ``dim`` (2), ``pca`` = PCA to ``dim`` (8, label-free);
+standardised and multiplied by ``scale``.  Energy: ``MLPEnergy(dim, hidden, confinement_std)``,
+whose initial model is exactly N(0, c^2 I) (exact initial draws and log Z).  Class regions: an RBF
+SVC (:class:`~ebmlab.metrics.regions.RegionClassifier`) fitted on the classifier digits in the same
+coordinates.  Every method's walkers and every method's model are labelled by it:
+
+- walker fractions: the gradient's walkers (weighted for Jarzynski);
+- model masses: exact grid quadrature for dim <= 2 (:class:`~ebmlab.metrics.masses.QuadratureCheck`),
+  and for every dim annealed importance sampling from a Gaussian at every evaluation
+  (:func:`~ebmlab.metrics.masses.ais_class_masses`: independent particles, honest standard errors;
+  in 2-D checked against the quadrature);
+- the trainer's estimator population (walkers drawn from the initial model and moved along the same
+  parameter path, never used in the gradient): log Z over training and its own class masses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..data.projection import Projection, fit_projection
+from ..data.subsets import DigitSplit
+from ..distributed import LOCAL, Collective
+from ..energies import Gaussian, MLPEnergy
+from ..metrics.masses import QuadratureCheck, ais_class_masses, total_variation
+from ..metrics.regions import RegionClassifier
+from ..sampling import smc
+from ..training import Trainer, negative_phase
+from .mnist_config import DIGITS, LowDimConfig
+from .mnist_eval import estimates, mass_fields, walker_log_weights
+
+
+def make_energy(cfg: LowDimConfig, seed: int) -> MLPEnergy:
+    """The MLP energy with weights drawn from ``seed`` (global torch RNG untouched); initially N(0, c^2 I)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MLPEnergy(cfg.dim, hidden=cfg.hidden, confinement_std=cfg.confinement_std)
+
+
+def build_trainer(cfg: LowDimConfig, method: str, seed: int, data: Tensor) -> Trainer:
+    """Adam at a constant learning rate on the full data batch; ULA walkers (resampled for Jarzynski);
+    every method gets an estimator population of ``cfg.log_z_walkers`` walkers from the initial model."""
+    energy = make_energy(cfg, seed)
+    overrides: dict[str, Any] = dict(step_size=cfg.step_size, steps_per_update=cfg.steps_per_update)
+    if method == "jarzynski":
+        overrides.update(resampler=cfg.resampler, ess_threshold=cfg.ess_threshold)
+    if method == "cd":
+        overrides["reset_every"] = cfg.cd_reset_every
+    return Trainer(
+        energy,
+        data,
+        torch.optim.Adam(energy.parameters(), lr=cfg.lr),
+        negative_phase(method, **overrides),
+        n_walkers=cfg.n_walkers,
+        generator=torch.Generator().manual_seed(seed),
+        init_sampler=energy.sample_initial,
+        log_z0=energy.initial_log_z(),
+        log_z_walkers=cfg.log_z_walkers,
+    )
+
+
+def model_ais(energy: MLPEnergy, cfg: LowDimConfig, regions: RegionClassifier, generator: torch.Generator) -> dict:
+    """AIS class masses and log Z of ``energy`` from the Gaussian N(0, scale^2 I): the data's mean and
+    covariance (the coordinates are standardised, then multiplied by ``scale``)."""
+    base = Gaussian(torch.zeros(cfg.dim), cfg.scale, learn_std=False)
+    move = smc.Move("mala", step_size=cfg.ais_step_size, n_steps=cfg.ais_moves)
+    return ais_class_masses(
+        energy,
+        base,
+        regions,
+        len(DIGITS),
+        particles=cfg.ais_particles,
+        steps=cfg.ais_steps,
+        move=move,
+        generator=generator,
+    )
+
+
+@dataclass
+class LowDimStudy:
+    """One projected space: coordinates of the training digits, class regions, quadrature grid."""
+
+    cfg: LowDimConfig
+    projection: Projection
+    regions: RegionClassifier
+    data: Tensor  # (n, dim) coordinates of the EBM training digits
+    check: QuadratureCheck | None  # dim <= 2 only
+    info: dict[str, Any]
+
+    def build_trainer(self, method: str, seed: int, collective: Collective = LOCAL) -> Trainer:
+        if collective.world_size > 1:
+            raise ValueError(
+                "--space lda|pca runs in one process (minutes on a CPU); use --space pixels under torchrun"
+            )
+        return build_trainer(self.cfg, method, seed, self.data)
+
+    def evaluate(self, trainer: Trainer, seed: int) -> dict[str, Any]:
+        """Walker fractions; the model's class masses by AIS and, in 1-D/2-D, by quadrature (then the
+        exact log Z and the errors of the estimates); the estimator population's class masses and log Z
+        estimates.  ``model_*`` is the quadrature where it exists, else AIS."""
+        target, est, walkers = self.cfg.target_fractions, trainer.estimator, trainer.walkers
+        gen = torch.Generator().manual_seed(1_000_003 * seed + trainer.step_count)
+        ais = model_ais(trainer.energy, self.cfg, self.regions, gen)
+        row: dict[str, Any] = {
+            "step": trainer.step_count,
+            **mass_fields(
+                "walker", self.regions(walkers.x), walker_log_weights(walkers, trainer.phase.weighted), target
+            ),
+            **{f"ais_{k}": v for k, v in ais.items()},
+            "ais_tv": total_variation(ais["masses"], target),
+            **estimates(trainer, self.data),
+        }
+        if est is not None:
+            row |= mass_fields("estimator", self.regions(est.x), est.log_w, target, est.eve)
+            row["estimator_ancestors"] = est.n if est.eve is None else int(est.eve.unique().numel())
+        if self.check is None:
+            return row | {k.replace("ais_", "model_", 1): row[k] for k in ("ais_masses", "ais_masses_se", "ais_tv")}
+        q = self.check.base(trainer.energy)
+        exact = q.masses.tolist()
+        row |= {
+            "model_masses": exact,
+            "model_tv": total_variation(q.masses, target),
+            "log_z_exact": q.log_z,
+            "edge_mass": q.edge_mass,
+            "ais_log_z_error": ais["log_z"] - q.log_z,
+            "ais_mass_z": [(a - m) / s if s > 0 else None for a, m, s in zip(ais["masses"], exact, ais["masses_se"])],
+        }
+        if "log_z_est" in row:
+            row["log_z_error"] = row["log_z_est"] - q.log_z
+        return row
+
+    def finish(self, trainer: Trainer, method: str, seed: int, out: Path, write: bool) -> dict[str, Any]:
+        """Final model (1-D/2-D): quadrature with its error estimates; the log density on the grid is
+        saved for the heat maps."""
+        if self.check is None:
+            return {}
+        quad = self.check(trainer.energy)
+        if write:
+            n, dim = self.cfg.grid_cells, self.cfg.dim
+            log_density = self.check.base.log_density(trainer.energy).float().reshape(*[n] * dim)
+            torch.save(log_density, out / "runs" / f"{method}_seed{seed}_density.pt")
+        return {"quadrature": quad, "quadrature_mass_error": max(quad["mass_error_refine"], quad["mass_error_wide"])}
+
+
+def lowdim_study(cfg: LowDimConfig, split: DigitSplit, out: Path, write: bool) -> LowDimStudy:
+    """Fit the projection on the EBM digits and the SVC on the classifier digits; build the grid.
+    Writes ``regions.pt`` (grid labels, training coordinates and labels) for the plots (dim <= 2)."""
+    projection = fit_projection(cfg.space, cfg.dim, split.ebm.images, split.ebm.labels, cfg.scale, cfg.pca_dims)
+    data = projection(split.ebm.images)
+    regions = RegionClassifier.fit(projection(split.classifier.images), split.classifier.labels, cfg.svc_c)
+    held = projection(split.heldout.images)
+    train_frac = torch.bincount(regions(data), minlength=len(DIGITS)).double() / data.shape[0]
+    info = {
+        "space": cfg.space,
+        "dim": cfg.dim,
+        "svc_heldout_accuracy": regions.accuracy(held, split.heldout.labels),
+        "svc_train_accuracy": regions.accuracy(data, split.ebm.labels),
+        "n_svc_train": len(split.classifier),
+        "reference": {
+            "ebm_digits_fractions": train_frac.tolist(),
+            "ebm_digits_tv": total_variation(train_frac, cfg.target_fractions),
+        },
+        "data_extent": data.abs().max().item(),
+    }
+    check = None
+    if cfg.exact:
+        check = QuadratureCheck.build(regions, cfg.grid_half_width, cfg.grid_cells, cfg.dim, len(DIGITS))
+        info["grid"] = {
+            "half_width": cfg.grid_half_width,
+            "cells_per_axis": cfg.grid_cells,
+            "cell_width": 2 * cfg.grid_half_width / cfg.grid_cells,
+        }
+        if write:
+            n = cfg.grid_cells
+            torch.save(
+                {
+                    "labels": check.base.labels.reshape(*[n] * cfg.dim),
+                    "half_width": cfg.grid_half_width,
+                    "data": data,
+                    "data_labels": split.ebm.labels,
+                },
+                out / "regions.pt",
+            )
+    return LowDimStudy(cfg, projection, regions, data, check, info)

@@ -1,0 +1,107 @@
+"""Plots of the projected (2-D) imbalanced-digit study: each method's learned density as a heat map
+with the training digits and the class regions, and the estimated log Z against the exact one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .mnist_plots import CLASS_COLORS, ok_runs
+from .plotting import COLORS, band, plt, save
+
+LOG_DENSITY_RANGE = 12.0  # nats below the maximum shown on the heat maps
+
+
+def plot_density(metrics: dict[str, Any], out: Path) -> None:
+    """One panel per method (its first finished seed): log density of the final model relative to its
+    maximum (clipped at -12 nats) over the region of the data, training digits as dots coloured by
+    digit, and the SVC's class regions outlined in white.  Titles give the exact class masses and the
+    share of the model's mass inside the view."""
+    shown = [(m, s, r) for m in metrics["methods"] for s, r in ok_runs(metrics, m)[:1]]
+    if not shown:
+        return
+    regions = torch.load(out / "regions.pt", weights_only=True)
+    hw, labels = regions["half_width"], regions["labels"].numpy()
+    n = labels.shape[0]
+    centres = -hw + (np.arange(n) + 0.5) * 2 * hw / n
+    view = 1.25 * float(regions["data"].abs().max())
+    inside = np.abs(centres) <= view
+    data, digit = regions["data"].numpy(), regions["data_labels"].numpy()
+    fig, axes = plt.subplots(
+        1, len(shown), figsize=(4.2 * len(shown) + 1.2, 4.6), squeeze=False, sharey=True, layout="constrained"
+    )
+    for ax, (method, seed, run) in zip(axes[0], shown):
+        log_p = torch.load(out / "runs" / f"{method}_seed{seed}_density.pt", weights_only=True).double().numpy()
+        log_p = log_p - log_p.max()
+        p = np.exp(log_p)
+        in_view = p[np.ix_(inside, inside)].sum() / p.sum()
+        extent = (centres[inside][0], centres[inside][-1], centres[inside][0], centres[inside][-1])
+        im = ax.imshow(
+            np.clip(log_p[np.ix_(inside, inside)].T, -LOG_DENSITY_RANGE, 0),
+            origin="lower",
+            extent=extent,
+            cmap="viridis",
+        )
+        for c in range(len(metrics["digits"])):
+            ax.contour(
+                centres[inside],
+                centres[inside],
+                (labels[np.ix_(inside, inside)] == c).T,
+                [0.5],
+                colors="w",
+                linewidths=0.8,
+            )
+        for c, d in enumerate(metrics["digits"]):
+            pts = data[digit == c]
+            ax.scatter(
+                pts[:, 0], pts[:, 1], s=3, color=CLASS_COLORS[c], edgecolors="k", linewidths=0.2, label=f"digit {d}"
+            )
+        quad = run["final"]["quadrature"]
+        m = "/".join(f"{v:.2f}" for v in quad["masses"])
+        tv = 0.5 * sum(abs(a - b) for a, b in zip(quad["masses"], metrics["target_fractions"]))
+        ax.set_title(
+            f"{method} (seed {seed}): model masses {m}, TV {tv:.2f}\n"
+            f"target .57/.29/.14; {100 * in_view:.1f}% of the mass in view",
+            fontsize=8,
+        )
+        ax.set_xlabel("coordinate 1")
+    axes[0][0].set_ylabel("coordinate 2")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label="log density minus its maximum [nats]")
+    axes[0][0].legend(fontsize=7, loc="lower left", markerscale=3)
+    fig.savefig(out / "density.png", dpi=120)
+    plt.close(fig)
+
+
+def plot_log_z(metrics: dict[str, Any], path: Path) -> None:
+    """Left: log Z over training for the first seed, exact (quadrature, black) and estimated by the
+    estimator population (+-2 SE band) and by the gradient's walkers (dashed, Jarzynski).  Right: the
+    estimate's error over seeds (mean and min-max band) with the +-0.1 nat target."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for method in metrics["methods"]:
+        runs = [r for _, r in ok_runs(metrics, method)]
+        if not runs or "log_z_est" not in runs[0]["trajectory"]:
+            continue
+        color, traj = COLORS.get(method), runs[0]["trajectory"]
+        steps = np.asarray(traj["step"])
+        est, se = np.asarray(traj["log_z_est"], float), np.asarray(traj["log_z_se"], float)
+        ax1.plot(steps, traj["log_z_exact"], color="k", lw=1)
+        ax1.plot(steps, est, color=color, lw=1.2, label=f"{method}: estimator population")
+        ax1.fill_between(steps, est - 2 * se, est + 2 * se, color=color, alpha=0.25, lw=0)
+        band(ax2, steps, [r["trajectory"]["log_z_error"] for r in runs], f"{method}: estimator population", color)
+        if traj.get("log_z_est_coupled") and traj["log_z_est_coupled"][0] is not None:
+            ax1.plot(steps, traj["log_z_est_coupled"], color=color, ls="--", lw=1, label=f"{method}: gradient walkers")
+            coupled = [np.subtract(r["trajectory"]["log_z_est_coupled"], r["trajectory"]["log_z_exact"]) for r in runs]
+            ax2.plot(steps, np.mean(coupled, 0), color=color, ls="--", lw=1, label=f"{method}: gradient walkers")
+    ax1.plot([], [], color="k", lw=1, label="exact (quadrature)")
+    ax1.set(
+        xlabel="training iteration", ylabel="log Z [nats]", title=f"log Z of the model (seed {metrics['seeds'][0]})"
+    )
+    ax2.axhspan(-0.1, 0.1, color="0.85", lw=0, label="+-0.1 nat")
+    ax2.axhline(0, color="k", lw=0.8)
+    ax2.set(xlabel="training iteration", ylabel="estimated minus exact log Z [nats]", title="Error of the estimate")
+    for ax in (ax1, ax2):
+        ax.legend(fontsize=7)
+    save(fig, path)
