@@ -135,7 +135,7 @@ def test_cli_lda_quick_end_to_end(mnist_dir, tmp_path):
         assert ("log_z_est_coupled" in run) == (method == "jarzynski")
         assert all(1 <= a <= cfg.log_z_walkers for a in traj["estimator_ancestors"])
         quad = run["final"]["quadrature"]
-        assert sum(quad["masses"]) == pytest.approx(1.0) and quad["mass_error_wide"] < 1e-9
+        assert sum(quad["masses"]) == pytest.approx(1.0) and quad["mass_error_wide"] < 1e-9, quad
         assert run["final"]["quadrature_mass_error"] == max(quad["mass_error_refine"], quad["mass_error_wide"])
         assert metrics["summary"][method]["model_tv_mean"] == pytest.approx(run["model_tv"])
     for name in ("masses.png", "tv.png", "cross_entropy.png", "density.png", "log_z.png"):

@@ -57,9 +57,10 @@ class LowDimConfig(StudyConfig):
     """The study in a ``dim``-dimensional projection (``space`` 'lda' or 'pca').
 
     Coordinates: standardised projection times ``scale``.  Energy: ``MLPEnergy(dim, hidden,
-    confinement_std)`` (exact initial draws and log Z).  Class regions: RBF SVC with C = ``svc_c``.
+    confinement_std=scale)``, so the initial model is N(0, scale^2 I), the Gaussian with the data's
+    mean and covariance (exact initial draws and log Z).  Class regions: RBF SVC with C = ``svc_c``.
     Model masses: grid quadrature on [-grid_half_width, grid_half_width]^dim with ``grid_cells`` per
-    axis (dim <= 2), and at every evaluation AIS from N(0, scale^2 I) (``ais_particles``
+    axis (dim <= 2), and at every evaluation AIS from the initial model (``ais_particles``
     particles, ``ais_steps`` temperatures, ``ais_moves`` MALA moves of step ``ais_step_size`` at each).
     """
 
@@ -67,10 +68,9 @@ class LowDimConfig(StudyConfig):
     scale: float = 5.0
     pca_dims: int = 50  # PCA before LDA
     hidden: tuple[int, ...] = (64, 64)
-    confinement_std: float = 1.0
     svc_c: float = 1.0
-    grid_half_width: float = 30.0
-    grid_cells: int = 400
+    grid_half_width: float = 40.0  # 8 standard deviations of the initial model (scale 5)
+    grid_cells: int = 500
     ais_particles: int = 1000
     ais_steps: int = 100
     ais_step_size: float = 2.0  # MALA step for coordinates of scale 5 (acceptance about 0.8-0.9)
@@ -81,8 +81,8 @@ class LowDimConfig(StudyConfig):
         if self.space not in PROJECTED:
             raise ValueError(f"LowDimConfig is for spaces {list(PROJECTED)}, got {self.space!r}")
         check_space_dim(self.space, self.dim, len(DIGITS), self.pca_dims)
-        if not (self.scale > 0 and self.confinement_std > 0 and self.step_size > 0):
-            raise ValueError("scale, confinement_std and step_size must be positive")
+        if not (self.scale > 0 and self.step_size > 0):
+            raise ValueError(f"scale and step_size must be positive, got {self.scale}, {self.step_size}")
 
     @property
     def exact(self) -> bool:

@@ -2,14 +2,15 @@
 
 Representation (:func:`~ebmlab.data.projection.fit_projection`, fitted on the EBM training digits):
 ``lda`` = PCA to 50 dimensions then LDA to ``dim`` (2), ``pca`` = PCA to ``dim`` (8, label-free);
-standardised and multiplied by ``scale``.  Energy: ``MLPEnergy(dim, hidden, confinement_std)``,
-whose initial model is exactly N(0, c^2 I) (exact initial draws and log Z).  Class regions: an RBF
+standardised and multiplied by ``scale``.  Energy: ``MLPEnergy(dim, hidden, confinement_std=scale)``,
+whose initial model is exactly N(0, scale^2 I), the data's mean and covariance (exact initial draws
+and log Z; walkers drawn from it already cover every digit cluster).  Class regions: an RBF
 SVC (:class:`~ebmlab.metrics.regions.RegionClassifier`) fitted on the classifier digits in the same
 coordinates.  Every method's walkers and every method's model are labelled by it:
 
 - walker fractions: the gradient's walkers (weighted for Jarzynski);
 - model masses: exact grid quadrature for dim <= 2 (:class:`~ebmlab.metrics.masses.QuadratureCheck`),
-  and for every dim annealed importance sampling from a Gaussian at every evaluation
+  and for every dim annealed importance sampling from the initial model at every evaluation
   (:func:`~ebmlab.metrics.masses.ais_class_masses`: independent particles, honest standard errors;
   in 2-D checked against the quadrature);
 - the trainer's estimator population (walkers drawn from the initial model and moved along the same
@@ -38,10 +39,10 @@ from .mnist_eval import estimates, mass_fields, walker_log_weights
 
 
 def make_energy(cfg: LowDimConfig, seed: int) -> MLPEnergy:
-    """The MLP energy with weights drawn from ``seed`` (global torch RNG untouched); initially N(0, c^2 I)."""
+    """The MLP energy with weights drawn from ``seed`` (global torch RNG untouched); initially N(0, scale^2 I)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return MLPEnergy(cfg.dim, hidden=cfg.hidden, confinement_std=cfg.confinement_std)
+        return MLPEnergy(cfg.dim, hidden=cfg.hidden, confinement_std=cfg.scale)
 
 
 def build_trainer(cfg: LowDimConfig, method: str, seed: int, data: Tensor) -> Trainer:
@@ -67,8 +68,8 @@ def build_trainer(cfg: LowDimConfig, method: str, seed: int, data: Tensor) -> Tr
 
 
 def model_ais(energy: MLPEnergy, cfg: LowDimConfig, regions: RegionClassifier, generator: torch.Generator) -> dict:
-    """AIS class masses and log Z of ``energy`` from the Gaussian N(0, scale^2 I): the data's mean and
-    covariance (the coordinates are standardised, then multiplied by ``scale``)."""
+    """AIS class masses and log Z of ``energy`` from its initial model N(0, scale^2 I), the Gaussian with
+    the data's mean and covariance (the coordinates are standardised, then multiplied by ``scale``)."""
     base = Gaussian(torch.zeros(cfg.dim), cfg.scale, learn_std=False)
     move = smc.Move("mala", step_size=cfg.ais_step_size, n_steps=cfg.ais_moves)
     return ais_class_masses(
