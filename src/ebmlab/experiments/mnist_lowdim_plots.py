@@ -76,32 +76,40 @@ def plot_density(metrics: dict[str, Any], out: Path) -> None:
 
 
 def plot_log_z(metrics: dict[str, Any], path: Path) -> None:
-    """Left: log Z over training for the first seed, exact (quadrature, black) and estimated by the
-    estimator population (+-2 SE band) and by the gradient's walkers (dashed, Jarzynski).  Right: the
-    estimate's error over seeds (mean and min-max band) with the +-0.1 nat target."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    """Left: log Z of the Jarzynski model over training (first seed): exact (quadrature), estimated by
+    the estimator population and by AIS (+-2 SE bands), and by the gradient's walkers.  Right: the
+    error of the estimator population's log Z for every method (mean and min-max band over seeds;
+    dashed: the gradient walkers' estimate) on a symmetric-log axis, with the +-0.1 nat target."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.5, 4.2))
     for method in metrics["methods"]:
         runs = [r for _, r in ok_runs(metrics, method)]
         if not runs or "log_z_est" not in runs[0]["trajectory"]:
             continue
-        color, traj = COLORS.get(method), runs[0]["trajectory"]
-        steps = np.asarray(traj["step"])
-        est, se = np.asarray(traj["log_z_est"], float), np.asarray(traj["log_z_se"], float)
-        ax1.plot(steps, traj["log_z_exact"], color="k", lw=1)
-        ax1.plot(steps, est, color=color, lw=1.2, label=f"{method}: estimator population")
-        ax1.fill_between(steps, est - 2 * se, est + 2 * se, color=color, alpha=0.25, lw=0)
+        color, steps = COLORS.get(method), runs[0]["trajectory"]["step"]
         band(ax2, steps, [r["trajectory"]["log_z_error"] for r in runs], f"{method}: estimator population", color)
-        if traj.get("log_z_est_coupled") and traj["log_z_est_coupled"][0] is not None:
-            ax1.plot(steps, traj["log_z_est_coupled"], color=color, ls="--", lw=1, label=f"{method}: gradient walkers")
+        if "log_z_est_coupled" in runs[0]["trajectory"]:
             coupled = [np.subtract(r["trajectory"]["log_z_est_coupled"], r["trajectory"]["log_z_exact"]) for r in runs]
             ax2.plot(steps, np.mean(coupled, 0), color=color, ls="--", lw=1, label=f"{method}: gradient walkers")
-    ax1.plot([], [], color="k", lw=1, label="exact (quadrature)")
-    ax1.set(
-        xlabel="training iteration", ylabel="log Z [nats]", title=f"log Z of the model (seed {metrics['seeds'][0]})"
-    )
+    jarzynski = ok_runs(metrics, "jarzynski") if "jarzynski" in metrics["methods"] else []
+    if jarzynski:
+        seed, run = jarzynski[0]
+        traj, color = run["trajectory"], COLORS["jarzynski"]
+        steps = np.asarray(traj["step"])
+        ax1.plot(steps, traj["log_z_exact"], color="k", lw=1.2, label="exact (quadrature)")
+        for key, se_key, ls, label in (
+            ("log_z_est", "log_z_se", "-", "estimator population"),
+            ("ais_log_z", "ais_log_z_se", ":", "AIS from the initial model"),
+        ):
+            est, se = np.asarray(traj[key], float), np.asarray(traj[se_key], float)
+            ax1.plot(steps, est, color=color, ls=ls, lw=1.2, label=f"{label} (+-2 SE)")
+            ax1.fill_between(steps, est - 2 * se, est + 2 * se, color=color, alpha=0.2, lw=0)
+        ax1.plot(steps, traj["log_z_est_coupled"], color="tab:gray", ls="--", lw=1, label="gradient walkers")
+        ax1.set_title(f"log Z of the Jarzynski model (seed {seed})")
+    ax1.set(xlabel="training iteration", ylabel="log Z [nats]")
     ax2.axhspan(-0.1, 0.1, color="0.85", lw=0, label="+-0.1 nat")
     ax2.axhline(0, color="k", lw=0.8)
-    ax2.set(xlabel="training iteration", ylabel="estimated minus exact log Z [nats]", title="Error of the estimate")
+    ax2.set_yscale("symlog", linthresh=0.1)
+    ax2.set(xlabel="training iteration", ylabel="estimated minus exact log Z [nats]", title="Error of the estimates")
     for ax in (ax1, ax2):
         ax.legend(fontsize=7)
     save(fig, path)
