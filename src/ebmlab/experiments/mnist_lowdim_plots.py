@@ -16,62 +16,69 @@ LOG_DENSITY_RANGE = 12.0  # nats below the maximum shown on the heat maps
 
 
 def plot_density(metrics: dict[str, Any], out: Path) -> None:
-    """One panel per method (its first finished seed): log density of the final model relative to its
-    maximum (clipped at -12 nats) over the region of the data, training digits as dots coloured by
-    digit, and the SVC's class regions outlined in white.  Titles give the exact class masses and the
-    share of the model's mass inside the view."""
-    shown = [(m, s, r) for m in metrics["methods"] for s, r in ok_runs(metrics, m)[:1]]
-    if not shown:
+    """A grid of panels, one column per method and one row per seed: log density of the final model
+    relative to its maximum (clipped at -12 nats) over the region of the data, the training digits as
+    dots coloured by digit, and the SVC's class regions outlined in white.  Titles give the exact
+    class masses, their TV distance to 4:2:1 and the share of the model's mass inside the view."""
+    methods = [m for m in metrics["methods"] if ok_runs(metrics, m)]
+    seeds = sorted({s for m in methods for s, _ in ok_runs(metrics, m)}, key=int)
+    if not methods:
         return
     regions = torch.load(out / "regions.pt", weights_only=True)
     hw, labels = regions["half_width"], regions["labels"].numpy()
     n = labels.shape[0]
     centres = -hw + (np.arange(n) + 0.5) * 2 * hw / n
-    view = 1.25 * float(regions["data"].abs().max())
-    inside = np.abs(centres) <= view
+    inside = np.abs(centres) <= 1.25 * float(regions["data"].abs().max())
+    view, cut = centres[inside], np.ix_(inside, inside)
     data, digit = regions["data"].numpy(), regions["data_labels"].numpy()
     fig, axes = plt.subplots(
-        1, len(shown), figsize=(4.2 * len(shown) + 1.2, 4.6), squeeze=False, sharey=True, layout="constrained"
+        len(seeds),
+        len(methods),
+        figsize=(3.7 * len(methods) + 1.3, 3.7 * len(seeds)),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+        layout="constrained",
     )
-    for ax, (method, seed, run) in zip(axes[0], shown):
-        log_p = torch.load(out / "runs" / f"{method}_seed{seed}_density.pt", weights_only=True).double().numpy()
-        log_p = log_p - log_p.max()
-        p = np.exp(log_p)
-        in_view = p[np.ix_(inside, inside)].sum() / p.sum()
-        extent = (centres[inside][0], centres[inside][-1], centres[inside][0], centres[inside][-1])
-        im = ax.imshow(
-            np.clip(log_p[np.ix_(inside, inside)].T, -LOG_DENSITY_RANGE, 0),
-            origin="lower",
-            extent=extent,
-            cmap="viridis",
-        )
-        for c in range(len(metrics["digits"])):
-            ax.contour(
-                centres[inside],
-                centres[inside],
-                (labels[np.ix_(inside, inside)] == c).T,
-                [0.5],
-                colors="w",
-                linewidths=0.8,
+    for col, method in enumerate(methods):
+        runs = dict(ok_runs(metrics, method))
+        for row, seed in enumerate(seeds):
+            ax = axes[row][col]
+            if seed not in runs:
+                ax.axis("off")
+                continue
+            log_p = torch.load(out / "runs" / f"{method}_seed{seed}_density.pt", weights_only=True).double().numpy()
+            log_p = log_p - log_p.max()
+            in_view = np.exp(log_p[cut]).sum() / np.exp(log_p).sum()
+            extent = (view[0], view[-1], view[0], view[-1])
+            im = ax.imshow(np.clip(log_p[cut].T, -LOG_DENSITY_RANGE, 0), origin="lower", extent=extent, cmap="viridis")
+            for c in range(len(metrics["digits"])):
+                ax.contour(view, view, (labels[cut] == c).T, [0.5], colors="w", linewidths=0.7)
+            for c, d in enumerate(metrics["digits"]):
+                pts = data[digit == c]
+                ax.scatter(
+                    pts[:, 0],
+                    pts[:, 1],
+                    s=2,
+                    color=CLASS_COLORS[c],
+                    edgecolors="k",
+                    linewidths=0.15,
+                    label=f"digit {d}",
+                )
+            masses = runs[seed]["final"]["quadrature"]["masses"]
+            tv = 0.5 * sum(abs(a - b) for a, b in zip(masses, metrics["target_fractions"]))
+            m = "/".join(f"{v:.2f}" for v in masses)
+            ax.set_title(
+                f"{method}, seed {seed}: {m}, TV {tv:.2f}\n{100 * in_view:.1f}% of the mass in view", fontsize=8
             )
-        for c, d in enumerate(metrics["digits"]):
-            pts = data[digit == c]
-            ax.scatter(
-                pts[:, 0], pts[:, 1], s=3, color=CLASS_COLORS[c], edgecolors="k", linewidths=0.2, label=f"digit {d}"
-            )
-        quad = run["final"]["quadrature"]
-        m = "/".join(f"{v:.2f}" for v in quad["masses"])
-        tv = 0.5 * sum(abs(a - b) for a, b in zip(quad["masses"], metrics["target_fractions"]))
-        ax.set_title(
-            f"{method} (seed {seed}): model masses {m}, TV {tv:.2f}\n"
-            f"target .57/.29/.14; {100 * in_view:.1f}% of the mass in view",
-            fontsize=8,
-        )
-        ax.set_xlabel("coordinate 1")
-    axes[0][0].set_ylabel("coordinate 2")
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label="log density minus its maximum [nats]")
+            if row == len(seeds) - 1:
+                ax.set_xlabel("coordinate 1")
+            if col == 0:
+                ax.set_ylabel("coordinate 2")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="log density minus its maximum [nats]")
     axes[0][0].legend(fontsize=7, loc="lower left", markerscale=3)
-    fig.savefig(out / "density.png", dpi=120)
+    fig.suptitle("Final models: exact class masses of digits 2/3/6 (target .57/.29/.14)", fontsize=10)
+    fig.savefig(out / "density.png", dpi=100)
     plt.close(fig)
 
 
