@@ -78,7 +78,7 @@ def plot_density(metrics: dict[str, Any], out: Path) -> None:
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="log density minus its maximum [nats]")
     axes[0][0].legend(fontsize=7, loc="lower left", markerscale=3)
     fig.suptitle("Final models: exact class masses of digits 2/3/6 (target .57/.29/.14)", fontsize=10)
-    fig.savefig(out / "density.png", dpi=100)
+    fig.savefig(out / "density.png", dpi=80)
     plt.close(fig)
 
 
