@@ -137,6 +137,7 @@ def test_cli_lda_quick_end_to_end(mnist_dir, tmp_path):
         quad = run["final"]["quadrature"]
         assert sum(quad["masses"]) == pytest.approx(1.0) and quad["mass_error_wide"] < 1e-9, quad
         assert run["final"]["quadrature_mass_error"] == max(quad["mass_error_refine"], quad["mass_error_wide"])
+        assert run["final"]["ais_log_z_error"] == pytest.approx(run["final"]["ais"]["log_z"] - quad["log_z"])
         assert metrics["summary"][method]["model_tv_mean"] == pytest.approx(run["model_tv"])
     for name in ("masses.png", "tv.png", "cross_entropy.png", "density.png", "log_z.png"):
         assert (out / name).stat().st_size > 10_000, name
@@ -150,7 +151,10 @@ def test_cli_pca_quick_reports_ais_masses_with_standard_errors(mnist_dir, tmp_pa
     assert _run(mnist_dir, out, "--space", "pca", "--methods", "jarzynski") == 0
     metrics = json.loads((out / "metrics.json").read_text())
     run = metrics["runs"]["jarzynski"]["0"]
-    assert metrics["config"]["dim"] == 8 and "grid" not in metrics["evaluation"] and run["final"] == {}
+    final = run["final"]["ais"]  # the larger AIS run of the final model
+    assert metrics["config"]["dim"] == 8 and "grid" not in metrics["evaluation"] and "quadrature" not in run["final"]
+    assert sum(final["masses"]) == pytest.approx(1.0) and all(s > 0 for s in final["masses_se"])
+    assert final["particles"] == PRESETS["pca"]["quick"].final_ais_particles
     assert run["model_masses"] == run["ais_masses"] and run["model_masses_se"] == run["ais_masses_se"]
     assert all(s > 0 for s in run["model_masses_se"]) and "log_z_exact" not in run
     assert (out / "masses.png").is_file() and not (out / "density.png").exists()

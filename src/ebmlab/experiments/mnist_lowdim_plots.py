@@ -118,5 +118,6 @@ def plot_log_z(metrics: dict[str, Any], path: Path) -> None:
     ax2.set_yscale("symlog", linthresh=0.1)
     ax2.set(xlabel="training iteration", ylabel="estimated minus exact log Z [nats]", title="Error of the estimates")
     for ax in (ax1, ax2):
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     save(fig, path)
