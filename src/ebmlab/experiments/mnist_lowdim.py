@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..data.projection import Projection, fit_projection
+from ..data.projection import fit_projection
 from ..data.subsets import DigitSplit
 from ..distributed import LOCAL, Collective
 from ..energies import Gaussian, MLPEnergy
@@ -35,7 +35,7 @@ from ..metrics.regions import RegionClassifier
 from ..sampling import smc
 from ..training import Trainer, negative_phase
 from .mnist_config import DIGITS, LowDimConfig
-from .mnist_eval import estimates, mass_fields, walker_log_weights
+from .mnist_eval import estimates, eval_generator, mass_fields, walker_log_weights
 
 
 def make_energy(cfg: LowDimConfig, seed: int) -> MLPEnergy:
@@ -68,18 +68,31 @@ def build_trainer(cfg: LowDimConfig, method: str, seed: int, data: Tensor) -> Tr
 
 
 def model_ais(
-    energy: MLPEnergy, cfg: LowDimConfig, regions: RegionClassifier, generator: torch.Generator, final: bool = False
+    energy: MLPEnergy, cfg: LowDimConfig, regions: RegionClassifier, seed: int, step: int, final: bool = False
 ) -> dict[str, Any]:
     """AIS class masses and log Z of ``energy`` from its initial model N(0, scale^2 I), the Gaussian with
     the data's mean and covariance (the coordinates are standardised, then multiplied by ``scale``);
-    with ``final`` the larger run of the final model (``final_ais_particles``, ``final_ais_steps``)."""
+    with ``final`` the larger run of the final model (``final_ais_particles``, ``final_ais_steps``).
+    Its draws come from :func:`~.mnist_eval.eval_generator` (seed, step)."""
     base = Gaussian(torch.zeros(cfg.dim), cfg.scale, learn_std=False)
     move = smc.Move("mala", step_size=cfg.ais_step_size, n_steps=cfg.ais_moves)
     particles, steps = (cfg.final_ais_particles, cfg.final_ais_steps) if final else (cfg.ais_particles, cfg.ais_steps)
     out = ais_class_masses(
-        energy, base, regions, len(DIGITS), particles=particles, steps=steps, move=move, generator=generator
+        energy,
+        base,
+        regions,
+        len(DIGITS),
+        particles=particles,
+        steps=steps,
+        move=move,
+        generator=eval_generator(seed, step),
     )
     return out | {"tv": total_variation(out["masses"], cfg.target_fractions), "particles": particles, "steps": steps}
+
+
+def z_scores(estimate: list[float], se: list[float], exact: list[float]) -> list[float | None]:
+    """(estimate - exact) / SE per class; None where the SE is 0."""
+    return [(e - x) / s if s > 0 else None for e, s, x in zip(estimate, se, exact)]
 
 
 @dataclass
@@ -87,7 +100,6 @@ class LowDimStudy:
     """One projected space: coordinates of the training digits, class regions, quadrature grid."""
 
     cfg: LowDimConfig
-    projection: Projection
     regions: RegionClassifier
     data: Tensor  # (n, dim) coordinates of the EBM training digits
     check: QuadratureCheck | None  # dim <= 2 only
@@ -102,8 +114,7 @@ class LowDimStudy:
         exact log Z and the errors of the estimates); the estimator population's class masses and log Z
         estimates.  ``model_*`` is the quadrature where it exists, else AIS."""
         target, est, walkers = self.cfg.target_fractions, trainer.estimator, trainer.walkers
-        gen = torch.Generator().manual_seed(1_000_003 * seed + trainer.step_count)
-        ais = model_ais(trainer.energy, self.cfg, self.regions, gen)
+        ais = model_ais(trainer.energy, self.cfg, self.regions, seed, trainer.step_count)
         row: dict[str, Any] = {
             "step": trainer.step_count,
             **mass_fields(
@@ -125,7 +136,7 @@ class LowDimStudy:
             "log_z_exact": q.log_z,
             "edge_mass": q.edge_mass,
             "ais_log_z_error": ais["log_z"] - q.log_z,
-            "ais_mass_z": [(a - m) / s if s > 0 else None for a, m, s in zip(ais["masses"], exact, ais["masses_se"])],
+            "ais_mass_z": z_scores(ais["masses"], ais["masses_se"], exact),
         }
         if "log_z_est" in row:
             row["log_z_error"] = row["log_z_est"] - q.log_z
@@ -136,7 +147,7 @@ class LowDimStudy:
         final masses where there is no quadrature) and, in 1-D/2-D, quadrature with its error estimates
         and the AIS errors against it; the log density on the grid is saved for the heat maps."""
         final: dict[str, Any] = {
-            "ais": model_ais(trainer.energy, self.cfg, self.regions, torch.Generator().manual_seed(seed), True)
+            "ais": model_ais(trainer.energy, self.cfg, self.regions, seed, trainer.step_count, True)
         }
         if self.check is None:
             return final
@@ -149,9 +160,7 @@ class LowDimStudy:
             "quadrature": quad,
             "quadrature_mass_error": max(quad["mass_error_refine"], quad["mass_error_wide"]),
             "ais_log_z_error": ais["log_z"] - quad["log_z"],
-            "ais_mass_z": [
-                (a - q) / s if s > 0 else None for a, q, s in zip(ais["masses"], quad["masses"], ais["masses_se"])
-            ],
+            "ais_mass_z": z_scores(ais["masses"], ais["masses_se"], quad["masses"]),
         }
 
 
@@ -194,4 +203,4 @@ def lowdim_study(cfg: LowDimConfig, split: DigitSplit, out: Path, write: bool) -
                 },
                 out / "regions.pt",
             )
-    return LowDimStudy(cfg, projection, regions, data, check, info)
+    return LowDimStudy(cfg, regions, data, check, info)

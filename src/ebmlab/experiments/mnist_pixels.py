@@ -45,7 +45,7 @@ from ..sampling.resampling import systematic
 from ..sampling.walkers import normalized_weights
 from ..training import Trainer, negative_phase
 from .mnist_config import DIGITS, PixelConfig
-from .mnist_eval import estimates, mass_fields, walker_log_weights
+from .mnist_eval import estimates, eval_generator, mass_fields, walker_log_weights
 
 GRID = 64  # walkers shown per sample grid
 EVENT = (1, 28, 28)
@@ -132,7 +132,7 @@ class PixelStudy:
         log_w = walker_log_weights(walkers, trainer.phase.weighted)
         w = normalized_weights(walkers.log_w) if log_w is not None else None
         feats = apply_batched(self.classifier.features, walkers.x)
-        gen = torch.Generator().manual_seed(1_000_003 * seed + trainer.step_count)
+        gen = eval_generator(seed, trainer.step_count)
         start = torch.rand(cfg.chains, *EVENT, generator=gen) * 2 - 1
         ends, acceptance = mala_chain_ends(trainer.energy, start, cfg.chain_steps, cfg.noise_std**2 / 2, gen)
         return {
