@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -148,6 +149,7 @@ class Trainer:
         self.has_exact_log_z = exact_log_z(energy) is not None
         self.log_z0 = float(log_z0) if log_z0 is not None else (exact_log_z(energy) or 0.0)
         self.step_count = 0
+        self.wall_time_s = 0.0  # seconds spent in step(), carried across resumes
         self.history: list[dict[str, Any]] = []
         sampler = init_sampler or getattr(energy, "sample", None)
         if sampler is None and (phase.init == "model" or m):
@@ -241,6 +243,7 @@ class Trainer:
     # -- one iteration ----------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
         """Run one iteration and return its history row."""
+        start = time.perf_counter()
         phase, walkers, k, coll, gen = self.phase, self.walkers, self.step_count, self.collective, self.generator
         moved, rows = self._choose(self.n_walkers, phase.walker_batch, walkers.n)
         log_w = walkers.log_w if moved is None else walkers.log_w[moved]
@@ -299,6 +302,7 @@ class Trainer:
         self.walkers = walkers
         self.step_count = k + 1
         self.history.append(row)
+        self.wall_time_s += time.perf_counter() - start
         return row
 
     def _advance_estimator(self) -> tuple[Walkers, bool]:
@@ -387,6 +391,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "history": self.history,
             "log_z0": self.log_z0,
+            "wall_time_s": self.wall_time_s,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -407,6 +412,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.history = list(state["history"])
         self.log_z0 = float(state["log_z0"])
+        self.wall_time_s = float(state["wall_time_s"])
 
     def save(self, path: str | os.PathLike) -> None:
         """Write an atomic checkpoint (the main process writes; every process must call this)."""
