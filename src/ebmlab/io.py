@@ -69,7 +69,8 @@ def load_torch(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # torch raises several types (RuntimeError, EOFError, UnpicklingError, ...)
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        reason = type(exc).__name__ if not text or "weights_only" in text else text.splitlines()[0][:120]
         raise ValueError(
             f"{str(path)!r} is not a readable ebmlab {what} (truncated, empty or written by something else: "
             f"{reason}); delete it to start that run afresh"

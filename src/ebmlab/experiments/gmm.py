@@ -220,7 +220,8 @@ def run_one(
         }
         if "log_z_se" in final:
             out["log_z_se"] = final["log_z_se"]
-            out["max_log_z_z_score"] = max(abs(e) / se for e, se in zip(err, traj["log_z_se"]) if se > 0)
+            z_scores = [abs(e) / se for e, se in zip(err, traj["log_z_se"]) if se > 0]
+            out["max_log_z_z_score"] = max(z_scores) if z_scores else None
     if "log_z_est_coupled" in final:
         out["log_z_est_coupled"] = final["log_z_est_coupled"]
         out["log_z_error_coupled"] = final["log_z_est_coupled"] - final["log_z_exact"]

@@ -9,7 +9,8 @@ Safety rules (what a finished run is worth more than the next command):
 - ``study.json`` records the full settings; ``--resume`` under other settings is refused with one line
   naming the fields, except a larger ``iters`` (said, and the finished runs continue from their
   checkpoints);
-- every run file records the settings it was made with; a damaged one is named, never used.
+- every run file records the settings it was made with; a damaged one is named, never used;
+- temporary files of a write killed midway (``.name.XXXX.tmp``) are removed at the next start.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ def prepare_out(out: Path, study: str, config: dict[str, Any], resume: bool, ove
         raise ValueError(f"--out {str(out)!r} is a file, not a directory: choose a directory")
     notes: list[str] = []
     recorded = out / STUDY_FILE
+    for stale in (*out.glob(".*.tmp"), *out.glob("*/.*.tmp")):  # left by a write killed midway
+        stale.unlink()
     if out.is_dir() and any(out.iterdir()):
         if overwrite:
             _clear(out)
