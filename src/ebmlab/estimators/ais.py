@@ -14,17 +14,15 @@ previous temperature's cached gradient and adds the exact SMC increment of the U
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..sampling.langevin import init_state, mala, refresh, ula
+from ..sampling.langevin import EnergyFn, init_state, mala, refresh, ula
 from .estimate import Estimate, log_mean_relvar
 
 KERNELS = ("mala", "ula")
-EnergyFn = Callable[[Tensor], Tensor]
 
 
 def geometric_path(energy0: EnergyFn, energy1: EnergyFn, beta: float) -> EnergyFn:

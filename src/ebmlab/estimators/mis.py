@@ -14,7 +14,8 @@ import math
 import torch
 from torch import Tensor
 
-from .estimate import Estimate, as_counts, as_log_density, log_mean_relvar
+from .estimate import Estimate, log_mean_relvar
+from .validation import as_counts, as_log_density
 
 WEIGHTS = ("deterministic-mixture", "standard")
 

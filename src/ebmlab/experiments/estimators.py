@@ -400,7 +400,7 @@ def equivalence_checks(
     three = torch.stack([t.log_phi(pooled), q1.log_prob(pooled), q2.log_prob(pooled)])
     counts = [n1, n2, n2]
     newton = rlr(three, counts, {1: 0.0})
-    sci = rlr(three, counts, {1: 0.0}, sci_iter=3000, max_iter=0, tol=1e-9)
+    sci = rlr(three, counts, {1: 0.0}, sci_iter=10_000, max_iter=0, tol=1e-13)
     e["E3_rlr_newton_vs_self_consistent_mis"] = _spread({"newton": newton.log_z[0], "self_consistent": sci.log_z[0]})
     proposals = three[:, n1:]
     e["E4_dm_mis_vs_rlr_fixed"] = _spread(
