@@ -9,19 +9,24 @@ from .estimate import Estimate, EstimatorWarning
 from .mis import mis
 from .noise import GaussianNoise, MixtureNoise, StudentTNoise
 from .pooled import ChunkFn
+from .registry import ESTIMATORS, Problem, Proposal, get_estimator
 from .rlr import rlr
 from .two_sample import bridge, importance_sampling, log_ratio, nce_log_z, reciprocal_is
 
 __all__ = [
+    "ESTIMATORS",
     "ChunkFn",
     "Estimate",
     "EstimatorWarning",
     "GaussianNoise",
     "MixtureNoise",
+    "Problem",
+    "Proposal",
     "StudentTNoise",
     "ais",
     "bridge",
     "geometric_path",
+    "get_estimator",
     "importance_sampling",
     "log_ratio",
     "mis",

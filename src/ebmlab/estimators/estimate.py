@@ -55,6 +55,22 @@ class Estimate:
     def all_converged(self) -> bool:
         return bool(self.converged.all())
 
+    def state(self, k: int) -> Estimate:
+        """The estimate of state k alone from a multi-state (rlr) estimate: log_z, se, ess (*batch,);
+        converged, iterations, overlap and diagnostics kept."""
+        if self.cov is None:
+            raise ValueError(f"{self.method} has a single log Z; state() needs a multi-state (rlr) estimate")
+        return Estimate(
+            log_z=self.log_z[..., k],
+            se=self.se[..., k],
+            method=self.method,
+            ess=self.ess[..., k] if self.ess is not None else None,
+            converged=self.converged,
+            iterations=self.iterations,
+            overlap=self.overlap,
+            diagnostics=self.diagnostics,
+        )
+
     def se_diff(self) -> Tensor:
         """Standard errors of all pairwise differences log Z_j - log Z_i, (*batch, K, K) (rlr only)."""
         if self.cov is None:

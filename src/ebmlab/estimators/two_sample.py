@@ -29,9 +29,10 @@ from .diagnostics import pareto_khat
 from .estimate import Estimate, EstimatorWarning, log_mean_relvar
 from .pooled import Pooled
 from .solvers import Mixture, solve
-from .validation import as_log_density, check_finite, check_int, check_positive, check_same_shape
+from .validation import as_log_density, check_finite, check_int, check_positive, check_same_shape, require_overlap
 
 ALPHAS = ("optimal", "geometric", "power")
+NO_TARGET_MASS = "the target density is zero at every proposal draw"
 SOLVERS = ("newton", "fixed-point")
 
 
@@ -63,21 +64,9 @@ def _require_overlap(l_y: Tensor | None, l_x: Tensor | None) -> None:
     """The target must be positive at some proposal draw (for the num mean), the proposal at some
     target draw (for the den mean): otherwise that mean is 0 and log Z is -inf, +inf or undetermined."""
     if l_y is not None:
-        _no_overlap(
-            l_y == -math.inf, "the target density is zero at every proposal draw", "reaches the target's support"
-        )
+        require_overlap(l_y == -math.inf, NO_TARGET_MASS, "reaches the target's support")
     if l_x is not None:
-        _no_overlap(l_x == math.inf, "the proposal density is zero at every target draw", "covers the target draws")
-
-
-def _no_overlap(zero: Tensor, what: str, fix: str) -> None:
-    dead = zero.all(-1)
-    if bool(dead.any()):
-        where = f" (batch {tuple(dead.nonzero()[0].tolist())})" if dead.dim() else ""
-        raise ValueError(
-            f"{what}{where}: the supports do not overlap, so Z cannot be estimated from these draws; "
-            f"use a proposal that {fix}"
-        )
+        require_overlap(l_x == math.inf, "the proposal density is zero at every target draw", "covers the target draws")
 
 
 def bridge_from_terms(

@@ -34,6 +34,8 @@ def as_log_density(values: Any, name: str) -> Tensor:
             f"{tuple(int(i) for i in bad.nonzero()[0])}); log densities must be finite or -inf "
             "(zero density): check the model evaluation at those samples"
         )
+    if hi == -math.inf:  # zero density everywhere: nothing to resolve
+        return t
     if lo == -math.inf:
         lo = torch.where(t > -math.inf, t, hi).amin()
     big = max(abs(float(lo)), abs(float(hi)))
@@ -100,3 +102,15 @@ def check_finite(value: Any, name: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return float(value)
+
+
+def require_overlap(zero: Tensor, what: str, fix: str) -> None:
+    """Raise when, for some batch item, ``zero`` (..., N) holds at every sample: a mean of terms that
+    are all 0 there (say ``what`` happened; ``fix`` completes 'use a proposal that ...')."""
+    dead = zero.all(-1)
+    if bool(dead.any()):
+        where = f" (batch {tuple(dead.nonzero()[0].tolist())})" if dead.dim() else ""
+        raise ValueError(
+            f"{what}{where}: the supports do not overlap, so Z cannot be estimated from these draws; "
+            f"use a proposal that {fix}"
+        )
