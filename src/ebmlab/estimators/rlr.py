@@ -29,9 +29,10 @@ from torch import Tensor
 from ..distributed import LOCAL, Collective
 from .diagnostics import overlap_eigengap
 from .estimate import Estimate
+from .frames import Mixture
 from .pooled import ChunkFn, Pooled, Scan, pooled, reduce_scan, scan
 from .rlr_moments import anchored_overlap, dm_step, moments, report, sandwich_cov
-from .solvers import Mixture, solve
+from .solvers import solve
 from .validation import check_finite, check_int, check_positive
 
 KnownLogZ = Mapping[int, "float | Tensor"]

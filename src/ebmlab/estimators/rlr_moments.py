@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 
 from .estimate import EstimatorWarning
-from .solvers import Mixture, Solution, shifted
+from .frames import Mixture, shifted
+from .solvers import Solution
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,8 @@ over the states of the mixture (the sampled ones), other f_k held fixed; c_k are
 w_n the weight of sample n (c_k = sum of w_n over state k's samples).  At the solution
 sum_n w_n W_nk = 1 for each free k, W_nk = exp(f_k) h_k(x_n) / sum_l c_l exp(f_l) h_l(x_n).
 
-Representation: against a reference point f_ref, E_kn = exp(log h_k(x_n) + log c_k + f_ref_k - top_n
-- m_n) (top_n the largest log density at x_n, removed exactly first; m_n the largest remaining
-exponent, so E <= 1) is built once per reference (kept in memory, or rebuilt chunk by chunk when the
-samples come in chunks).  A point f = f_ref + delta enters only through s = exp(delta): the mixture
+Representation (:mod:`.frames`): against a reference point f_ref, E_kn <= 1 is built once per
+reference.  A point f = f_ref + delta enters only through s = exp(delta): the mixture
 is S_n = sum_k s_k E_kn, the responsibilities V_nk = c_k W_nk = s_k E_kn / S_n.  Each evaluation is
 a few matrix-vector products plus, for Newton, one Gram matrix E diag(w / S^2) E^T; no exponentials.
 f is carried as delta, so an offset in the log densities costs no precision.  The reference moves
@@ -34,92 +32,17 @@ free state.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cached_property
 
 import torch
 from torch import Tensor
 
-from ..distributed import Collective
-from .pooled import Pooled
+from .frames import Frame, Mixture, bmv, make_frame, shifted
 
 REFRESH = 30.0
 MAX_STEP = 50.0
 ARMIJO = 1e-4
 ROUNDING = 1e-12  # relative size of a change in F that is indistinguishable from rounding
-
-
-@dataclass(frozen=True)
-class Mixture:
-    """The problem as the solver sees it.
-
-    mix: (M,) indices of the mixture (sampled) states in the pooled source; log_c: (M,) log mixture
-    weights; free: (M,) bool, the states solved for; omega: (N,) weights of this process's samples
-    (None: all 1); coll: reduces sums over samples split across processes.
-    """
-
-    pooled: Pooled
-    mix: Tensor
-    log_c: Tensor
-    free: Tensor
-    omega: Tensor | None
-    coll: Collective
-
-    @cached_property
-    def own_pos(self) -> Tensor:
-        """(N,) mixture position of the state each sample was drawn from."""
-        pos = torch.full((self.pooled.n_states,), -1, dtype=torch.long)
-        pos[self.mix.cpu()] = torch.arange(self.mix.numel())
-        return pos[self.pooled.origin()].to(self.mix.device)
-
-
-@dataclass(frozen=True)
-class Shift:
-    """One chunk of c samples in the frame of a reference point: rest (B, M, c) = E with each sample's
-    own-state entry zeroed; own (B, c) = that entry; pos (B, c) its mixture position; pieces:
-    (position, lo, hi) of each state's run of samples in the chunk; top, m (B, c):
-    log sum_k c_k exp(f_k) h_k(x_n) = top_n + m_n + log S_n."""
-
-    start: int
-    block: Tensor
-    rest: Tensor
-    own: Tensor
-    pos: Tensor
-    pieces: tuple[tuple[int, int, int], ...]
-    piece_pos: Tensor
-    top: Tensor
-    m: Tensor
-
-    def segment_sum(self, x: Tensor, out: Tensor) -> None:
-        """out[:, k] += sum of x (B, c) over the chunk's samples of mixture state k."""
-        sums = torch.stack([x[:, lo:hi].sum(-1) for _, lo, hi in self.pieces], -1)
-        out.index_add_(1, self.piece_pos, sums)
-
-    def gram(self, a: Tensor) -> Tensor:
-        """sum_n a_n E_kn E_ln (B, M, M) for weights a (B, c), from ``rest`` and ``own``."""
-        g = torch.bmm(self.rest * a.unsqueeze(1), self.rest.transpose(1, 2))
-        a_own = a * self.own
-        cross = torch.zeros_like(g)  # cross[:, k, l] = sum over k's samples of a own E_l (l != k)
-        for j, lo, hi in self.pieces:
-            cross[:, j] += _bmv(self.rest[:, :, lo:hi], a_own[:, lo:hi])
-        diag = g.new_zeros(g.shape[:2])
-        self.segment_sum(a_own * self.own, diag)
-        return g + cross + cross.transpose(1, 2) + torch.diag_embed(diag)
-
-    def responsibilities(self, s: Tensor, big: Tensor) -> Tensor:
-        """V_nk = s_k E_kn / S_n (B, M, c) at the point with exp(delta) = s and mixture S (B, c)."""
-        v = self.rest * s.unsqueeze(-1)
-        v.scatter_(1, self.pos.unsqueeze(1), (s.gather(1, self.pos) * self.own).unsqueeze(1))
-        return v / big.unsqueeze(1)
-
-
-@dataclass(frozen=True)
-class Frame:
-    """A reference point f_ref (B, M) and, for in-memory samples, its one :class:`Shift`."""
-
-    f_ref: Tensor
-    cache: Shift | None
 
 
 @dataclass(frozen=True)
@@ -160,49 +83,6 @@ class Solution:
     point: Point
 
 
-def _shift(mx: Mixture, f_ref: Tensor, start: int, block: Tensor) -> Shift:
-    """The :class:`Shift` of a raw chunk (B, K, c).  The per-sample maximum log density is removed
-    first (exactly, by Sterbenz's lemma), so a common offset costs no precision."""
-    raw = block if mx.mix.numel() == block.shape[1] else block[:, mx.mix]
-    top = raw.amax(1)  # finite: every sample has positive density under its own (mixture) state
-    a = (raw - top.unsqueeze(1)).add_((mx.log_c + f_ref).unsqueeze(-1))
-    m = a.amax(1)
-    rest = a.sub_(m.unsqueeze(1)).exp_()
-    pos = mx.own_pos[start : start + rest.shape[-1]].expand(rest.shape[0], -1)
-    own = rest.gather(1, pos.unsqueeze(1)).squeeze(1)
-    rest.scatter_(1, pos.unsqueeze(1), 0.0)
-    where = mx.own_pos.tolist()
-    pieces = tuple((where[lo + start], lo, hi) for _, lo, hi in mx.pooled.pieces(start, start + rest.shape[-1]))
-    piece_pos = torch.tensor([j for j, _, _ in pieces], dtype=torch.long, device=rest.device)
-    return Shift(start, block, rest, own, pos, pieces, piece_pos, top, m)
-
-
-def shifted(mx: Mixture, frame: Frame) -> Iterator[Shift]:
-    """The chunks of the samples in ``frame``."""
-    if frame.cache is not None:
-        yield frame.cache
-        return
-    for start, block in mx.pooled.chunks():
-        yield _shift(mx, frame.f_ref, start, block)
-
-
-def make_frame(mx: Mixture, f_ref: Tensor) -> Frame:
-    p = mx.pooled
-    return Frame(f_ref, _shift(mx, f_ref, 0, p.chunk(0, p.n_samples)) if p.in_memory else None)
-
-
-def _bmv(a: Tensor, v: Tensor) -> Tensor:
-    """(B, M, c) x (B, c) -> (B, M); for many problems a fused multiply-sum beats B tiny products."""
-    if a.shape[0] > 1:
-        return (a * v.unsqueeze(1)).sum(-1)
-    return torch.bmm(a, v.unsqueeze(-1)).squeeze(-1)
-
-
-def _vbm(v: Tensor, a: Tensor) -> Tensor:
-    """(B, M) x (B, M, c) -> (B, c)."""
-    return torch.bmm(v.unsqueeze(1), a).squeeze(1)
-
-
 def evaluate(
     mx: Mixture, frame: Frame, delta: Tensor, gram: bool, prev: Point | None = None
 ) -> tuple[Point, Tensor, Tensor]:
@@ -230,7 +110,7 @@ def evaluate(
         rest.copy_(sums[:, 0])
         big = torch.addcmul(rest, s.gather(1, sh.pos), sh.own, out=big_s[:, span])
         u = big.reciprocal() if weight is None else weight / big
-        inflow += _bmv(sh.rest, u)
+        inflow += bmv(sh.rest, u)
         sh.segment_sum(u * sh.own, own)
         sh.segment_sum(u * rest, outflow)
         if grow is not None:

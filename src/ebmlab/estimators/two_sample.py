@@ -27,8 +27,9 @@ from torch.nn.functional import logsigmoid
 from ..distributed import LOCAL
 from .diagnostics import pareto_khat
 from .estimate import Estimate, EstimatorWarning, log_mean_relvar
+from .frames import Mixture
 from .pooled import Pooled
-from .solvers import Mixture, solve
+from .solvers import solve
 from .validation import as_log_density, check_finite, check_int, check_positive, check_same_shape, require_overlap
 
 ALPHAS = ("optimal", "geometric", "power")
