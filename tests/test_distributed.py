@@ -10,6 +10,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ from ebmlab.energies import Gaussian
 from ebmlab.estimators.rlr import rlr
 from ebmlab.experiments.gmm import PRESETS, GmmConfig, build_trainer, observe
 from ebmlab.sampling import LangevinState, ess, ess_fraction, log_z_estimate, ula_propose
-from ebmlab.sampling.walkers import Walkers, resample, resample_local
+from ebmlab.sampling.walkers import Walkers, gather_walkers, resample, resample_local, walkers_to_dict
 from ebmlab.training import Trainer, negative_phase
 
 D = torch.float64
@@ -41,23 +42,14 @@ def population(n=64, seed=0):
 
 
 def shard(walkers, coll):
-    s = walkers.state
-    return Walkers(
-        LangevinState(coll.split(s.x), coll.split(s.energy), coll.split(s.grad)),
-        coll.split(walkers.log_w),
-        walkers.log_z_ref,
-    )
+    return replace(walkers, state=walkers.state.map(coll.split), log_w=coll.split(walkers.log_w))
 
 
 def gathered(walkers, coll):
-    s = walkers.state
-    return {
-        "x": coll.gather(s.x),
-        "energy": coll.gather(s.energy),
-        "grad": coll.gather(s.grad),
-        "log_w": coll.gather(walkers.log_w),
-        "log_z_ref": walkers.log_z_ref,
-    }
+    if walkers is None:
+        return None
+    whole = walkers_to_dict(gather_walkers(walkers, coll))
+    return {k: v for k, v in whole.items() if v is not None}
 
 
 # -- workers: run in every process with its collective ------------------------------------------------
@@ -127,7 +119,10 @@ def batched_trainer(coll):
     )
 
 
-def train(coll, cases=("jarzynski", "pcd", "cd", "batched")):
+MALA_CFG = replace(EQ_CFG, kernel="mala", cess_target=0.99999, log_z_walkers=100)  # control active
+
+
+def train(coll, cases=("jarzynski", "pcd", "cd", "batched", "mala")):
     out = {}
     for case in cases:
         if case == "batched":
@@ -135,13 +130,15 @@ def train(coll, cases=("jarzynski", "pcd", "cd", "batched")):
             trainer.run(40, progress=False)
             extra = {}
         else:
-            trainer, model, _ = build_trainer(EQ_CFG, case, 0, coll)
-            trainer.run(EQ_CFG.iters, progress=False)
+            cfg, method = (MALA_CFG, "jarzynski") if case == "mala" else (EQ_CFG, case)
+            trainer, model, _ = build_trainer(cfg, method, 0, coll)
+            trainer.run(cfg.iters, progress=False)
             extra = observe(model, trainer, trainer.phase.weighted, 0.5 * (EQ_CFG.left + EQ_CFG.right))
         out[case] = {
             "history": trainer.history,
             "params": dict(trainer.energy.state_dict()),
             "walkers": gathered(trainer.walkers, coll),
+            "estimator": gathered(trainer.estimator, coll),
             "summary": trainer.summary() | extra,
         }
     return out
@@ -167,7 +164,12 @@ def resume_and_straight(coll, ckpt):
     return {
         "start": start,
         **{
-            name: {"history": t.history, "params": dict(t.energy.state_dict()), "walkers": gathered(t.walkers, coll)}
+            name: {
+                "history": t.history,
+                "params": dict(t.energy.state_dict()),
+                "walkers": gathered(t.walkers, coll),
+                "estimator": gathered(t.estimator, coll),
+            }
             for name, t in (("resumed", resumed), ("straight", straight))
         },
     }
@@ -295,6 +297,9 @@ def test_training_equals_single_process():
             _assert_close(r[case], single[case], TRAIN_TOL)
     assert sum(row["resampled"] for row in single["jarzynski"]["history"]) > 5
     assert sum(row["resampled"] for row in single["batched"]["history"]) > 2
+    assert single["jarzynski"]["estimator"] is not None and single["batched"]["estimator"] is not None
+    assert sum(row["est_resampled"] for row in single["jarzynski"]["history"]) > 0
+    assert min(row["update_fraction"] for row in single["mala"]["history"]) < 1
 
 
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
@@ -305,9 +310,9 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
     for r in results:
         assert r["start"] == 20
         assert r["resumed"]["history"] == r["straight"]["history"]
-        for part in ("params", "walkers"):
+        for part in ("params", "walkers", "estimator"):
             for k, v in r["straight"][part].items():
-                assert torch.equal(r["resumed"][part][k], v), (part, k)
+                assert torch.equal(torch.as_tensor(r["resumed"][part][k]), torch.as_tensor(v)), (part, k)
     # the checkpoint holds the whole population: one process resumes it too
     one, _, _ = build_trainer(EQ_CFG, "jarzynski", 1)
     one.resume(ckpt)
@@ -380,8 +385,9 @@ def test_torchrun_mnist_quick_matches_one_process(tmp_path, mnist_dir):
     runs = [json.loads((tmp_path / p / "metrics.json").read_text())["runs"] for p in ("p2", "p1")]
     for method in ("jarzynski", "pcd"):
         two, one = (r[method]["0"] for r in runs)
-        # weighted fractions: sums of float64 weights in another order, so equal up to rounding
-        assert two["fractions"] == pytest.approx(one["fractions"], abs=1e-12)
+        # weighted fractions: float64 weights built from float32 CNN energies, which the two runs evaluate
+        # in other batch compositions, so equal up to float32 rounding amplified by 1/T
+        assert two["fractions"] == pytest.approx(one["fractions"], abs=1e-6)
         assert two["n_resamplings"] == one["n_resamplings"]
         for key in ("frechet", "ess_frac"):
             assert two[key] == pytest.approx(one[key], rel=1e-4)

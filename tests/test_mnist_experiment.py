@@ -8,57 +8,10 @@ import torch
 
 from ebmlab.cli import main as cli_main
 from ebmlab.data.mnist import MnistDataError
-from ebmlab.energies.networks import ConvEnergy
-from ebmlab.experiments.mnist import PRESETS, BoxedTemperedEnergy, build_trainer, make_energy, run_study
-from ebmlab.sampling.langevin import energy_and_grad, init_state, transition_log_weight, ula, ula_propose
-from ebmlab.sampling.walkers import make_walkers
-from ebmlab.training import move_walkers, negative_phase
+from ebmlab.experiments.mnist import PRESETS, build_trainer, make_energy, run_study
+from ebmlab.sampling.langevin import energy_and_grad, init_state, ula
 
 D = torch.float64
-
-
-def _energy_pair():
-    """An energy cached at theta_k, and the same energy moved to theta_{k+1}; walkers (8, 1, 28, 28)."""
-    torch.manual_seed(0)
-    energy = BoxedTemperedEnergy(ConvEnergy(4), temperature=0.05, wall=1.0).to(D)
-    x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(1), dtype=D) * 2.2 - 1.1
-    walkers = make_walkers(init_state(energy, x), 0.0)
-    with torch.no_grad():
-        for p in energy.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return energy, walkers
-
-
-def test_minibatched_update_with_all_walkers_moved_equals_full_update():
-    energy, walkers = _energy_pair()
-    phase = negative_phase("jarzynski", step_size=1e-3, steps_per_update=3, walker_batch=8)
-    full = move_walkers(walkers, energy, phase, torch.Generator().manual_seed(5))
-    every = move_walkers(walkers, energy, phase, torch.Generator().manual_seed(5), moved=torch.arange(8))
-    assert torch.equal(full.x, every.x) and torch.equal(full.state.energy, every.state.energy)
-    assert torch.allclose(full.log_w, every.log_w, rtol=0, atol=1e-12)
-
-    # independent check: first step crosses theta_k -> theta_{k+1}, later steps at fixed theta_{k+1}
-    g = torch.Generator().manual_seed(5)
-    x, u, grad, total = walkers.x, walkers.state.energy, walkers.state.grad, torch.zeros(8, dtype=D)
-    for _ in range(3):
-        y = ula_propose(x, grad, 1e-3, g)
-        u_y, g_y = energy_and_grad(energy, y)
-        total += transition_log_weight(x, y, u, grad, u_y, g_y, 1e-3)
-        x, u, grad = y, u_y, g_y
-    assert torch.allclose(full.x, x) and torch.allclose(full.log_w, total, rtol=0, atol=1e-9)
-
-
-def test_unmoved_walkers_get_the_ais_increment():
-    energy, walkers = _energy_pair()
-    phase = negative_phase("jarzynski", step_size=1e-3, steps_per_update=2, walker_batch=3)
-    moved = torch.tensor([6, 1, 4])
-    out = move_walkers(walkers, energy, phase, torch.Generator().manual_seed(0), moved=moved)
-    still = torch.tensor([0, 2, 3, 5, 7])
-    with torch.no_grad():
-        u_new = energy(walkers.x[still])
-    assert torch.equal(out.x[still], walkers.x[still])
-    assert torch.allclose(out.log_w[still], walkers.state.energy[still] - u_new, rtol=0, atol=1e-9)
-    assert not torch.equal(out.x[moved], walkers.x[moved])
 
 
 def test_tempered_energy_drift_and_noise_are_consistent():

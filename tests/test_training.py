@@ -91,7 +91,7 @@ def _gaussian_setup(**phase_kw):
         ),
         (
             lambda e, d, o: Trainer(e, d, o, negative_phase("pcd"), n_walkers=1, generator=torch.Generator()),
-            "at least 2 walkers",
+            "n_walkers must be an integer >= 2",
         ),
         (lambda e, d, o: negative_phase("jarzynski", step_size=0.0), "step_size must be a positive"),
         (lambda e, d, o: negative_phase("jarzynski", step_size=-1.0), "step_size must be a positive"),
@@ -115,7 +115,7 @@ def _gaussian_setup(**phase_kw):
                     generator=torch.Generator(),
                 )
             ),
-            "init='model' needs exact draws",
+            "need exact draws from the initial model",
         ),
     ],
 )

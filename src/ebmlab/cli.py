@@ -54,9 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.collective = init_from_env()
         return importlib.import_module(COMMANDS[args.command][0]).main(args)
-    except ValueError as exc:  # bad options or data: a clear message, not a traceback
+    except ValueError as exc:  # bad options, settings or files: a clear message, not a traceback
         print(f"ebmlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # permissions, full disk, a path that is not a directory...
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"ebmlab {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"ebmlab {args.command}: interrupted; finished runs and checkpoints are kept (--resume)", file=sys.stderr)
+        return 130
     finally:
         if owns_group and dist.is_initialized():
             dist.destroy_process_group()

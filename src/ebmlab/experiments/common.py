@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..io import read_json, write_json
 from ..training.trainer import DivergenceError
+
+__all__ = ["exit_code", "int_list", "name_list", "read_json", "run_or_reuse", "seed_summary", "write_json"]
 
 
 def int_list(text: str) -> list[int]:
@@ -39,32 +38,6 @@ def name_list(choices: Iterable[str]):
         return names
 
     return parse
-
-
-def _finite(obj: Any) -> Any:
-    """Replace non-finite floats by None so the JSON stays standard."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def write_json(obj: Any, path: str | os.PathLike) -> None:
-    """Write standard JSON (NaN/inf as null) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(_finite(obj), f, indent=1)
-    os.replace(tmp, path)
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    with open(path) as f:
-        return json.load(f)
 
 
 def run_or_reuse(

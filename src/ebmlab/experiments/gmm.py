@@ -15,21 +15,21 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from ..distributed import LOCAL, Collective
 from ..energies import GaussianMixture
+from ..io import write_json
 from ..sampling.resampling import RESAMPLERS
+from ..sampling.smc import KERNELS
 from ..sampling.walkers import SCOPES, normalized_weights
 from ..training import METHODS, Trainer, negative_phase
-from .common import exit_code, int_list, name_list, run_or_reuse, seed_summary, write_json
 from .gmm_plots import plot_all
+from .study import add_output_args, exit_code, int_list, name_list, run_grid, seed_summary
 
 DTYPE = torch.float64
 
@@ -54,6 +54,9 @@ class GmmConfig:
     resampler: str = "systematic"
     ess_threshold: float = 0.5
     resample_scope: str = "global"  # with several processes: "global" or "local" resampling
+    log_z_walkers: int | None = None  # estimator population size M (None: N/4 for Jarzynski, 0 for PCD/CD)
+    kernel: str = "ula"  # walker kernel: "ula" or "mala"
+    cess_target: float | None = None  # ESS-controlled updates (Jarzynski only); None = off
     init_offset: float = 0.1  # student means start at -+ init_offset e1 + init_noise * N(0, I)
     init_noise: float = 0.01
     record_every: int = 20
@@ -122,14 +125,21 @@ def build_trainer(
     groups = [{"params": [model.free_log_weights], "lr": cfg.lr_weights * factor}]
     if cfg.learn_means:
         groups.append({"params": [model.means], "lr": cfg.lr_means * factor})
-    overrides: dict[str, Any] = {"step_size": cfg.step_size}
+    overrides: dict[str, Any] = {"step_size": cfg.step_size, "kernel": cfg.kernel, "resample_scope": cfg.resample_scope}
     if method == "jarzynski":
-        overrides.update(resampler=cfg.resampler, ess_threshold=cfg.ess_threshold, resample_scope=cfg.resample_scope)
+        overrides.update(resampler=cfg.resampler, ess_threshold=cfg.ess_threshold, cess_target=cfg.cess_target)
     if method == "cd":
         overrides["reset_every"] = cfg.cd_reset_every
     phase = negative_phase(method, **overrides)
     trainer = Trainer(
-        model, data, torch.optim.SGD(groups), phase, n_walkers=cfg.n_walkers, generator=gen, collective=collective
+        model,
+        data,
+        torch.optim.SGD(groups),
+        phase,
+        n_walkers=cfg.n_walkers,
+        generator=gen,
+        log_z_walkers=cfg.log_z_walkers,
+        collective=collective,
     )
     return trainer, model, data
 
@@ -157,7 +167,6 @@ def run_one(
         if row["step"] % cfg.record_every == 0:
             row.update(observe(model, tr, weighted, midpoint))
 
-    start = time.perf_counter()
     trainer.run(
         cfg.iters,
         checkpoint_path=ckpt,
@@ -166,7 +175,6 @@ def run_one(
         desc=f"{method} seed {seed}",
         callback=record,
     )
-    wall = time.perf_counter() - start
     final = trainer.summary() | observe(model, trainer, weighted, midpoint)
     with torch.no_grad():
         mean_u = float(model(data).mean())
@@ -182,25 +190,59 @@ def run_one(
         "kl_exact": mean_u + final["log_z_exact"] - entropy,
         "n_resamplings": sum(bool(r["resampled"]) for r in trainer.history),
         "ess_frac": final["ess_frac"],
-        "wall_time_s": wall,
+        "wall_time_s": trainer.wall_time_s,
+        "data": trainer.settings()["data"],
     }
-    if weighted:
-        out["log_z_est"] = final["log_z_est"]
-        out["log_z_abs_error"] = abs(final["log_z_est"] - final["log_z_exact"])
-        out["kl_est"] = mean_u + final["log_z_est"] - entropy
-    rows = [r for r in trainer.history if "mass_left" in r]
+    history = trainer.history
+    rows = [r for r in history if "mass_left" in r]
     traj: dict[str, list] = {k: [r[k] for r in rows] for k in ("step", "mass_left", "walker_frac_left", "ess_frac")}
     traj["kl_exact"] = [r["ce_exact"] - entropy for r in rows]
-    traj["resample_steps"] = [r["step"] for r in trainer.history if r["resampled"]]
-    if weighted:
+    traj["resample_steps"] = [r["step"] for r in history if r["resampled"]]
+    for key in TRACKED:
+        if key in rows[0]:
+            traj[key] = [r.get(key) for r in rows]  # the coupled SE ends at a non-multinomial resampling
+    if "est_resampled" in history[0]:
+        traj["est_resample_steps"] = [r["step"] for r in history if r["est_resampled"]]
+        out["n_est_resamplings"] = len(traj["est_resample_steps"])
+    if "update_fraction" in history[0]:
+        traj["update_fraction"] = [r["update_fraction"] for r in history]
+        out["mean_update_fraction"] = sum(traj["update_fraction"]) / len(history)
+    if "accept_rate" in history[0]:
+        out["accept_rate"] = sum(r["accept_rate"] for r in history) / len(history)
+    if "log_z_est" in final:
         traj["kl_est"] = [r["ce_est"] - entropy for r in rows]
-        traj["log_z_est"] = [r["log_z_est"] for r in rows]
-        traj["log_z_exact"] = [r["log_z_exact"] for r in rows]
+        err = [e - x for e, x in zip(traj["log_z_est"], traj["log_z_exact"])]
+        out |= {
+            "log_z_est": final["log_z_est"],
+            "log_z_abs_error": abs(final["log_z_est"] - final["log_z_exact"]),
+            "max_log_z_abs_error": max(abs(e) for e in err),
+            "kl_est": mean_u + final["log_z_est"] - entropy,
+        }
+        if "log_z_se" in final:
+            out["log_z_se"] = final["log_z_se"]
+            out["max_log_z_z_score"] = max(abs(e) / se for e, se in zip(err, traj["log_z_se"]) if se > 0)
+    if "log_z_est_coupled" in final:
+        out["log_z_est_coupled"] = final["log_z_est_coupled"]
+        out["log_z_error_coupled"] = final["log_z_est_coupled"] - final["log_z_exact"]
     out["trajectory"] = traj
     return out
 
 
-SUMMARY_KEYS = ("mass_error", "log_z_abs_error", "kl_exact", "kl_est", "n_resamplings", "wall_time_s")
+TRACKED = ("log_z_exact", "log_z_est", "log_z_se", "log_z_est_coupled", "log_z_se_coupled", "est_ess_frac")
+SUMMARY_KEYS = (
+    "mass_error",
+    "log_z_abs_error",
+    "max_log_z_abs_error",
+    "max_log_z_z_score",
+    "log_z_error_coupled",
+    "kl_exact",
+    "kl_est",
+    "n_resamplings",
+    "n_est_resamplings",
+    "mean_update_fraction",
+    "accept_rate",
+    "wall_time_s",
+)
 
 
 def run_study(
@@ -211,34 +253,34 @@ def run_study(
     resume: bool = False,
     progress: bool | None = None,
     collective: Collective = LOCAL,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """All (method, seed) runs; writes metrics.json and the plots; returns the metrics.
+    """All (method, seed) runs; writes metrics.json and the plots; returns the metrics (with ``notes``
+    from the output directory's checks, e.g. an extended ``iters``).
 
     With a distributed ``collective`` every process runs this and only the main one writes files."""
-    main_process = collective.is_main
-    if main_process:
-        out.mkdir(parents=True, exist_ok=True)
-    runs: dict[str, dict[str, Any]] = {m: {} for m in methods}
-    done_dir = out / "runs"
-    disable = True if not main_process else None if progress is None else not progress
-    for method in methods:
-        for seed in tqdm(seeds, desc=method, disable=disable, leave=False):
-            ckpt = out / "checkpoints" / f"{method}_seed{seed}.pt"
-            runs[method][str(seed)] = run_or_reuse(
-                done_dir / f"{method}_seed{seed}.json",
-                lambda: run_one(cfg, method, seed, ckpt, resume, progress, collective),  # noqa: B023 - called at once
-                resume,
-                f"{method} seed {seed}",
-                write=main_process,
-            )
+    config = asdict(cfg)
+    runs, notes = run_grid(
+        "gmm",
+        config,
+        methods,
+        seeds,
+        out,
+        lambda method, seed, ckpt: run_one(cfg, method, seed, ckpt, resume, progress, collective),
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress,
+        collective=collective,
+    )
     metrics = {
-        "config": asdict(cfg),
+        "config": config,
         "methods": methods,
         "seeds": seeds,
         "runs": runs,
         "summary": {m: seed_summary(r.values(), SUMMARY_KEYS) for m, r in runs.items()},
+        "notes": notes,
     }
-    if main_process:
+    if collective.is_main:
         write_json(metrics, out / "metrics.json")
         plot_all(metrics, out)
     return metrics
@@ -276,9 +318,23 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         default=None,
         help="under torchrun: resample the whole population (global, default) or each process's walkers",
     )
-    p.add_argument("--out", type=Path, default=Path("runs/gmm"), help="output directory")
-    p.add_argument("--resume", action="store_true", help="continue from checkpoints and finished runs in --out")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument(
+        "--log-z-walkers",
+        type=int,
+        default=None,
+        dest="log_z_walkers",
+        help="estimator population size M, walkers that give log Z but never enter the gradient "
+        "(default: N/4 for jarzynski, 0 for pcd/cd; 0 = off; a value applies to every method)",
+    )
+    p.add_argument("--kernel", choices=sorted(KERNELS), default=None, help="walker kernel (default ula)")
+    p.add_argument(
+        "--cess-target",
+        type=float,
+        default=None,
+        help="ESS-controlled updates for jarzynski: shorten each parameter update until the walkers' "
+        "conditional ESS is at least this, in (0, 1] (default off)",
+    )
+    add_output_args(p, "runs/gmm")
 
 
 def config_from_args(args: argparse.Namespace) -> GmmConfig:
@@ -289,7 +345,17 @@ def config_from_args(args: argparse.Namespace) -> GmmConfig:
         cfg = replace(cfg, **ONE_D) if args.dim == 1 else replace(cfg, dim=args.dim)
     overrides = {
         k: getattr(args, k)
-        for k in ("n_data", "iters", "step_size", "resampler", "ess_threshold", "resample_scope")
+        for k in (
+            "n_data",
+            "iters",
+            "step_size",
+            "resampler",
+            "ess_threshold",
+            "resample_scope",
+            "log_z_walkers",
+            "kernel",
+            "cess_target",
+        )
         if getattr(args, k) is not None
     }
     if args.walkers is not None:
@@ -299,7 +365,16 @@ def config_from_args(args: argparse.Namespace) -> GmmConfig:
         raise ValueError(f"--walkers must be >= 2, got {cfg.n_walkers}")
     if cfg.iters < 1 or cfg.n_data < 2:
         raise ValueError("--iters must be >= 1 and --data >= 2")
-    negative_phase("jarzynski", step_size=cfg.step_size, resampler=cfg.resampler, ess_threshold=cfg.ess_threshold)
+    if cfg.log_z_walkers is not None and (cfg.log_z_walkers < 0 or cfg.log_z_walkers == 1):
+        raise ValueError(f"--log-z-walkers must be 0 (off) or >= 2, got {cfg.log_z_walkers}")
+    negative_phase(
+        "jarzynski",
+        step_size=cfg.step_size,
+        resampler=cfg.resampler,
+        ess_threshold=cfg.ess_threshold,
+        kernel=cfg.kernel,
+        cess_target=cfg.cess_target,
+    )
     return cfg
 
 
@@ -315,9 +390,12 @@ def main(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=False if args.no_progress else None,
         collective=coll,
+        overwrite=args.overwrite,
     )
     if not coll.is_main:
         return 0
+    for note in metrics["notes"]:
+        print(f"note: {note}")
     for method, s in metrics["summary"].items():
         if not s["n_seeds"]:
             print(f"{method:>10}: every run diverged")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .plotting import COLORS, band, plt, save
 
 
@@ -38,6 +40,8 @@ def plot_mode_mass(metrics: dict[str, Any], path: Path) -> None:
 
 
 def plot_kl_logz(metrics: dict[str, Any], path: Path) -> None:
+    """Left: exact vs estimated KL.  Right: log Z estimate minus the exact value, per seed, for the
+    estimator population (with its +-3 SE band) and the gradient's own (coupled) walkers."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for method in metrics["methods"]:
         runs = _ok_runs(metrics, method)
@@ -46,17 +50,56 @@ def plot_kl_logz(metrics: dict[str, Any], path: Path) -> None:
         c = COLORS.get(method)
         t = runs[0]["trajectory"]["step"]
         band(ax1, t, [r["trajectory"]["kl_exact"] for r in runs], f"{method} exact", c)
-        if "kl_est" in runs[0]["trajectory"]:
-            arr = [r["trajectory"]["kl_est"] for r in runs]
-            ax1.plot(t, [sum(col) / len(col) for col in zip(*arr)], ls="--", color=c, label=f"{method} estimated")
-            band(ax2, t, [r["trajectory"]["log_z_exact"] for r in runs], f"{method} exact", "k")
-            band(ax2, t, [r["trajectory"]["log_z_est"] for r in runs], f"{method} estimated", c)
+        if "kl_est" not in runs[0]["trajectory"]:
+            continue
+        arr = [r["trajectory"]["kl_est"] for r in runs]
+        ax1.plot(t, [sum(col) / len(col) for col in zip(*arr)], ls="--", color=c, label=f"{method} estimated")
+        for i, r in enumerate(runs):
+            tr = r["trajectory"]
+            exact = np.asarray(tr["log_z_exact"])
+            coupled = "log_z_est_coupled" in tr
+            err = np.asarray(tr["log_z_est"]) - exact
+            label = "estimator population" if coupled else "weighted walkers"
+            ax2.plot(t, err, color=c, lw=1, label=f"{method} {label}" if i == 0 else None)
+            if "log_z_se" in tr:
+                se = 3 * np.asarray(tr["log_z_se"])
+                ax2.fill_between(t, err - se, err + se, color=c, alpha=0.12, lw=0, label="+-3 SE" if i == 0 else None)
+            if coupled:
+                ax2.plot(
+                    t,
+                    np.asarray(tr["log_z_est_coupled"]) - exact,
+                    color=c,
+                    ls="--",
+                    lw=1,
+                    label=f"{method} gradient walkers (coupled)" if i == 0 else None,
+                )
+    ax2.axhline(0, color="k", lw=0.8)
     ax1.set_yscale("log", nonpositive="mask")  # estimated KL can dip below 0 near the optimum: not drawn
     ax1.set(xlabel="iteration", ylabel="KL(data || model) [nats]", title="Exact vs estimated KL")
-    ax2.set(xlabel="iteration", ylabel="log Z [nats]", title="Exact vs estimated log Z (weighted walkers)")
+    ax2.set(xlabel="iteration", ylabel="log Z estimate - exact [nats]", title="Error of the running log Z")
     ax1.legend(fontsize=8)
     ax2.legend(fontsize=8)
     save(fig, path)
+
+
+def plot_update_fraction(metrics: dict[str, Any], path: Path) -> bool:
+    """Committed fraction lambda of each parameter update (ESS control); False when no run used it."""
+    runs = [r for m in metrics["methods"] for r in _ok_runs(metrics, m) if "update_fraction" in r["trajectory"]]
+    if not runs:
+        return False
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for seed, r in enumerate(runs):
+        lam = r["trajectory"]["update_fraction"]
+        ax.plot(range(len(lam)), lam, lw=0.6, alpha=0.8, label=f"run {seed}")
+    ax.set(
+        xlabel="iteration",
+        ylabel="committed fraction of the update",
+        ylim=(0, 1.05),
+        title=f"ESS control: conditional ESS >= {metrics['config']['cess_target']}",
+    )
+    ax.legend(fontsize=8)
+    save(fig, path)
+    return True
 
 
 def plot_ess(metrics: dict[str, Any], path: Path) -> None:
@@ -80,4 +123,6 @@ def plot_all(metrics: dict[str, Any], out: Path) -> list[Path]:
     plot_mode_mass(metrics, paths[0])
     plot_kl_logz(metrics, paths[1])
     plot_ess(metrics, paths[2])
+    if plot_update_fraction(metrics, out / "update_fraction.png"):
+        paths.append(out / "update_fraction.png")
     return paths

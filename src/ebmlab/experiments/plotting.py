@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..io import save_figure
+
 COLORS = {"jarzynski": "tab:blue", "pcd": "tab:red", "cd": "tab:green", "nce": "tab:purple"}
 
 
@@ -23,6 +25,7 @@ def band(ax, x: Sequence[float], ys: Sequence[Sequence[float]], label: str, colo
 
 
 def save(fig, path: Path) -> None:
+    """Lay out, write atomically as PNG, and close."""
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)

@@ -35,9 +35,30 @@ class LangevinState:
     energy: Tensor
     grad: Tensor
 
+    def map(self, fn: Callable[[Tensor], Tensor]) -> LangevinState:
+        """Apply ``fn`` to every field (e.g. a gather or split along the walker dimension)."""
+        return LangevinState(fn(self.x), fn(self.energy), fn(self.grad))
+
     def index(self, idx: Tensor) -> LangevinState:
         """Select or duplicate walkers by an index tensor of shape (M,)."""
-        return LangevinState(self.x[idx], self.energy[idx], self.grad[idx])
+        return self.map(lambda t: t[idx])
+
+    def merge(self, idx: Tensor, part: LangevinState) -> LangevinState:
+        """A copy with the walkers at indices ``idx`` (M,) replaced by ``part`` (M walkers)."""
+        return LangevinState(
+            self.x.index_copy(0, idx, part.x),
+            self.energy.index_copy(0, idx, part.energy),
+            self.grad.index_copy(0, idx, part.grad),
+        )
+
+    def where(self, mask: Tensor, other: LangevinState) -> LangevinState:
+        """Walker-wise choice: ``other`` where ``mask`` (N,) bool is true, else ``self``."""
+        shape = (-1,) + (1,) * (self.x.dim() - 1)
+        return LangevinState(
+            torch.where(mask.view(shape), other.x, self.x),
+            torch.where(mask, other.energy, self.energy),
+            torch.where(mask.view(shape), other.grad, self.grad),
+        )
 
 
 def energy_and_grad(energy: EnergyFn, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -129,38 +150,43 @@ def ula(
     generator: torch.Generator,
     noise_std: float | None = None,
     rows: NoiseRows | None = None,
-) -> tuple[LangevinState, Tensor]:
+    weighted: bool = True,
+) -> tuple[LangevinState, Tensor | None]:
     """One ULA step from ``state`` (cached under the parameters that move it) evaluated under ``energy``.
 
     Returns the new state, with energy and gradient cached under ``energy``'s current parameters, and
-    the log-weight increment (N,) float64 (:func:`transition_log_weight`).  If ``energy``'s parameters
-    changed since ``state`` was cached, the increment is the Jarzynski/SMC increment of Carbone et al.;
+    the log-weight increment (N,) float64 (:func:`transition_log_weight`), or None when not
+    ``weighted`` (nothing uses it: unweighted walkers skip its cost).  If ``energy``'s parameters changed
+    since ``state`` was cached, the increment is the Jarzynski/SMC increment of Carbone et al.;
     otherwise it is the MALA log acceptance ratio.  ``rows``: see :func:`ula_propose`.
     """
     y = ula_propose(state.x, state.grad, step_size, generator, noise_std, rows)
     u_y, g_y = energy_and_grad(energy, y)
-    log_w = transition_log_weight(state.x, y, state.energy, state.grad, u_y, g_y, step_size, noise_std)
-    return LangevinState(y, u_y, g_y), log_w
+    new = LangevinState(y, u_y, g_y)
+    if not weighted:
+        return new, None
+    return new, transition_log_weight(state.x, y, state.energy, state.grad, u_y, g_y, step_size, noise_std)
 
 
 def mala(
-    state: LangevinState, energy: EnergyFn, step_size: float, generator: torch.Generator
+    state: LangevinState,
+    energy: EnergyFn,
+    step_size: float,
+    generator: torch.Generator,
+    noise_std: float | None = None,
+    rows: NoiseRows | None = None,
 ) -> tuple[LangevinState, Tensor, Tensor]:
-    """One MALA step (ULA proposal + Metropolis-Hastings accept/reject) at fixed parameters.
+    """One MALA step (Langevin proposal + Metropolis-Hastings accept/reject) at fixed parameters.
 
-    Returns (new_state, accepted (N,) bool, log acceptance ratio (N,) float64).
+    ``state`` must be cached under ``energy``'s current parameters; the kernel leaves exp(-U) invariant
+    for any step size and noise scale.  Returns (new_state, accepted (N,) bool, log acceptance ratio
+    (N,) float64).  ``rows``: see :func:`ula_propose` (the uniforms are drawn the same way).
     """
-    proposed, log_ratio = ula(state, energy, step_size, generator)
-    log_u = torch.rand(log_ratio.shape, generator=generator, dtype=torch.float64, device=log_ratio.device).log()
-    accept = log_u < log_ratio
-    shape = (-1,) + (1,) * (state.x.dim() - 1)
-    a = accept.view(shape)
-    new = LangevinState(
-        torch.where(a, proposed.x, state.x),
-        torch.where(accept, proposed.energy, state.energy),
-        torch.where(a, proposed.grad, state.grad),
-    )
-    return new, accept, log_ratio
+    proposed, log_ratio = ula(state, energy, step_size, generator, noise_std, rows)
+    n = log_ratio.shape[0] if rows is None else rows.total
+    u = torch.rand(n, generator=generator, dtype=torch.float64, device=log_ratio.device)
+    accept = (u if rows is None else u[rows.rows]).log() < log_ratio
+    return state.where(accept, proposed), accept, log_ratio
 
 
 def refresh(state: LangevinState, energy: EnergyFn) -> tuple[LangevinState, Tensor]:

@@ -7,12 +7,25 @@ process) and every quantity is global.
 
 log Z estimate (standard SMC): log Z_hat = log_z_ref + logmeanexp(A).  At a resampling,
 log_z_ref := log Z_hat and A := 0, so the estimate is unchanged by resampling.
+
+Standard error of log Z_hat: the genealogy-based estimator of Lee & Whiteley (2018), valid with
+adaptive resampling (Du & Guyader 2021).  Each walker remembers its "Eve", the initial walker it
+descends from; after R resamplings, with normalised weights W and S_e the total weight of Eve e,
+
+    Var(Z_hat) / Z^2  ~=  1 - (N / (N - 1))^(R + 1) * (1 - sum_e S_e^2),
+
+and SE(log Z_hat) = sqrt(log(1 + that)).  Without resampling it is the usual importance-sampling
+variance; after resampling it also counts the lineages lost, which a spread of the current weights
+alone cannot see.  The estimator assumes multinomial resampling: after systematic, stratified or
+residual resampling it understates the error (measured: 74-81% coverage of nominal 95% intervals,
+and 0 after a few dozen resamplings), so :func:`log_z_se` is NaN for such populations.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -31,11 +44,17 @@ class Walkers:
     state: positions with cached energy/gradient (N walkers).
     log_w: (N,) float64 log-weights A (any additive constant).
     log_z_ref: () float64, log Z reference carried across resamplings.
+    eve: (N,) int64 global index of each walker's initial ancestor, or None before the first
+    resampling (every walker its own).  n_resamplings: resamplings so far; multinomial_only: every one
+    of them was multinomial (else the genealogy standard error is not available).
     """
 
     state: LangevinState
     log_w: Tensor
     log_z_ref: Tensor
+    eve: Tensor | None = None
+    n_resamplings: int = 0
+    multinomial_only: bool = True
 
     @property
     def n(self) -> int:
@@ -92,13 +111,74 @@ def log_z_estimate(walkers: Walkers, coll: Collective = LOCAL) -> Tensor:
     return walkers.log_z_ref + log_mean_weight(walkers.log_w, coll)
 
 
+def log_z_relvar(walkers: Walkers, coll: Collective = LOCAL) -> Tensor:
+    """Genealogy estimate of Var(Z_hat) / Z^2 (Lee & Whiteley 2018; see the module docstring), float64."""
+    w = normalized_weights(walkers.log_w, coll)
+    n = coll.numel(walkers.log_w)
+    if walkers.eve is None:
+        same = coll.sum(w.square().sum())
+    else:
+        by_eve = torch.zeros(n, dtype=torch.float64, device=w.device).index_add_(0, walkers.eve, w)
+        same = coll.sum(by_eve).square().sum()
+    factor = math.exp((walkers.n_resamplings + 1) * math.log1p(1.0 / (n - 1)))
+    return 1.0 - factor * (1.0 - same)
+
+
+def log_z_se(walkers: Walkers, coll: Collective = LOCAL) -> Tensor:
+    """Standard error of :func:`log_z_estimate` in nats: sqrt(log(1 + relative variance)), float64;
+    NaN once the walkers have been resampled by a scheme other than multinomial (see the module)."""
+    se = torch.log1p(log_z_relvar(walkers, coll).clamp_min(0.0)).sqrt()
+    return se if walkers.multinomial_only else torch.full_like(se, math.nan)
+
+
+def conditional_ess_fraction(log_w: Tensor, increment: Tensor, coll: Collective = LOCAL) -> Tensor:
+    """Conditional ESS / N of a proposed log-weight increment a (Zhou, Johansen & Aston 2016):
+    (sum_i W_i e^{a_i})^2 / sum_i W_i e^{2 a_i} with W the current normalised weights; in (0, 1],
+    1 when a is constant.  It measures how much one step degrades the weights, independently of
+    how degenerate they already are."""
+    log_wn = log_w.double() - coll.logsumexp(log_w.double())
+    a = increment.double()
+    return torch.exp(2 * coll.logsumexp(log_wn + a) - coll.logsumexp(log_wn + 2 * a))
+
+
+def gather_walkers(walkers: Walkers, coll: Collective = LOCAL) -> Walkers:
+    """The whole population on every process (a collective call)."""
+    g = coll.gather
+    eve = None if walkers.eve is None else g(walkers.eve)
+    return replace(walkers, state=walkers.state.map(g), log_w=g(walkers.log_w), eve=eve)
+
+
+def walkers_to_dict(walkers: Walkers) -> dict[str, Any]:
+    """Plain tensors for a checkpoint (one process's or a gathered population)."""
+    s = walkers.state
+    return {
+        "x": s.x,
+        "energy": s.energy,
+        "grad": s.grad,
+        "log_w": walkers.log_w,
+        "log_z_ref": walkers.log_z_ref,
+        "eve": walkers.eve,
+        "n_resamplings": walkers.n_resamplings,
+        "multinomial_only": walkers.multinomial_only,
+    }
+
+
+def walkers_from_dict(d: dict[str, Any], coll: Collective = LOCAL, device: torch.device | None = None) -> Walkers:
+    """Inverse of :func:`walkers_to_dict` for a whole population; this process keeps its shard."""
+
+    def part(t: Tensor) -> Tensor:
+        return coll.split(t.to(device))
+
+    eve = None if d["eve"] is None else part(d["eve"])
+    state = LangevinState(part(d["x"]), part(d["energy"]), part(d["grad"]))
+    return Walkers(
+        state, part(d["log_w"]), d["log_z_ref"].to(device), eve, int(d["n_resamplings"]), bool(d["multinomial_only"])
+    )
+
+
 def add_log_weights(walkers: Walkers, increment: Tensor) -> Walkers:
     """A := A + increment (float64)."""
     return replace(walkers, log_w=walkers.log_w + increment.double())
-
-
-def _take(state: LangevinState, idx: Tensor, coll: Collective) -> LangevinState:
-    return LangevinState(coll.take(state.x, idx), coll.take(state.energy, idx), coll.take(state.grad, idx))
 
 
 def resample(walkers: Walkers, scheme: str, generator: torch.Generator, coll: Collective = LOCAL) -> Walkers:
@@ -109,7 +189,15 @@ def resample(walkers: Walkers, scheme: str, generator: torch.Generator, coll: Co
     and receives the walkers of its slots from the processes holding them.
     """
     idx = get_resampler(scheme)(normalized_weights(coll.gather(walkers.log_w)), coll.numel(walkers.log_w), generator)
-    return Walkers(_take(walkers.state, idx, coll), torch.zeros_like(walkers.log_w), log_z_estimate(walkers, coll))
+    eve = coll.split(idx if walkers.eve is None else coll.gather(walkers.eve)[idx])
+    return Walkers(
+        walkers.state.map(lambda t: coll.take(t, idx)),
+        torch.zeros_like(walkers.log_w),
+        log_z_estimate(walkers, coll),
+        eve,
+        walkers.n_resamplings + 1,
+        walkers.multinomial_only and scheme == "multinomial",
+    )
 
 
 def resample_local(walkers: Walkers, scheme: str, generator: torch.Generator, coll: Collective) -> Walkers:
@@ -117,7 +205,8 @@ def resample_local(walkers: Walkers, scheme: str, generator: torch.Generator, co
 
     Every walker of process r gets the log-weight logmeanexp_r(A) - logmeanexp(A), so each process keeps
     its share of the total weight and log Z_hat is unchanged (log_z_ref absorbs logmeanexp(A)).  The
-    draws come from a per-process generator seeded from one draw of the shared generator.
+    draws come from a per-process generator seeded from one draw of the shared generator.  The
+    genealogy standard error treats this like a global resampling (an approximation).
     """
     local_lme = log_mean_weight(walkers.log_w)
 
@@ -134,7 +223,15 @@ def resample_local(walkers: Walkers, scheme: str, generator: torch.Generator, co
     idx = get_resampler(scheme)(normalized_weights(walkers.log_w), walkers.n, local_gen)
     global_lme = log_mean_weight(walkers.log_w, coll)
     log_w = torch.full_like(walkers.log_w, float(local_lme - global_lme))
-    return Walkers(walkers.state.index(idx), log_w, walkers.log_z_ref + global_lme)
+    eve = idx + coll.rank * walkers.n if walkers.eve is None else walkers.eve[idx]
+    return Walkers(
+        walkers.state.index(idx),
+        log_w,
+        walkers.log_z_ref + global_lme,
+        eve,
+        walkers.n_resamplings + 1,
+        walkers.multinomial_only and scheme == "multinomial",
+    )
 
 
 def maybe_resample(

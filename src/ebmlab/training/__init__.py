@@ -1,15 +1,6 @@
 """Training: one negative phase (CD, PCD, Jarzynski) and one loop."""
 
-from .negative_phase import METHODS, NegativePhase, move_walkers, negative_phase, walkers_at
+from .negative_phase import METHODS, NegativePhase, negative_phase
 from .trainer import DivergenceError, Trainer, validate_data
 
-__all__ = [
-    "METHODS",
-    "DivergenceError",
-    "NegativePhase",
-    "Trainer",
-    "move_walkers",
-    "negative_phase",
-    "validate_data",
-    "walkers_at",
-]
+__all__ = ["METHODS", "DivergenceError", "NegativePhase", "Trainer", "negative_phase", "validate_data"]

@@ -1,35 +1,58 @@
-"""Atomic checkpoint files: written to a temporary file in the same directory, then renamed."""
+"""Checkpoint files: atomic writes (:mod:`ebmlab.io`), clear errors for damaged files, and the check that
+a checkpoint was written with the settings it is resumed under."""
 
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
-import torch
+from ..io import load_torch, save_torch
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     """torch.save ``obj`` to ``path`` atomically: a crash leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    save_torch(obj, path)
 
 
 def load(path: str | os.PathLike) -> Any:
-    """Load a checkpoint written by :func:`save_atomic` (tensors and plain containers only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {str(path)!r}")
-    return torch.load(path, weights_only=True, map_location="cpu")
+    """Load a checkpoint written by :func:`save_atomic` (tensors and plain containers only); a missing or
+    damaged file raises a ValueError naming it."""
+    state = load_torch(path, "checkpoint")
+    if not isinstance(state, dict):
+        raise ValueError(f"{str(path)!r} is not an ebmlab checkpoint (it holds a {type(state).__name__})")
+    return state
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flatten(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def settings_diff(saved: dict[str, Any], current: dict[str, Any], label: str = "checkpoint") -> list[str]:
+    """'field (<label> X, now Y)' for every setting that differs (nested dicts compared field by field)."""
+    a, b = _flatten(saved), _flatten(current)
+    return [
+        f"{k} ({label} {a.get(k, 'absent')!r}, now {b.get(k, 'absent')!r})"
+        for k in sorted(a.keys() | b.keys())
+        if a.get(k, "absent") != b.get(k, "absent")
+    ]
+
+
+def check_settings(state: dict[str, Any], fmt: int, settings: dict[str, Any]) -> None:
+    """Refuse a checkpoint of another format, or one written with other settings, naming the fields."""
+    if state.get("format") != fmt:
+        raise ValueError(
+            f"the checkpoint has format {state.get('format', 'unversioned')!r} and this ebmlab reads format {fmt}: "
+            "it was written by another version; rerun that run from the start (without --resume)"
+        )
+    diff = settings_diff(state["settings"], settings)
+    if diff:
+        raise ValueError(
+            "the checkpoint was written with other settings: " + "; ".join(diff) + ". Resume with the settings "
+            "it was written with, or start afresh in another output directory"
+        )

@@ -1,28 +1,19 @@
 """The negative phase shared by CD, PCD and Jarzynski-weighted training.
 
 The three methods are configurations of one :class:`NegativePhase`: where walkers start, whether they
-carry log-weights, whether they are reset to data, and when they are resampled.  :func:`move_walkers`
-is the one walker update used by all of them.
-
-Weighted move (Carbone et al. 2023): walkers cached under theta_k move by ULA with theta_k's gradient
-and are re-evaluated under theta_{k+1}; the log-weight increment is
-``U_k(x) - U_{k+1}(y) + log q_{k+1}(y -> x) - log q_k(x -> y)`` (exact for every step size).
-Walkers not moved in a mini-batched update get the AIS increment ``U_k(x) - U_{k+1}(x)``; later
-steps of a moved walker at fixed theta add MALA log ratios.
+carry log-weights, whether they are reset to data, and when they are resampled.  The walkers are moved
+by the weighted-walker engine :mod:`ebmlab.sampling.smc` (ULA with the Carbone et al. increment, or
+MALA with the AIS increment) with the phase's :attr:`NegativePhase.move`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-import torch
-from torch import Tensor
-
-from ..distributed import NoiseRows
-from ..sampling.langevin import EnergyFn, LangevinState, check_step_size, init_state, refresh, ula
 from ..sampling.resampling import get_resampler
-from ..sampling.walkers import SCOPES, Walkers, add_log_weights, make_walkers
+from ..sampling.smc import Move
+from ..sampling.walkers import SCOPES
 
 INITS = ("model", "data")
 
@@ -34,12 +25,16 @@ class NegativePhase:
     init: "model" (exact draws from the initial model, needs its log Z for log-Z tracking) or "data".
     weighted: carry Jarzynski log-weights (and resample on low ESS).
     reset_every: reset walkers to fresh data every this many iterations (CD); None = persistent.
-    step_size: ULA step h; noise_std: move noise (default sqrt(2h), the exact-target choice).
-    steps_per_update: ULA steps per parameter update.
+    step_size: Langevin step h; noise_std: move noise (default sqrt(2h), the exact-target choice).
+    steps_per_update: kernel steps per parameter update.
+    kernel: "ula" (the Carbone et al. weights) or "mala" (Metropolis-adjusted: only the AIS work
+    U_k(x) - U_{k+1}(x) enters the weights); see :mod:`ebmlab.sampling.smc`.
     walker_batch: walkers used in the loss and moved per update (None = all of them).
     resampler, ess_threshold: resample when ESS/N < threshold (None = never); weighted only.
     resample_scope: with walkers split across processes, "global" resamples the whole population
     (the same result as one process), "local" each process's own walkers (no walker traffic).
+    cess_target: ESS-controlled updates (weighted only): a parameter update is shortened until the
+    conditional ESS of the walkers' AIS increment is at least this fraction (None = off).
     """
 
     init: str = "model"
@@ -52,23 +47,41 @@ class NegativePhase:
     resampler: str = "systematic"
     ess_threshold: float | None = 0.5
     resample_scope: str = "global"
+    kernel: str = "ula"
+    cess_target: float | None = None
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
-        check_step_size(self.step_size, self.noise_std)
-        if self.steps_per_update < 1:
-            raise ValueError(f"steps_per_update must be >= 1, got {self.steps_per_update}")
-        if self.reset_every is not None and self.reset_every < 1:
-            raise ValueError(f"reset_every must be >= 1 or None, got {self.reset_every}")
-        if self.walker_batch is not None and self.walker_batch < 2:
-            raise ValueError(f"walker_batch must be >= 2 or None, got {self.walker_batch}")
+        if self.reset_every is not None and not _positive_int(self.reset_every):
+            raise ValueError(f"reset_every must be an integer >= 1 or None, got {self.reset_every!r}")
+        if self.walker_batch is not None and not (_positive_int(self.walker_batch) and self.walker_batch >= 2):
+            raise ValueError(f"walker_batch must be an integer >= 2 or None, got {self.walker_batch!r}")
         get_resampler(self.resampler)
         if self.resample_scope not in SCOPES:
             raise ValueError(f"resample_scope must be one of {SCOPES}, got {self.resample_scope!r}")
-        t = self.ess_threshold
-        if t is not None and not (isinstance(t, (int, float)) and 0 < t <= 1 and math.isfinite(t)):
-            raise ValueError(f"ess_threshold must lie in (0, 1] (or be None to never resample), got {t!r}")
+        for name in ("ess_threshold", "cess_target"):
+            t = getattr(self, name)
+            if t is not None and not (_real(t) and 0 < t <= 1):
+                raise ValueError(f"{name} must lie in (0, 1] (or be None to switch it off), got {t!r}")
+        if self.cess_target is not None and not self.weighted:
+            raise ValueError("cess_target controls the weights of weighted walkers; it needs weighted=True")
+        if not _positive_int(self.steps_per_update):
+            raise ValueError(f"steps_per_update must be an integer >= 1, got {self.steps_per_update!r}")
+        Move(self.kernel, self.step_size, self.noise_std, self.steps_per_update)  # validates the move
+
+    @property
+    def move(self) -> Move:
+        """The walkers' move at each parameter update."""
+        return Move(self.kernel, self.step_size, self.noise_std, self.steps_per_update)
+
+
+def _positive_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _real(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 METHODS = ("jarzynski", "pcd", "cd")
@@ -89,58 +102,3 @@ def negative_phase(method: str, **overrides) -> NegativePhase:
     if method not in presets:
         raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
     return NegativePhase(**{**presets[method], **overrides})
-
-
-def _ula_chain(
-    state: LangevinState, energy: EnergyFn, phase: NegativePhase, generator: torch.Generator, rows: NoiseRows | None
-) -> tuple[LangevinState, Tensor]:
-    """``steps_per_update`` ULA steps; the first crosses from the cached parameters to ``energy``'s."""
-    total = torch.zeros(state.x.shape[0], dtype=torch.float64, device=state.x.device)
-    for _ in range(phase.steps_per_update):
-        state, inc = ula(state, energy, phase.step_size, generator, phase.noise_std, rows)
-        total += inc
-    return state, total
-
-
-def _merge(state: LangevinState, idx: Tensor, part: LangevinState) -> LangevinState:
-    return LangevinState(
-        state.x.index_copy(0, idx, part.x),
-        state.energy.index_copy(0, idx, part.energy),
-        state.grad.index_copy(0, idx, part.grad),
-    )
-
-
-def move_walkers(
-    walkers: Walkers,
-    energy: EnergyFn,
-    phase: NegativePhase,
-    generator: torch.Generator,
-    moved: Tensor | None = None,
-    rows: NoiseRows | None = None,
-) -> Walkers:
-    """Move the walkers (all, or the index set ``moved``) after a parameter update.
-
-    ``walkers`` are cached under the old parameters, ``energy`` holds the new ones; on return every
-    walker is cached under the new parameters.  Log-weights change only if ``phase.weighted``.
-    ``rows``: the moved walkers' rows in the population-wide noise draw (walkers split across processes).
-    """
-    state = walkers.state
-    if moved is None:
-        new_state, inc = _ula_chain(state, energy, phase, generator, rows)
-    else:
-        n = state.x.shape[0]
-        keep = torch.ones(n, dtype=torch.bool, device=state.x.device)
-        keep[moved] = False
-        still = keep.nonzero().squeeze(1)
-        moved_state, moved_inc = _ula_chain(state.index(moved), energy, phase, generator, rows)
-        still_state, still_inc = refresh(state.index(still), energy)
-        new_state = _merge(_merge(state, moved, moved_state), still, still_state)
-        inc = torch.zeros(n, dtype=torch.float64, device=state.x.device)
-        inc = inc.index_copy(0, moved, moved_inc).index_copy(0, still, still_inc)
-    walkers = replace(walkers, state=new_state)
-    return add_log_weights(walkers, inc) if phase.weighted else walkers
-
-
-def walkers_at(energy: EnergyFn, x: Tensor, log_z_ref: float | Tensor) -> Walkers:
-    """Fresh equal-weight walkers at positions x (N, *event), cached under ``energy``."""
-    return make_walkers(init_state(energy, x), log_z_ref)

@@ -2,70 +2,79 @@
 
 Each iteration follows Carbone et al.'s Algorithm 1:
 (1) w = softmax(A); (2) gradient g = mean_data dU/dtheta - sum_i w_i dU/dtheta(X_i) and an optimiser
-step theta_k -> theta_{k+1}; (3)-(4) ULA move with theta_k and log-weight update; (5) CD reset;
-(6) resampling when ESS/N falls below the threshold.  Row k of the history describes theta_k and
-the walkers at the start of iteration k: estimated (and, for closed-form models, exact) log Z and
-cross-entropy CE = E_data[U] + log Z, ESS/N, and whether the iteration resampled.
+step theta_k -> theta_{k+1} (optionally shortened so that the weights' conditional ESS stays above a
+target, :mod:`ebmlab.training.control`); (3)-(4) walker move and log-weight update
+(:func:`ebmlab.sampling.smc.advance`); (5) CD reset; (6) resampling when ESS/N falls below the threshold.
+
+The gradient's own walkers give a log Z estimate biased low by feedback: the update raises the energy
+where they sit, so their next increments U_k - U_{k+1} are biased (science note, section 8).  An
+*estimator population* of ``log_z_walkers`` walkers, drawn from the initial model and moved with the
+same kernel along the same parameter path but never used in the gradient, is unbiased given the path;
+when it exists the reported ``log_z_est`` / ``log_z_se`` / ``ce_est`` come from it and the gradient
+walkers' estimate is kept as the diagnostic ``log_z_est_coupled``.
+
+Row k of the history describes theta_k and the walkers at the start of iteration k: estimated (and, for
+closed-form models, exact) log Z with its standard error and the cross-entropy CE = E_data[U] + log Z,
+ESS/N, and what the iteration did (resampled, acceptance rate, committed update fraction).
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
+import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ..distributed import LOCAL, Collective
-from ..sampling.langevin import LangevinState
-from ..sampling.walkers import Walkers, ess_fraction, log_z_estimate, maybe_resample, normalized_weights
+from ..distributed import LOCAL, Collective, NoiseRows
+from ..sampling import smc
+from ..sampling.walkers import (
+    Walkers,
+    ess_fraction,
+    gather_walkers,
+    log_z_estimate,
+    log_z_se,
+    maybe_resample,
+    normalized_weights,
+    walkers_from_dict,
+    walkers_to_dict,
+)
 from . import checkpoint as ckpt
+from .control import commit_update, snapshot
 from .loop import run_loop
-from .negative_phase import NegativePhase, move_walkers, walkers_at
+from .negative_phase import NegativePhase
+from .validation import DIVERGENCE_BOUND, DivergenceError, blow_up, check_int, exact_log_z, validate_data
 
 Sampler = Callable[[int, torch.Generator], Tensor]
+CHECKPOINT_FORMAT = 2
 
 
-class DivergenceError(RuntimeError):
-    """Non-finite energies, gradients, parameters or log-weights; names the iteration."""
-
-    def __init__(self, step: int, what: str):
-        super().__init__(
-            f"training diverged at iteration {step}: {what} became NaN or infinite; "
-            "the last good checkpoint (if any) was kept. Try a smaller learning rate or step size."
-        )
-        self.step = step
-        self.what = what
+def default_log_z_walkers(n_walkers: int, phase: NegativePhase, world_size: int = 1) -> int:
+    """N/4 estimator walkers for weighted training (rounded down to a multiple of the number of
+    processes), none for PCD/CD."""
+    if not phase.weighted:
+        return 0
+    m = n_walkers // 4 // world_size * world_size
+    return m if m >= 2 else 0
 
 
-def validate_data(energy: nn.Module, data: Tensor) -> None:
-    """Raise ValueError if ``data`` (n, *event) is not finite floating data the energy accepts."""
-    if not isinstance(data, Tensor) or not data.is_floating_point():
-        raise ValueError("data must be a floating-point torch.Tensor of shape (n, *event)")
-    if data.dim() < 2 or data.shape[0] < 1:
-        raise ValueError(f"data must have shape (n, *event) with n >= 1, got {tuple(data.shape)}")
-    if not torch.isfinite(data).all():
-        bad = int((~torch.isfinite(data)).flatten(1).any(1).sum())
-        raise ValueError(f"data contains NaN or infinite values in {bad} sample(s); clean them first")
-    dim = getattr(energy, "dim", None)
-    if isinstance(dim, int) and data.dim() == 2 and data.shape[1] != dim:
-        raise ValueError(f"data has dimension {data.shape[1]} but the energy expects {dim}")
-    try:
-        with torch.no_grad():
-            u = energy(data[:2])
-    except RuntimeError as exc:
-        raise ValueError(f"the energy cannot be evaluated on data of shape {tuple(data.shape)}: {exc}") from exc
-    if u.shape != (min(2, data.shape[0]),):
-        raise ValueError(f"the energy must return one value per sample; got shape {tuple(u.shape)}")
+def _log_z_fields(walkers: Walkers, coll: Collective, suffix: str = "") -> dict[str, float]:
+    """log Z estimate and, where the genealogy allows one (multinomial resampling), its standard error."""
+    out = {f"log_z_est{suffix}": float(log_z_estimate(walkers, coll))}
+    if walkers.multinomial_only:
+        out[f"log_z_se{suffix}"] = float(log_z_se(walkers, coll))
+    return out
 
 
-def _exact_log_z(energy: nn.Module) -> float | None:
-    log_z = getattr(energy, "log_z", None)
-    if not callable(log_z):
-        return None
-    with torch.no_grad():
-        return float(log_z())
+def fingerprint(t: Tensor) -> str:
+    """Shape, dtype and a SHA-256 prefix of a tensor's bytes: identifies a data set in checkpoints."""
+    raw = t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    return f"{tuple(t.shape)} {t.dtype} {hashlib.sha256(raw).hexdigest()[:16]}"
 
 
 class Trainer:
@@ -76,16 +85,22 @@ class Trainer:
     phase: :class:`NegativePhase` (see :func:`negative_phase` for the CD/PCD/Jarzynski presets).
     n_walkers: population size N.  generator: the one source of randomness (walker noise, data
     batches, resampling).  init_sampler(n, generator): exact draws from the initial model (default
-    ``energy.sample``) for init="model".  log_z0: log Z of the initial model (default ``energy.log_z()``
-    if defined, else 0, making log-Z estimates relative).  data_batch: data mini-batch size (None =
-    full batch).  energy_reg: alpha in alpha*(E_data[U^2] + E_w[U^2]).  grad_clip: max gradient norm.
-    scheduler: optional lr scheduler stepped every iteration.
+    ``energy.sample``) for init="model" and the estimator population.  log_z0: log Z of the initial
+    model (default ``energy.log_z()`` if defined, else 0, making log-Z estimates relative).
+    log_z_walkers: size M of the estimator population (0 = off; None = N/4 for weighted training, off
+    for PCD/CD; any method can have one if the initial model can be sampled).  It moves the same
+    fraction of its walkers per update as the gradient's, with the phase's kernel, and resamples
+    multinomially (the genealogy standard error needs it) at the phase's ESS threshold (0.5 for PCD/CD).
+    data_batch: data mini-batch size (None = full batch).  energy_reg: alpha in
+    alpha*(E_data[U^2] + E_w[U^2]).  grad_clip: max gradient norm.  scheduler: optional lr scheduler
+    stepped every iteration.  divergence_bound: |loss|, |walker energy| or |parameter| beyond it stops
+    training with a :class:`DivergenceError` (finite blow-ups), as does any NaN or infinity.
     collective: how the walkers are split across processes (default :data:`~ebmlab.distributed.LOCAL`,
     one process).  With a distributed one, every process builds the trainer with the same energy,
-    data, optimiser and generator seed and holds N/P walkers; parameters stay in sync through an
-    all-reduce of the gradient, each process evaluates its part of the data batch, and all draws
-    come from the shared generator, so P processes follow the single-process run (see
-    docs/distributed.md).  Only the main process writes checkpoints and shows a progress bar.
+    data, optimiser and generator seed and holds N/P walkers (and M/P estimator walkers); parameters
+    stay in sync through an all-reduce of the gradient, each process evaluates its part of the data
+    batch, and all draws come from the shared generator, so P processes follow the single-process run
+    (see docs/distributed.md).  Only the main process writes checkpoints and shows a progress bar.
     """
 
     def __init__(
@@ -99,48 +114,68 @@ class Trainer:
         generator: torch.Generator,
         init_sampler: Sampler | None = None,
         log_z0: float | None = None,
+        log_z_walkers: int | None = None,
         data_batch: int | None = None,
         energy_reg: float = 0.0,
         grad_clip: float | None = None,
         scheduler: Any = None,
+        divergence_bound: float = DIVERGENCE_BOUND,
         collective: Collective = LOCAL,
     ):
         validate_data(energy, data)
-        if n_walkers < 2:
-            raise ValueError(f"need at least 2 walkers, got n_walkers={n_walkers}")
+        if not isinstance(phase, NegativePhase):
+            raise TypeError(f"phase must be a NegativePhase (see negative_phase()), got {type(phase).__name__}")
         p = collective.world_size
-        if n_walkers % p:
-            raise ValueError(f"n_walkers={n_walkers} must be a multiple of the number of processes ({p})")
+        n_walkers = check_int("n_walkers", n_walkers, 2)
+        m = default_log_z_walkers(n_walkers, phase, p) if log_z_walkers is None else log_z_walkers
+        m = check_int("log_z_walkers", m, 0)
+        for name, n in (("n_walkers", n_walkers), ("log_z_walkers", m)):
+            if n % p:
+                raise ValueError(f"{name}={n} must be a multiple of the number of processes ({p})")
+        if m == 1:
+            raise ValueError("log_z_walkers must be 0 (off) or at least 2")
+        if data_batch is not None and not (check_int("data_batch", data_batch, 1) <= data.shape[0]):
+            raise ValueError(f"data_batch must be in [1, {data.shape[0]}], got {data_batch}")
         if (data_batch or data.shape[0]) < p:
-            raise ValueError(
-                f"the data batch ({data_batch or data.shape[0]}) must hold at least one point per process ({p})"
-            )
+            raise ValueError(f"the data batch ({data_batch or data.shape[0]}) must hold at least one point per process")
         if phase.walker_batch is not None and phase.walker_batch > n_walkers:
             raise ValueError(f"walker_batch={phase.walker_batch} exceeds n_walkers={n_walkers}")
-        if data_batch is not None and not 1 <= data_batch <= data.shape[0]:
-            raise ValueError(f"data_batch must be in [1, {data.shape[0]}], got {data_batch}")
+        if not (isinstance(divergence_bound, (int, float)) and divergence_bound > 0):
+            raise ValueError(f"divergence_bound must be a positive number, got {divergence_bound!r}")
         self.energy, self.data, self.optimizer, self.phase = energy, data, optimizer, phase
         self.scheduler, self.generator, self.collective = scheduler, generator, collective
-        self.n_walkers, self.data_batch = n_walkers, data_batch
-        self.energy_reg, self.grad_clip = energy_reg, grad_clip
-        self.has_exact_log_z = _exact_log_z(energy) is not None
-        self.log_z0 = float(log_z0) if log_z0 is not None else (_exact_log_z(energy) or 0.0)
+        self.n_walkers, self.log_z_walkers, self.data_batch = n_walkers, m, data_batch
+        self.energy_reg, self.grad_clip, self.divergence_bound = energy_reg, grad_clip, divergence_bound
+        self.has_exact_log_z = exact_log_z(energy) is not None
+        self.log_z0 = float(log_z0) if log_z0 is not None else (exact_log_z(energy) or 0.0)
         self.step_count = 0
+        self.wall_time_s = 0.0  # seconds spent in step(), carried across resumes
         self.history: list[dict[str, Any]] = []
-        if phase.init == "model":
-            sampler = init_sampler or getattr(energy, "sample", None)
-            if sampler is None:
-                raise ValueError(
-                    "init='model' needs exact draws from the initial model: pass init_sampler(n, generator) "
-                    "(e.g. MLPEnergy.sample_initial) or use an energy with a sample() method"
-                )
-            x0 = sampler(n_walkers, generator).to(dtype=data.dtype, device=data.device)
-        else:
-            x0 = self._data_sample(n_walkers)
-        self.walkers: Walkers = walkers_at(energy, collective.split(x0), self.log_z0)
-        collective.check_replicated(self._fingerprint(), "the parameters, data or generator state")
+        sampler = init_sampler or getattr(energy, "sample", None)
+        if sampler is None and (phase.init == "model" or m):
+            raise ValueError(
+                "init='model' and the estimator population (log_z_walkers > 0) need exact draws from the initial "
+                "model: pass init_sampler(n, generator) (e.g. MLPEnergy.sample_initial) or use an energy with a "
+                "sample() method (or set log_z_walkers=0 for PCD/CD)"
+            )
+        x0 = self._initial_draws(sampler, n_walkers) if phase.init == "model" else self._data_sample(n_walkers)
+        self.walkers: Walkers = smc.start(energy, collective.split(x0), self.log_z0)
+        self.estimator: Walkers | None = None
+        if m:
+            self.estimator = smc.start(energy, collective.split(self._initial_draws(sampler, m)), self.log_z0)
+        collective.check_replicated(self._replicated_summary(), "the parameters, data or generator state")
 
     # -- pieces -----------------------------------------------------------------------------------
+    def _initial_draws(self, sampler: Sampler, n: int) -> Tensor:
+        x = sampler(n, self.generator)
+        want = (n, *self.data.shape[1:])
+        if not isinstance(x, Tensor) or tuple(x.shape) != want:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"init_sampler({n}, generator) must return a tensor of shape {want}, got {got}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("init_sampler returned NaN or infinite values: check the initial model's sampler")
+        return x.to(dtype=self.data.dtype, device=self.data.device)
+
     def _data_sample(self, n: int) -> Tensor:
         """n data points: without replacement if n <= len(data), else with replacement."""
         m = self.data.shape[0]
@@ -152,7 +187,15 @@ class Trainer:
         )
         return self.data[idx.to(self.data.device)]
 
-    def _fingerprint(self) -> Tensor:
+    def _choose(self, n_total: int, n_batch: int | None, n_local: int) -> tuple[Tensor | None, NoiseRows | None]:
+        """The walkers that move this update (None = all) and their rows in the population's noise draw."""
+        coll, g = self.collective, self.generator
+        if n_batch is None or n_batch >= n_total:
+            return None, coll.population_rows(n_local)
+        chosen = torch.randperm(n_total, generator=g, device=g.device)[:n_batch]
+        return coll.select(chosen.to(self.data.device), n_local)
+
+    def _replicated_summary(self) -> Tensor:
         """Float64 summary of what every process must share: parameters, data, generator state."""
         parts = [t.detach().double().sum() for t in self.energy.state_dict().values() if t.is_floating_point()]
         gen = self.generator.get_state().double()
@@ -170,55 +213,66 @@ class Trainer:
             loss = loss + self.energy_reg * (u_data.square().sum() / n_data + (w * u_walk.square()).sum())
         return loss, u_data.detach()
 
-    def _check_finite(self, tensors: dict[str, Tensor], replicated: bool = False) -> None:
-        """Raise DivergenceError, on every process alike, if any process holds a non-finite value
-        (``replicated``: the tensors are the same on every process, no reduction needed)."""
-        # a sum is finite iff every term is (barring overflow, itself a blow-up)
-        sums = torch.stack([t.sum().double().cpu() for t in tensors.values()])
-        for what, total in zip(tensors, sums if replicated else self.collective.sum(sums)):
-            if not torch.isfinite(total):
-                raise DivergenceError(self.step_count, what)
+    def _check(self, bounded: dict[str, Tensor], finite: dict[str, Tensor], replicated: bool = False) -> None:
+        """Raise DivergenceError, on every process alike, if any process holds a non-finite value, or a
+        ``bounded`` one beyond the divergence bound (``replicated``: equal on every process)."""
+        tensors = {**bounded, **finite}
+        zero = torch.zeros((), dtype=torch.float64)
+        worst = torch.stack([t.detach().abs().max().double().cpu() if t.numel() else zero for t in tensors.values()])
+        if not replicated:
+            worst = self.collective.max(worst)
+        bad = blow_up(dict(zip(bounded, worst[: len(bounded)])), self.divergence_bound) or blow_up(
+            dict(zip(finite, worst[len(bounded) :])), math.inf
+        )
+        if bad:
+            raise DivergenceError(self.step_count, bad)
+
+    def _estimates(self) -> dict[str, float]:
+        """ESS/N of the gradient's walkers, log Z estimates with standard errors, exact log Z if known."""
+        coll = self.collective
+        out = {"ess_frac": float(ess_fraction(self.walkers.log_w, coll))}
+        if self.estimator is not None:
+            out |= _log_z_fields(self.estimator, coll)
+            out["est_ess_frac"] = float(ess_fraction(self.estimator.log_w, coll))
+        if self.phase.weighted:
+            out |= _log_z_fields(self.walkers, coll, "_coupled" if self.estimator is not None else "")
+        if self.has_exact_log_z:
+            out["log_z_exact"] = exact_log_z(self.energy)
+        return out
 
     # -- one iteration ----------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
         """Run one iteration and return its history row."""
-        phase, walkers, k, coll = self.phase, self.walkers, self.step_count, self.collective
-        n_b = phase.walker_batch
-        moved, rows = None, coll.population_rows(walkers.n)
-        if n_b is not None and n_b < self.n_walkers:
-            chosen = torch.randperm(self.n_walkers, generator=self.generator, device=self.generator.device)[:n_b]
-            moved, rows = coll.select(chosen.to(walkers.x.device), walkers.n)
+        start = time.perf_counter()
+        phase, walkers, k, coll, gen = self.phase, self.walkers, self.step_count, self.collective, self.generator
+        moved, rows = self._choose(self.n_walkers, phase.walker_batch, walkers.n)
         log_w = walkers.log_w if moved is None else walkers.log_w[moved]
         x_walk = walkers.x if moved is None else walkers.x[moved]
-        w = (
-            normalized_weights(log_w, coll)
-            if phase.weighted
-            else torch.full_like(log_w, 1.0 / (self.n_walkers if moved is None else n_b))
-        )
+        n_used = self.n_walkers if moved is None else phase.walker_batch
+        w = normalized_weights(log_w, coll) if phase.weighted else torch.full_like(log_w, 1.0 / n_used)
         n_data = self.data.shape[0] if self.data_batch is None else self.data_batch
         x_data = coll.split(self.data if self.data_batch is None else self._data_sample(self.data_batch))
-
-        row: dict[str, Any] = {"step": k, "ess_frac": float(ess_fraction(walkers.log_w, coll))}
-        if phase.weighted:
-            row["log_z_est"] = float(log_z_estimate(walkers, coll))
-        if self.has_exact_log_z:
-            row["log_z_exact"] = _exact_log_z(self.energy)
+        row: dict[str, Any] = {"step": k, **self._estimates()}
 
         self.optimizer.zero_grad(set_to_none=True)
         loss, u_data = self._loss(x_data, x_walk, w, n_data)
         totals = coll.sum(torch.stack([loss.detach().double(), u_data.double().sum()]))  # global loss, sum of U
-        self._check_finite({"loss": totals[0]}, replicated=True)
+        self._check({"the loss": totals[:1]}, {}, replicated=True)
         loss.backward()
         params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
         coll.sum_([p.grad for p in params])
-        self._check_finite(
-            {"parameter gradient": torch.stack([p.grad.detach().double().norm() for p in params])}, replicated=True
-        )
+        self._check({}, {"the parameter gradient": torch.stack([p.grad.norm() for p in params])}, replicated=True)
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        before = snapshot(params) if phase.cess_target is not None else None
         self.optimizer.step()
+        if before is not None:
+            row["update_fraction"], row["cess"] = commit_update(
+                self.energy, params, before, walkers, phase.cess_target, coll
+            )
         if self.scheduler is not None:
             self.scheduler.step()
+        self._check({"a parameter": torch.stack([p.detach().abs().max() for p in params])}, {}, replicated=True)
         row["loss"] = float(totals[0])
         mean_u = float(totals[1]) / n_data
         if "log_z_est" in row:
@@ -226,26 +280,51 @@ class Trainer:
         if "log_z_exact" in row:
             row["ce_exact"] = mean_u + row["log_z_exact"]
 
-        walkers = move_walkers(walkers, self.energy, phase, self.generator, moved, rows)
-        if phase.reset_every is not None and (k + 1) % phase.reset_every == 0:
-            walkers = walkers_at(self.energy, coll.split(self._data_sample(self.n_walkers)), walkers.log_z_ref)
-        resampled = False
-        if phase.weighted and phase.ess_threshold is not None:
-            walkers, resampled = maybe_resample(
-                walkers, phase.ess_threshold, phase.resampler, self.generator, coll, phase.resample_scope
-            )
-        row["resampled"] = resampled
-        self._check_finite(
-            {
-                "walker energies": walkers.state.energy,
-                "walker gradients": walkers.state.grad,
-                "log-weights": walkers.log_w,
-            }
+        walkers, info = smc.advance(
+            walkers, self.energy, phase.move, gen, subset=moved, rows=rows, weighted=phase.weighted, coll=coll
         )
+        if info.accept_rate is not None:
+            row["accept_rate"] = float(info.accept_rate)
+        if phase.reset_every is not None and (k + 1) % phase.reset_every == 0:
+            walkers = smc.start(self.energy, coll.split(self._data_sample(self.n_walkers)), walkers.log_z_ref)
+        row["resampled"] = False
+        if phase.weighted and phase.ess_threshold is not None:
+            walkers, row["resampled"] = maybe_resample(
+                walkers, phase.ess_threshold, phase.resampler, gen, coll, phase.resample_scope
+            )
+        checks = {"walker energies": walkers.state.energy}
+        finite = {"walker gradients": walkers.state.grad, "log-weights": walkers.log_w}
+        if self.estimator is not None:
+            self.estimator, row["est_resampled"] = self._advance_estimator()
+            checks["estimator energies"] = self.estimator.state.energy
+            finite["estimator log-weights"] = self.estimator.log_w
+        self._check(checks, finite)
         self.walkers = walkers
         self.step_count = k + 1
         self.history.append(row)
+        self.wall_time_s += time.perf_counter() - start
         return row
+
+    def _advance_estimator(self) -> tuple[Walkers, bool]:
+        """Move the estimator population along the same update, with its own resampling."""
+        phase, est, m = self.phase, self.estimator, self.log_z_walkers
+        n_b = phase.walker_batch
+        batch = None if n_b is None else max(2, math.ceil(m * n_b / self.n_walkers))
+        moved, rows = self._choose(m, batch, est.n)
+        threshold = 0.5 if phase.ess_threshold is None else phase.ess_threshold
+        est, info = smc.step(
+            est,
+            self.energy,
+            phase.move,
+            self.generator,
+            ess_threshold=threshold,
+            resampler="multinomial",
+            subset=moved,
+            rows=rows,
+            coll=self.collective,
+            scope=phase.resample_scope,
+        )
+        return est, info.resampled
 
     def run(
         self,
@@ -278,54 +357,62 @@ class Trainer:
 
     # -- state ------------------------------------------------------------------------------------
     def population(self) -> Walkers:
-        """The walkers of all processes, gathered on every process (a collective call)."""
-        w, gather = self.walkers, self.collective.gather
-        return Walkers(
-            LangevinState(gather(w.state.x), gather(w.state.energy), gather(w.state.grad)), gather(w.log_w), w.log_z_ref
-        )
+        """The gradient's walkers of all processes, gathered on every process (a collective call)."""
+        return gather_walkers(self.walkers, self.collective)
+
+    def settings(self) -> dict[str, Any]:
+        """What a checkpoint must agree with to be resumed here (checked by :meth:`load_state_dict`)."""
+        return {
+            "phase": asdict(self.phase),
+            "n_walkers": self.n_walkers,
+            "log_z_walkers": self.log_z_walkers,
+            "data_batch": self.data_batch,
+            "energy_reg": self.energy_reg,
+            "grad_clip": self.grad_clip,
+            "energy": type(self.energy).__name__,
+            "optimizer": type(self.optimizer).__name__,
+            "data": fingerprint(self.data),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume to the identical result; the walkers of all processes gathered
         (a collective call: every process must make it)."""
-        w = self.population()
+        est = self.estimator
         return {
+            "format": CHECKPOINT_FORMAT,
+            "settings": self.settings(),
             "energy": self.energy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "walkers": {
-                "x": w.state.x,
-                "energy": w.state.energy,
-                "grad": w.state.grad,
-                "log_w": w.log_w,
-                "log_z_ref": w.log_z_ref,
-            },
+            "walkers": walkers_to_dict(self.population()),
+            "estimator": None if est is None else walkers_to_dict(gather_walkers(est, self.collective)),
             "step": self.step_count,
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "history": self.history,
             "log_z0": self.log_z0,
+            "wall_time_s": self.wall_time_s,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; each process takes its shard of the walkers (any number of
-        processes dividing N)."""
+        processes dividing N and M).  A checkpoint of another format or with other settings (phase,
+        population sizes, energy or optimiser class, data) is refused with a ValueError naming them."""
+        ckpt.check_settings(state, CHECKPOINT_FORMAT, self.settings())
         self.energy.load_state_dict(state["energy"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         dev = self.data.device
-        w = {k: v.to(dev) for k, v in state["walkers"].items()}
-        if w["x"].shape[0] != self.n_walkers:
-            raise ValueError(f"checkpoint holds {w['x'].shape[0]} walkers, this trainer {self.n_walkers}")
-        split = self.collective.split
-        self.walkers = Walkers(
-            LangevinState(split(w["x"]), split(w["energy"]), split(w["grad"])), split(w["log_w"]), w["log_z_ref"]
-        )
+        self.walkers = walkers_from_dict(state["walkers"], self.collective, dev)
+        est = state["estimator"]
+        self.estimator = None if est is None else walkers_from_dict(est, self.collective, dev)
         self.step_count = int(state["step"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         self.history = list(state["history"])
         self.log_z0 = float(state["log_z0"])
+        self.wall_time_s = float(state["wall_time_s"])
 
     def save(self, path: str | os.PathLike) -> None:
         """Write an atomic checkpoint (the main process writes; every process must call this)."""
@@ -339,11 +426,6 @@ class Trainer:
         self.load_state_dict(ckpt.load(path))
 
     def summary(self) -> dict[str, float]:
-        """Current (theta_K, walkers at K) values: estimated/exact log Z, ESS/N."""
-        coll = self.collective
-        out = {"step": self.step_count, "ess_frac": float(ess_fraction(self.walkers.log_w, coll))}
-        if self.phase.weighted:
-            out["log_z_est"] = float(log_z_estimate(self.walkers, coll))
-        if self.has_exact_log_z:
-            out["log_z_exact"] = _exact_log_z(self.energy)
-        return out
+        """Current (theta_K, walkers at K) values: estimated log Z with standard errors (estimator
+        population and, as ``*_coupled``, the gradient's walkers), exact log Z if known, ESS/N."""
+        return {"step": self.step_count, **self._estimates()}

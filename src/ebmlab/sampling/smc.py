@@ -1,0 +1,222 @@
+"""One weighted-walker engine: move (any registered kernel), reweight across an energy change,
+resample on ESS, and keep log Z with its standard error.
+
+The walkers' cache (energy and input-gradient) always refers to the energy they were last evaluated
+under.  :func:`advance` takes them to a new energy (the same module after a parameter update, or the
+next energy of a user's schedule) and moves them; the log-weights gain exactly what makes
+
+    E[phi(X) e^A] / E[e^A] = E_new[phi]   and   E[e^A] = Z_new / Z_start
+
+hold for the whole path, whatever the step size:
+
+- ``ula`` (not invariant): the first step moves with the cached (old) gradient and is evaluated under
+  the new energy; its increment U_old(x) - U_new(y) + log q_new(y -> x) - log q_old(x -> y) is the
+  Jarzynski/SMC increment of Carbone et al. (2023).  Later steps add the fixed-energy (MALA-ratio)
+  term.  One energy forward + backward per walker per step.
+- ``mala`` (invariant): the walkers are first reweighted in place by the AIS work U_old(x) - U_new(x),
+  then moved by Metropolis-adjusted steps that leave exp(-U_new) invariant, which add nothing to the
+  weights (Del Moral, Doucet & Jasra 2006).  One extra evaluation per update (the reweighting).
+
+Walkers outside ``subset`` are only reweighted (the identity kernel).  :func:`step` adds ESS-triggered
+resampling; :func:`anneal` runs a whole schedule (AIS is :func:`anneal` over a geometric path).
+
+Usage along your own schedule::
+
+    walkers = start(energies[0], x0, log_z0)              # exact draws from exp(-U_0) / Z_0
+    for energy in energies[1:]:
+        walkers, info = step(walkers, energy, Move("mala", step_size=0.05, n_steps=2), generator)
+    log_z_estimate(walkers), log_z_se(walkers)            # log Z of the last energy, nats
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..distributed import LOCAL, Collective, NoiseRows
+from .langevin import EnergyFn, LangevinState, check_step_size, init_state, mala, refresh, ula
+from .walkers import SCOPES, Walkers, add_log_weights, make_walkers, maybe_resample
+
+KernelStep = Callable[..., tuple[LangevinState, "Tensor | None", "Tensor | None"]]
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A Langevin kernel as the engine drives it.
+
+    step(state, energy, step_size, generator, noise_std, rows, weighted) -> (state, log-weight increment
+    or None, accepted (N,) bool or None).  invariant: the kernel leaves exp(-U) invariant at a fixed
+    energy, so walkers are reweighted before moving and the move adds no weight.
+    """
+
+    name: str
+    step: KernelStep
+    invariant: bool
+
+
+def _ula_step(state, energy, step_size, generator, noise_std, rows, weighted):
+    new, inc = ula(state, energy, step_size, generator, noise_std, rows, weighted)
+    return new, inc, None
+
+
+def _mala_step(state, energy, step_size, generator, noise_std, rows, weighted):
+    new, accepted, _ = mala(state, energy, step_size, generator, noise_std, rows)
+    return new, None, accepted
+
+
+KERNELS: dict[str, Kernel] = {
+    "ula": Kernel("ula", _ula_step, invariant=False),
+    "mala": Kernel("mala", _mala_step, invariant=True),
+}
+
+
+def get_kernel(name: str) -> Kernel:
+    """Look up a kernel by name; a clear ValueError lists the valid names."""
+    try:
+        return KERNELS[name]
+    except KeyError:
+        raise ValueError(f"unknown kernel {name!r}; choose one of {sorted(KERNELS)}") from None
+
+
+@dataclass(frozen=True)
+class Move:
+    """How walkers move at each energy: kernel name, step size h, noise scale (default sqrt(2h)) and
+    the number of kernel steps."""
+
+    kernel: str = "ula"
+    step_size: float = 0.1
+    noise_std: float | None = None
+    n_steps: int = 1
+
+    def __post_init__(self) -> None:
+        get_kernel(self.kernel)
+        check_step_size(self.step_size, self.noise_std)
+        if isinstance(self.n_steps, bool) or not isinstance(self.n_steps, int) or self.n_steps < 1:
+            raise ValueError(f"n_steps must be an integer >= 1, got {self.n_steps!r}")
+
+
+@dataclass(frozen=True)
+class MoveInfo:
+    """What one :func:`advance` / :func:`step` did: Metropolis acceptance rate over the moved walkers
+    and steps (a float64 tensor, None for ULA) and whether the walkers were resampled."""
+
+    accept_rate: Tensor | None = None
+    resampled: bool = False
+
+
+def start(energy: EnergyFn, x: Tensor, log_z0: float | Tensor = 0.0) -> Walkers:
+    """Equal-weight walkers at x (N, *event), cached under ``energy``; ``log_z0``: log Z of the
+    distribution x was drawn from (exactly), so that :func:`~ebmlab.sampling.walkers.log_z_estimate`
+    is absolute."""
+    return make_walkers(init_state(energy, x), log_z0)
+
+
+def _complement(n: int, subset: Tensor) -> Tensor:
+    keep = torch.ones(n, dtype=torch.bool, device=subset.device)
+    keep[subset] = False
+    return keep.nonzero().squeeze(1)
+
+
+def advance(
+    walkers: Walkers,
+    energy: EnergyFn,
+    move: Move,
+    generator: torch.Generator,
+    *,
+    subset: Tensor | None = None,
+    rows: NoiseRows | None = None,
+    weighted: bool = True,
+    coll: Collective = LOCAL,
+) -> tuple[Walkers, MoveInfo]:
+    """Take walkers cached under their last energy to ``energy`` and move them (see the module docstring).
+
+    subset: indices (M,) of the walkers that move (None = all); the others are only reweighted.
+    rows: the moving walkers' rows in a population-wide noise draw (walkers split across processes).
+    weighted: update the log-weights (False: unweighted walkers, e.g. PCD/CD; no increment computed).
+    On return every walker is cached under ``energy``.
+    """
+    kernel = get_kernel(move.kernel)
+    state, n = walkers.state, walkers.n
+    inc = None
+    if kernel.invariant:
+        state, inc = refresh(state, energy)
+    moving = state if subset is None else state.index(subset)
+    moved_inc = None
+    accepted = []
+    for _ in range(move.n_steps):
+        moving, step_inc, acc = kernel.step(
+            moving, energy, move.step_size, generator, move.noise_std, rows, weighted and not kernel.invariant
+        )
+        if step_inc is not None:
+            moved_inc = step_inc if moved_inc is None else moved_inc + step_inc
+        if acc is not None:
+            accepted.append(acc)
+    if subset is None:
+        state, inc = moving, (moved_inc if inc is None else inc)
+    elif kernel.invariant:
+        state = state.merge(subset, moving)
+    else:
+        rest = _complement(n, subset)
+        still, still_inc = refresh(state.index(rest), energy)
+        state = state.merge(subset, moving).merge(rest, still)
+        if weighted:
+            inc = torch.zeros(n, dtype=torch.float64, device=still_inc.device)
+            inc = inc.index_copy(0, subset, moved_inc).index_copy(0, rest, still_inc)
+    walkers = replace(walkers, state=state)
+    if weighted:
+        walkers = add_log_weights(walkers, inc)
+    rate = None
+    if accepted:
+        n_proposals = torch.tensor(float(len(accepted) * moving.x.shape[0]), dtype=torch.float64)
+        counts = coll.sum(torch.stack([torch.stack(accepted).double().sum().cpu(), n_proposals]))
+        rate = counts[0] / counts[1]
+    return walkers, MoveInfo(accept_rate=rate)
+
+
+def step(
+    walkers: Walkers,
+    energy: EnergyFn,
+    move: Move,
+    generator: torch.Generator,
+    *,
+    ess_threshold: float | None = 0.5,
+    resampler: str = "systematic",
+    subset: Tensor | None = None,
+    rows: NoiseRows | None = None,
+    coll: Collective = LOCAL,
+    scope: str = "global",
+) -> tuple[Walkers, MoveInfo]:
+    """:func:`advance` (weighted) then resample when the global ESS/N < ``ess_threshold`` (None = never)."""
+    walkers, info = advance(walkers, energy, move, generator, subset=subset, rows=rows, coll=coll)
+    if ess_threshold is None:
+        return walkers, info
+    walkers, resampled = maybe_resample(walkers, ess_threshold, resampler, generator, coll, scope)
+    return walkers, replace(info, resampled=resampled)
+
+
+def anneal(
+    walkers: Walkers,
+    energies: Iterable[EnergyFn],
+    move: Move,
+    generator: torch.Generator,
+    *,
+    ess_threshold: float | None = None,
+    resampler: str = "systematic",
+    progress: bool = False,
+) -> tuple[Walkers, list[MoveInfo]]:
+    """Run :func:`step` along a schedule of energies (the walkers start cached under the one before the
+    first); returns the final walkers and one :class:`MoveInfo` per energy."""
+    if ess_threshold is not None and not 0 < ess_threshold <= 1:
+        raise ValueError(f"ess_threshold must lie in (0, 1] or be None, got {ess_threshold!r}")
+    infos = []
+    for energy in tqdm(list(energies), desc="anneal", disable=None if progress else True, leave=False):
+        walkers, info = step(walkers, energy, move, generator, ess_threshold=ess_threshold, resampler=resampler)
+        infos.append(info)
+    return walkers, infos
+
+
+__all__ = ["KERNELS", "SCOPES", "Kernel", "Move", "MoveInfo", "advance", "anneal", "get_kernel", "start", "step"]

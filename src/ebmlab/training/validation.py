@@ -1,0 +1,70 @@
+"""Input checks and divergence detection shared by the trainers."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+DIVERGENCE_BOUND = 1e10  # |energy|, |loss| or |parameter| beyond this counts as a blow-up (nats / raw)
+
+
+class DivergenceError(RuntimeError):
+    """Non-finite energies, gradients, parameters or log-weights; names the iteration."""
+
+    def __init__(self, step: int, what: str, hint: str = "Try a smaller learning rate or step size."):
+        super().__init__(
+            f"training diverged at iteration {step}: {what}; the last good checkpoint (if any) was kept. {hint}"
+        )
+        self.step = step
+        self.what = what
+
+
+def validate_data(energy: nn.Module, data: Tensor) -> None:
+    """Raise ValueError if ``data`` (n, *event) is not finite floating data the energy accepts."""
+    if not isinstance(data, Tensor) or not data.is_floating_point():
+        raise ValueError("data must be a floating-point torch.Tensor of shape (n, *event)")
+    if data.dim() < 2 or data.shape[0] < 1:
+        raise ValueError(f"data must have shape (n, *event) with n >= 1, got {tuple(data.shape)}")
+    if not torch.isfinite(data).all():
+        bad = int((~torch.isfinite(data)).flatten(1).any(1).sum())
+        raise ValueError(f"data contains NaN or infinite values in {bad} sample(s); clean them first")
+    dim = getattr(energy, "dim", None)
+    if isinstance(dim, int) and data.dim() == 2 and data.shape[1] != dim:
+        raise ValueError(f"data has dimension {data.shape[1]} but the energy expects {dim}")
+    try:
+        with torch.no_grad():
+            u = energy(data[:2])
+    except RuntimeError as exc:
+        raise ValueError(f"the energy cannot be evaluated on data of shape {tuple(data.shape)}: {exc}") from exc
+    if u.shape != (min(2, data.shape[0]),):
+        raise ValueError(f"the energy must return one value per sample; got shape {tuple(u.shape)}")
+
+
+def check_int(name: str, value: object, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``, or a ValueError naming ``name`` (bools and floats refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def exact_log_z(energy: nn.Module) -> float | None:
+    """The energy's closed-form log Z (its ``log_z()`` method), or None."""
+    log_z = getattr(energy, "log_z", None)
+    if not callable(log_z):
+        return None
+    with torch.no_grad():
+        return float(log_z())
+
+
+def blow_up(values: dict[str, Tensor], bound: float = DIVERGENCE_BOUND) -> str | None:
+    """The first entry holding a non-finite value or one beyond ``bound`` in absolute value, described,
+    or None.  ``values``: name -> tensor of per-entry maxima of |.| (any shape)."""
+    for what, t in values.items():
+        worst = float(t.max()) if t.numel() else 0.0
+        if not math.isfinite(worst):
+            return f"{what} became NaN or infinite"
+        if worst > bound:
+            return f"{what} reached {worst:.3g}, beyond the divergence bound {bound:.0e}"
+    return None
