@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..common import write_json
+from ...io import write_json
 from .equivalence import plot_equivalence, run_equivalence
 from .mis import plot_mis, run_mis
 from .nce_gmm import NceGmmConfig, plot_nce_gmm, run_nce_gmm
