@@ -1,7 +1,7 @@
 """The pooled samples as the solver sees them: the mixture of the sampled states, and each chunk in
 the frame of a reference point f_ref, E_kn = exp(log h_k(x_n) + log c_k + f_ref_k - top_n - m_n)
-(top_n the largest log density at x_n, removed exactly first; m_n the largest remaining exponent, so
-E <= 1), stored as ``rest`` (E with each sample's own-state entry zeroed) and ``own`` (that entry):
+(top_n the log density of x_n under its own state, removed exactly first; m_n the largest remaining
+exponent, so E <= 1), stored as ``rest`` (E with each sample's own-state entry zeroed) and ``own`` (that entry):
 sums over the other states then never cancel.  In memory the one frame is kept; with chunked samples
 it is rebuilt chunk by chunk on each pass.
 """
@@ -36,22 +36,30 @@ class Mixture:
     coll: Collective
 
     @cached_property
+    def state_pos(self) -> list[int]:
+        """Position of each state in the mixture (-1 for states outside it)."""
+        pos = [-1] * self.pooled.n_states
+        for j, k in enumerate(self.mix.tolist()):
+            pos[k] = j
+        return pos
+
+    @cached_property
     def own_pos(self) -> Tensor:
         """(N,) mixture position of the state each sample was drawn from."""
-        pos = torch.full((self.pooled.n_states,), -1, dtype=torch.long)
-        pos[self.mix.cpu()] = torch.arange(self.mix.numel())
+        pos = torch.tensor(self.state_pos, dtype=torch.long)
         return pos[self.pooled.origin()].to(self.mix.device)
 
 
 @dataclass(frozen=True)
 class Shift:
-    """One chunk of c samples in the frame of a reference point: rest (B, M, c) = E with each sample's
-    own-state entry zeroed; own (B, c) = that entry; pos (B, c) its mixture position; pieces:
+    """One chunk of c samples in the frame of a reference point: e (B, M, c) = E; rest = E with each
+    sample's own-state entry zeroed; own (B, c) = that entry; pos (B, c) its mixture position; pieces:
     (position, lo, hi) of each state's run of samples in the chunk; top, m (B, c):
     log sum_k c_k exp(f_k) h_k(x_n) = top_n + m_n + log S_n."""
 
     start: int
     block: Tensor
+    e: Tensor
     rest: Tensor
     own: Tensor
     pos: Tensor
@@ -65,18 +73,13 @@ class Shift:
         sums = torch.stack([x[:, lo:hi].sum(-1) for _, lo, hi in self.pieces], -1)
         out.index_add_(1, self.piece_pos, sums)
 
-    def full(self) -> Tensor:
-        """E (B, M, c) with the own-state entries in place."""
-        return self.rest.scatter(1, self.pos.unsqueeze(1), self.own.unsqueeze(1))
-
     def gram(self, a: Tensor) -> Tensor:
         """sum_n a_n E_kn E_ln (B, M, M) for weights a (B, c)."""
-        e = self.full()
-        return torch.bmm(e * a.unsqueeze(1), e.transpose(1, 2))
+        return torch.bmm(self.e * a.unsqueeze(1), self.e.transpose(1, 2))
 
     def responsibilities(self, s: Tensor, big: Tensor) -> Tensor:
         """V_nk = s_k E_kn / S_n (B, M, c) at the point with exp(delta) = s and mixture S (B, c)."""
-        return self.full() * (s.unsqueeze(-1) / big.unsqueeze(1))
+        return self.e * (s.unsqueeze(-1) / big.unsqueeze(1))
 
 
 @dataclass(frozen=True)
@@ -88,20 +91,19 @@ class Frame:
 
 
 def _shift(mx: Mixture, f_ref: Tensor, start: int, block: Tensor) -> Shift:
-    """The :class:`Shift` of a raw chunk (B, K, c).  The per-sample maximum log density is removed
-    first (exactly, by Sterbenz's lemma), so a common offset costs no precision."""
+    """The :class:`Shift` of a raw chunk (B, K, c).  Each sample's log density under its own state is
+    removed first (exactly, by Sterbenz's lemma, when an offset dominates), so offsets cost no precision."""
     raw = block if mx.mix.numel() == block.shape[1] else block[:, mx.mix]
-    top = raw.amax(1)  # finite: every sample has positive density under its own (mixture) state
+    pos = mx.own_pos[start : start + raw.shape[-1]].expand(raw.shape[0], -1)
+    top = raw.gather(1, pos.unsqueeze(1)).squeeze(1)  # finite: positive density under the own state
     a = (raw - top.unsqueeze(1)).add_((mx.log_c + f_ref).unsqueeze(-1))
     m = a.amax(1)
-    rest = a.sub_(m.unsqueeze(1)).exp_()
-    pos = mx.own_pos[start : start + rest.shape[-1]].expand(rest.shape[0], -1)
-    own = rest.gather(1, pos.unsqueeze(1)).squeeze(1)
-    rest.scatter_(1, pos.unsqueeze(1), 0.0)
-    where = mx.own_pos.tolist()
-    pieces = tuple((where[lo + start], lo, hi) for _, lo, hi in mx.pooled.pieces(start, start + rest.shape[-1]))
-    piece_pos = torch.tensor([j for j, _, _ in pieces], dtype=torch.long, device=rest.device)
-    return Shift(start, block, rest, own, pos, pieces, piece_pos, top, m)
+    e = a.sub_(m.unsqueeze(1)).exp_()
+    own = e.gather(1, pos.unsqueeze(1)).squeeze(1)
+    rest = e.scatter(1, pos.unsqueeze(1), 0.0)
+    pieces = tuple((mx.state_pos[k], lo, hi) for k, lo, hi in mx.pooled.pieces(start, start + e.shape[-1]))
+    piece_pos = torch.tensor([j for j, _, _ in pieces], dtype=torch.long, device=e.device)
+    return Shift(start, block, e, rest, own, pos, pieces, piece_pos, top, m)
 
 
 def shifted(mx: Mixture, frame: Frame) -> Iterator[Shift]:

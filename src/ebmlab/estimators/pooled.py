@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -41,9 +42,13 @@ class Pooled:
     def n_states(self) -> int:
         return self.counts.numel()
 
-    @property
+    @cached_property
     def n_samples(self) -> int:
         return int(self.counts.sum())
+
+    @cached_property
+    def _counts(self) -> list[int]:
+        return self.counts.tolist()
 
     @property
     def n_batch(self) -> int:
@@ -73,7 +78,7 @@ class Pooled:
     def pieces(self, start: int, stop: int) -> list[tuple[int, int, int]]:
         """(state, lo, hi): the samples of each state within [start, stop), relative to ``start``."""
         out, lo = [], 0
-        for state, c in enumerate(self.counts.tolist()):
+        for state, c in enumerate(self._counts):
             a, b = max(lo, start), min(lo + c, stop)
             if a < b:
                 out.append((state, a - start, b - start))
@@ -144,13 +149,19 @@ def scan(p: Pooled) -> Scan:
         block = p.chunk(start, stop)
         if not isinstance(p.source, Tensor):
             as_log_density(block, f"log_q({start}, {stop})")
-        finite = torch.isfinite(block)
+        pieces = p.pieces(start, stop)
+        for state, lo, hi in pieces:
+            own = torch.logsumexp(block[:, state, lo:hi], -1)
+            own_lse[:, state] = torch.logaddexp(own_lse[:, state], own)
+        if bool(block.amin() > -math.inf):  # every density positive everywhere: nothing else to find
+            seen[:] = True
+            link[:, :, [state for state, _, _ in pieces]] = True
+            continue
+        finite = block > -math.inf
         seen |= finite.any(-1)
-        for state, lo, hi in p.pieces(start, stop):
-            own = block[:, state, lo:hi]
-            own_lse[:, state] = torch.logaddexp(own_lse[:, state], torch.logsumexp(own, -1))
+        for state, lo, hi in pieces:
             link[:, :, state] |= finite[:, :, lo:hi].any(-1)
-            bad = own == -math.inf
+            bad = ~finite[:, state, lo:hi]
             if zero_own is None and bool(bad.any()):
                 bi, ni = bad.nonzero()[0].tolist()
                 zero_own = (start + lo + ni, bi)
