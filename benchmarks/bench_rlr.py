@@ -2,7 +2,7 @@
 
 Problems are umbrella-sampling-like: K harmonic states u_k(x) = (x - mu_k)^2 / (2 s^2) + c_k on a line
 (neighbours overlap), N draws each, exact sampling.  Prints, measured side by side in this run
-(interleaved rounds, medians):
+(interleaved rounds, medians of wall time and of this process's CPU time):
   - time ratio ebmlab / pymbar MBAR with its JAX backend at K = 10 x 2000 (target <= 0.1) and
     K = 50 x 1000 (target <= 0.15), pymbar at its default and at a tight tolerance (relative
     tolerance 1e-12), and the max |difference in log Z| (target <= 1e-8).  Needs pymbar and jax
@@ -48,18 +48,22 @@ def umbrella_log_q(x: torch.Tensor, mu: torch.Tensor, offsets: torch.Tensor, s: 
     return offsets[:, None] - (x[None] - mu[:, None]) ** 2 / (2 * s * s)
 
 
-def interleaved(fns: dict[str, object], rounds: int) -> tuple[dict[str, float], dict[str, object]]:
-    """Median wall time (s) of each function over interleaved rounds, and its last result."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
+def interleaved(fns: dict[str, object], rounds: int) -> tuple[dict[str, float], dict[str, float], dict[str, object]]:
+    """Median wall time and median CPU time of this process (s) of each function over interleaved
+    rounds, and its last result.  On a shared machine the CPU time is the steadier of the two."""
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     out: dict[str, object] = {}
     for name, fn in fns.items():  # warm-up (JIT compilation, caches)
         out[name] = fn()
     for _ in range(rounds):
         for name, fn in fns.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             out[name] = fn()
-            times[name].append(time.perf_counter() - t)
-    return {name: statistics.median(v) for name, v in times.items()}, out
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+    median = lambda d: {name: statistics.median(v) for name, v in d.items()}
+    return median(wall), median(cpu), out
 
 
 def pymbar_with_jax() -> tuple[object | None, str]:
@@ -92,17 +96,19 @@ def compare(k: int, n: int, rounds: int, mbar) -> str:
 
         fns["pymbar"] = run_mbar
         fns["pymbar_tight"] = lambda: run_mbar(relative_tolerance=1e-12)
-    t, out = interleaved(fns, rounds)
+    t, c, out = interleaved(fns, rounds)
     est = out["ebmlab"]
-    line = f"K = {k} x {n}: ebmlab {t['ebmlab'] * 1e3:.1f} ms ({est.iterations} its)"
+    line = f"K = {k} x {n}: ebmlab {t['ebmlab'] * 1e3:.1f} ms (CPU {c['ebmlab'] * 1e3:.1f} ms, {est.iterations} its)"
     if mbar is None:
         return line
     f = -est.log_z.numpy()
     diff = lambda g: float(abs((f - f[0]) - (g - g[0])).max())
+    ratio = lambda d, peer: d["ebmlab"] / d[peer]
     return line + (
-        f", pymbar-JAX {t['pymbar'] * 1e3:.1f} ms (tight {t['pymbar_tight'] * 1e3:.1f} ms) | time ratio "
-        f"{t['ebmlab'] / t['pymbar']:.3f} (vs tight {t['ebmlab'] / t['pymbar_tight']:.3f}) | max |dlogZ| "
-        f"{diff(out['pymbar']):.1e} (tight {diff(out['pymbar_tight']):.1e})"
+        f", pymbar-JAX {t['pymbar'] * 1e3:.1f} ms (CPU {c['pymbar'] * 1e3:.1f}; tight {t['pymbar_tight'] * 1e3:.1f}) | "
+        f"time ratio {ratio(t, 'pymbar'):.3f} (CPU time {ratio(c, 'pymbar'):.3f}; vs tight "
+        f"{ratio(t, 'pymbar_tight'):.3f}, CPU {ratio(c, 'pymbar_tight'):.3f}) | max |dlogZ| {diff(out['pymbar']):.1e} "
+        f"(tight {diff(out['pymbar_tight']):.1e})"
     )
 
 
@@ -113,7 +119,7 @@ def batch_vs_loop(b: int, n: int, rounds: int) -> str:
     x = torch.cat([noise[0], shift + noise[1]], 1)
     log_q = torch.stack([-0.5 * x**2, -0.5 * (x - shift) ** 2 + 0.3], 1)  # (B, 2, 2n)
     counts = [n, n]
-    t, out = interleaved(
+    t, c, out = interleaved(
         {
             "batch": lambda: rlr(log_q, counts).log_z,
             "loop": lambda: torch.stack([rlr(lq, counts).log_z for lq in log_q]),
@@ -122,15 +128,25 @@ def batch_vs_loop(b: int, n: int, rounds: int) -> str:
     )
     return (
         f"{b} two-state problems x {2 * n} samples: batched {t['batch'] * 1e3:.1f} ms, one by one "
-        f"{t['loop'] * 1e3:.1f} ms, speed-up {t['loop'] / t['batch']:.1f}x, max |dlogZ| "
-        f"{float((out['batch'] - out['loop']).abs().max()):.1e}"
+        f"{t['loop'] * 1e3:.1f} ms, speed-up {t['loop'] / t['batch']:.1f}x (CPU time {c['loop'] / c['batch']:.1f}x), "
+        f"max |dlogZ| {float((out['batch'] - out['loop']).abs().max()):.1e}"
     )
 
 
-def memory_child(k: int, n: int, chunk_size: int, in_memory: bool) -> None:
-    """Run one large solve and print its peak resident memory (this process), wall time and log Z."""
-    import resource
+def peak_rss_mib() -> float:
+    """Peak resident memory of this program: VmHWM (reset at exec; ru_maxrss would also count the
+    forked parent before exec), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        import resource
 
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def memory_child(k: int, n: int, chunk_size: int, in_memory: bool) -> None:
+    """Run one large solve and print its peak resident memory (this program), wall time and log Z."""
     torch.set_num_threads(1)
     x, mu, offsets, s = umbrella(k, n, seed=k)
     counts = [n] * k
@@ -140,8 +156,7 @@ def memory_child(k: int, n: int, chunk_size: int, in_memory: bool) -> None:
     else:
         est = rlr(lambda a, b: umbrella_log_q(x[a:b], mu, offsets, s), counts, chunk_size=chunk_size)
     wall = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-    print(json.dumps({"peak_mib": peak, "wall_s": wall, "log_z": est.log_z.tolist(), "its": est.iterations}))
+    print(json.dumps({"peak_mib": peak_rss_mib(), "wall_s": wall, "log_z": est.log_z.tolist(), "its": est.iterations}))
 
 
 def memory(k: int, n: int, chunk_size: int, in_memory: bool) -> list[str]:

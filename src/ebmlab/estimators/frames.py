@@ -69,9 +69,9 @@ class Shift:
     m: Tensor
 
     def segment_sum(self, x: Tensor, out: Tensor) -> None:
-        """out[:, k] += sum of x (B, c) over the chunk's samples of mixture state k."""
-        sums = torch.stack([x[:, lo:hi].sum(-1) for _, lo, hi in self.pieces], -1)
-        out.index_add_(1, self.piece_pos, sums)
+        """out[..., k] += sum of x (..., c) over the chunk's samples of mixture state k."""
+        sums = torch.stack([x[..., lo:hi].sum(-1) for _, lo, hi in self.pieces], -1)
+        out.index_add_(out.dim() - 1, self.piece_pos, sums)
 
     def gram(self, a: Tensor) -> Tensor:
         """sum_n a_n E_kn E_ln (B, M, M) for weights a (B, c)."""
@@ -98,7 +98,9 @@ def _shift(mx: Mixture, f_ref: Tensor, start: int, block: Tensor) -> Shift:
     top = raw.gather(1, pos.unsqueeze(1)).squeeze(1)  # finite: positive density under the own state
     a = (raw - top.unsqueeze(1)).add_((mx.log_c + f_ref).unsqueeze(-1))
     m = a.amax(1)
-    e = a.sub_(m.unsqueeze(1)).exp_()
+    # terms below e^-700 of the largest at their sample stay at e^-700 (1e-290 of every sum they enter)
+    # instead of underflowing: exp is several times slower in its underflow range
+    e = a.sub_(m.unsqueeze(1)).clamp_(min=-700.0).exp_()
     own = e.gather(1, pos.unsqueeze(1)).squeeze(1)
     rest = e.scatter(1, pos.unsqueeze(1), 0.0)
     pieces = tuple((mx.state_pos[k], lo, hi) for k, lo, hi in mx.pooled.pieces(start, start + e.shape[-1]))

@@ -95,7 +95,7 @@ def evaluate(
     s = delta.exp()
     b, m_states = delta.shape
     zeros = delta.new_zeros
-    inflow, own, outflow, change = zeros(b, m_states), zeros(b, m_states), zeros(b, m_states), zeros(b)
+    inflow, by_origin, change = zeros(b, m_states), zeros(b, 2, m_states), zeros(b)
     g = zeros(b, m_states, m_states) if gram else None
     grow = torch.expm1(delta - prev.delta) if prev is not None else None
     scales = torch.stack([s, prev.delta.exp() * grow], 1) if prev is not None else s.unsqueeze(1)
@@ -111,8 +111,7 @@ def evaluate(
         big = torch.addcmul(rest, s.gather(1, sh.pos), sh.own, out=big_s[:, span])
         u = big.reciprocal() if weight is None else weight / big
         inflow += bmv(sh.rest, u)
-        sh.segment_sum(u * sh.own, own)
-        sh.segment_sum(u * rest, outflow)
+        sh.segment_sum(u.unsqueeze(1) * torch.stack([sh.own, rest], 1), by_origin)  # own, outflow
         if grow is not None:
             d = sums[:, 1] - grow.gather(1, sh.pos) * prev.rest[:, span]
             change -= (torch.log1p(-d / big) * (1.0 if weight is None else weight)).sum(-1)
@@ -121,8 +120,8 @@ def evaluate(
     coll = mx.coll
     if g is not None:
         g = coll.sum(g) * (s.unsqueeze(-1) * s.unsqueeze(-2))
-    outflow = coll.sum(outflow)
-    point = Point(delta, big_s, rests, coll.sum(own) * s, coll.sum(inflow) * s, outflow, g)
+    own, outflow = coll.sum(by_origin).unbind(1)
+    point = Point(delta, big_s, rests, own * s, coll.sum(inflow) * s, outflow, g)
     if prev is None:
         return point, change, change
     # each log1p term is first order in the step, at most max|step| times the sample's 1 - V_nj
