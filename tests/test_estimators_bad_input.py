@@ -223,6 +223,7 @@ CASES = {
     "problem-counts-needed": (lambda: Problem(energy, Q2, y=Y), ValueError, "counts"),
     "problem-counts-sum": (lambda: Problem(energy, Q2, y=Y, counts=[4, 3]), ValueError, "counts sum to 7"),
     "problem-shapes": (lambda: Problem(energy, Q2[:1], x=torch.zeros(5, 2), y=Y), ValueError, "share batch and event"),
+    "problem-draws-list": (lambda: Problem(energy, Q2[:1], y=[[0.0]]), TypeError, "tensors of draws"),
     "problem-proposals": (lambda: Problem(energy, [object()], y=Y), TypeError, "log_prob"),
     "problem-needs-x": (lambda: ESTIMATORS["ris"](Problem(energy, Q2[:1], y=Y)), ValueError, "needs target draws"),
     "problem-ais-generator": (

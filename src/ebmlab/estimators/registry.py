@@ -68,9 +68,9 @@ class Problem:
         check_int(self.event_dim, "event_dim", 0)
         if self.x is None and self.y is None:
             raise ValueError("a Problem needs draws: target draws x, proposal draws y, or both")
-        shapes = [t.shape for t in (self.x, self.y) if t is not None]
         if any(not isinstance(t, Tensor) for t in (self.x, self.y) if t is not None):
             raise TypeError("x and y must be tensors of draws (*batch, N, *event)")
+        shapes = [t.shape for t in (self.x, self.y) if t is not None]
         if any(len(s) < self.event_dim + 1 for s in shapes):
             raise ValueError(f"draws must have shape (*batch, N, *event) with {self.event_dim} event dims")
         cut = -self.event_dim - 1
