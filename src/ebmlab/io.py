@@ -9,6 +9,7 @@ temporary file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -46,6 +47,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def fingerprint(t: torch.Tensor) -> str:
+    """Shape, dtype and a SHA-256 prefix of a tensor's bytes: identifies a data set in checkpoints."""
+    raw = t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    return f"{tuple(t.shape)} {t.dtype} {hashlib.sha256(raw).hexdigest()[:16]}"
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> None:

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..distributed import LOCAL, Collective
+
 DIVERGENCE_BOUND = 1e10  # |energy|, |loss| or |parameter| beyond this counts as a blow-up (nats / raw)
 
 
@@ -68,3 +70,24 @@ def blow_up(values: dict[str, Tensor], bound: float = DIVERGENCE_BOUND) -> str |
         if worst > bound:
             return f"{what} reached {worst:.3g}, beyond the divergence bound {bound:.0e}"
     return None
+
+
+def check_values(
+    step: int,
+    bounded: dict[str, Tensor],
+    finite: dict[str, Tensor],
+    bound: float = DIVERGENCE_BOUND,
+    coll: Collective = LOCAL,
+    replicated: bool = False,
+) -> None:
+    """Raise :class:`DivergenceError` at iteration ``step``, on every process alike, if any process holds a
+    non-finite value, or a ``bounded`` one beyond ``bound`` (``replicated``: equal on every process)."""
+    tensors = {**bounded, **finite}
+    zero = torch.zeros((), dtype=torch.float64)
+    worst = torch.stack([t.detach().abs().max().double().cpu() if t.numel() else zero for t in tensors.values()])
+    if not replicated:
+        worst = coll.max(worst)
+    n = len(bounded)
+    bad = blow_up(dict(zip(bounded, worst[:n])), bound) or blow_up(dict(zip(finite, worst[n:])), math.inf)
+    if bad:
+        raise DivergenceError(step, bad)
