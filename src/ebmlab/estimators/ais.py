@@ -14,17 +14,16 @@ previous temperature's cached gradient and adds the exact SMC increment of the U
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..sampling.langevin import init_state, mala, refresh, ula
+from ..sampling.langevin import EnergyFn, check_step_size, init_state, mala, refresh, ula
 from .estimate import Estimate, log_mean_relvar
+from .validation import check_finite, check_int
 
 KERNELS = ("mala", "ula")
-EnergyFn = Callable[[Tensor], Tensor]
 
 
 def geometric_path(energy0: EnergyFn, energy1: EnergyFn, beta: float) -> EnergyFn:
@@ -57,13 +56,25 @@ def ais(
     """
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    if n_moves < 1:
-        raise ValueError(f"n_moves must be >= 1, got {n_moves}")
+    check_step_size(step_size)
+    check_int(n_moves, "n_moves", 1)
+    log_z0 = check_finite(log_z0, "log_z0")
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    if not isinstance(x, Tensor) or x.dim() < 1 or x.shape[0] < 2 or not x.is_floating_point():
+        raise ValueError("x must be a float tensor of at least 2 draws, shape (N, *event)")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x has NaN or inf entries: AIS starts from exact draws of the start distribution")
     b = _schedule(betas)
     if reverse:
         b = b.flip(0)
     energies = [geometric_path(energy0, energy1, float(beta)) for beta in b]
     state = init_state(energies[0], x.detach())
+    if not bool(torch.isfinite(state.energy).all() and torch.isfinite(state.grad).all()):
+        raise ValueError(
+            "the energies or their gradients are not finite at the starting draws: check energy0 and "
+            "energy1 there (both are evaluated along the path)"
+        )
     log_w = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     accepted, proposals = 0.0, 0
     for k in tqdm(range(1, len(energies)), desc="ais", disable=None if progress else True):
@@ -96,11 +107,12 @@ def ais(
 
 def _schedule(betas: Tensor | int) -> Tensor:
     """Validated float64 schedule 0 = b_0 < ... < b_K = 1."""
-    if isinstance(betas, int):
-        if betas < 1:
-            raise ValueError(f"need at least one annealing step, got {betas}")
-        return torch.linspace(0, 1, betas + 1, dtype=torch.float64)
-    b = torch.as_tensor(betas, dtype=torch.float64).reshape(-1)
+    if isinstance(betas, (bool, int)):
+        return torch.linspace(0, 1, check_int(betas, "betas (number of annealing steps)", 1) + 1, dtype=torch.float64)
+    try:
+        b = torch.as_tensor(betas, dtype=torch.float64).reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"betas must be an int number of steps or a 1-D schedule, got {betas!r}") from None
     if b.numel() < 2 or float(b[0]) != 0.0 or float(b[-1]) != 1.0 or not bool((b.diff() > 0).all()):
         raise ValueError("betas must increase strictly from 0 to 1 (or be an int number of steps)")
     return b
