@@ -58,7 +58,7 @@ def ais(
     Returns an Estimate with log_z (), se (genealogy estimator), ess (Kish, of the final weights), and
     diagnostics log_w (N,), acceptance (MALA mean acceptance rate), n_temperatures, n_resamplings.
     """
-    smc.get_kernel(kernel)
+    smc.get_sampler(kernel)
     if ess_threshold is not None:
         ess_threshold = check_finite(ess_threshold, "ess_threshold")
         if not 0 < ess_threshold <= 1:

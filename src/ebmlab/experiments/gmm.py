@@ -25,7 +25,7 @@ from ..distributed import LOCAL, Collective
 from ..energies import GaussianMixture
 from ..io import write_json
 from ..sampling.resampling import RESAMPLERS
-from ..sampling.smc import KERNELS
+from ..sampling.smc import SAMPLERS
 from ..sampling.walkers import SCOPES, normalized_weights
 from ..training import METHODS, Trainer, negative_phase
 from .gmm_plots import plot_all
@@ -327,7 +327,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         help="estimator population size M, walkers that give log Z but never enter the gradient "
         "(default: N/4 for jarzynski, 0 for pcd/cd; 0 = off; a value applies to every method)",
     )
-    p.add_argument("--kernel", choices=sorted(KERNELS), default=None, help="walker kernel (default ula)")
+    p.add_argument("--kernel", choices=sorted(SAMPLERS), default=None, help="walker kernel (default ula)")
     p.add_argument(
         "--cess-target",
         type=float,

@@ -36,7 +36,15 @@ from .control import commit_update, snapshot
 from .loop import run_loop
 from .negative_phase import NegativePhase, default_log_z_walkers
 from .state import Checkpointable
-from .validation import DIVERGENCE_BOUND, check_int, check_values, exact_log_z, validate_data
+from .validation import (
+    DIVERGENCE_BOUND,
+    check_int,
+    check_values,
+    exact_log_z,
+    initial_log_z,
+    initial_sampler,
+    validate_data,
+)
 
 Sampler = Callable[[int, torch.Generator], Tensor]
 
@@ -49,8 +57,9 @@ class Trainer(Checkpointable):
     phase: :class:`NegativePhase` (see :func:`negative_phase` for the CD/PCD/Jarzynski presets).
     n_walkers: population size N.  generator: the one source of randomness (walker noise, data
     batches, resampling).  init_sampler(n, generator): exact draws from the initial model (default
-    ``energy.sample``) for init="model" and the estimator population.  log_z0: log Z of the initial
-    model (default ``energy.log_z()`` if defined, else 0, making log-Z estimates relative).
+    ``energy.sample_initial`` or ``energy.sample``) for init="model" and the estimator population.
+    log_z0: log Z of the initial model (default ``energy.initial_log_z()`` or ``energy.log_z()``, else 0,
+    making log-Z estimates relative).
     log_z_walkers: size M of the estimator population (0 = off; None = N/4 for weighted training, off
     for PCD/CD; any method can have one if the initial model can be sampled).  It moves the same
     fraction of its walkers per update as the gradient's, with the phase's kernel, and resamples
@@ -111,12 +120,15 @@ class Trainer(Checkpointable):
         self.n_walkers, self.log_z_walkers, self.data_batch = n_walkers, m, data_batch
         self.energy_reg, self.grad_clip, self.divergence_bound = energy_reg, grad_clip, divergence_bound
         self.has_exact_log_z = exact_log_z(energy) is not None
-        self.log_z0 = float(log_z0) if log_z0 is not None else (exact_log_z(energy) or 0.0)
+        needs_initial_model = phase.init == "model" or m > 0
+        if log_z0 is None:
+            log_z0 = initial_log_z(energy) if needs_initial_model else (exact_log_z(energy) or 0.0)
+        self.log_z0 = float(log_z0)
         self.step_count = 0
         self.wall_time_s = 0.0  # seconds spent in step(), carried across resumes
         self.history: list[dict[str, Any]] = []
-        sampler = init_sampler or getattr(energy, "sample", None)
-        if sampler is None and (phase.init == "model" or m):
+        sampler = init_sampler or initial_sampler(energy)
+        if sampler is None and needs_initial_model:
             raise ValueError(
                 "init='model' and the estimator population (log_z_walkers > 0) need exact draws from the initial "
                 "model: pass init_sampler(n, generator) (e.g. MLPEnergy.sample_initial) or use an energy with a "

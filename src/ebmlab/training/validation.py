@@ -60,6 +60,21 @@ def exact_log_z(energy: nn.Module) -> float | None:
         return float(log_z())
 
 
+def initial_sampler(energy: nn.Module):
+    """The energy's exact sampler of its initial model: ``sample_initial`` (e.g. a confined MLP at
+    initialisation) or ``sample`` (closed-form models), else None."""
+    return getattr(energy, "sample_initial", None) or getattr(energy, "sample", None)
+
+
+def initial_log_z(energy: nn.Module) -> float:
+    """log Z of the energy's initial model: ``initial_log_z()``, else the closed-form ``log_z()``, else 0
+    (log-Z estimates are then relative to the initial model's)."""
+    initial = getattr(energy, "initial_log_z", None)
+    if callable(initial):
+        return float(initial())
+    return exact_log_z(energy) or 0.0
+
+
 def blow_up(values: dict[str, Tensor], bound: float = DIVERGENCE_BOUND) -> str | None:
     """The first entry holding a non-finite value or one beyond ``bound`` in absolute value, described,
     or None.  ``values``: name -> tensor of per-entry maxima of |.| (any shape)."""
