@@ -117,7 +117,7 @@ def start(energy: EnergyFn, x: Tensor, log_z0: float | Tensor = 0.0) -> Walkers:
     if not bool(torch.isfinite(x).all()):
         raise ValueError("the starting positions contain NaN or infinite values")
     state = init_state(energy, x)
-    bad = int((~torch.isfinite(state.energy)).sum() + (~torch.isfinite(state.grad.flatten(1))).any(1).sum())
+    bad = int((~(torch.isfinite(state.energy) & torch.isfinite(state.grad.flatten(1)).all(1))).sum())
     if bad:
         raise ValueError(f"the energy or its gradient is NaN or infinite at {bad} starting point(s): check the energy")
     return make_walkers(state, log_z0)
