@@ -1,7 +1,8 @@
 """Core speed ratios, measured side by side in one run (targets from the core issue):
 
 1. Jarzynski training iteration / PCD training iteration, same MLP energy (d = 32, two hidden layers
-   of 128), 1024 walkers: target <= 1.10.
+   of 128), 1024 walkers: target <= 1.10 without an estimator population, <= 1.35 with N/4 estimator
+   walkers (the default: they give the unbiased log Z).
 2. ULA step (proposal + energy/gradient + log-weight increment) / bare energy forward+backward on
    the same batch: target <= 1.15.
 
@@ -39,7 +40,7 @@ def paired_ratio(fa, fb, blocks: int, iters: int) -> tuple[float, float, float]:
     return statistics.median(a / b for a, b in zip(ta, tb)), statistics.median(ta), statistics.median(tb)
 
 
-def make_trainer(method: str, n_walkers: int, seed: int = 0) -> Trainer:
+def make_trainer(method: str, n_walkers: int, log_z_walkers: int = 0, seed: int = 0) -> Trainer:
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     energy = MLPEnergy(32, hidden=(128, 128), confinement_std=1.0)
@@ -56,6 +57,7 @@ def make_trainer(method: str, n_walkers: int, seed: int = 0) -> Trainer:
         data_batch=256,
         init_sampler=lambda n, gen: energy.sample_initial(n, gen),
         log_z0=energy.initial_log_z(),
+        log_z_walkers=log_z_walkers,
     )
 
 
@@ -67,12 +69,14 @@ def main() -> None:
     args = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
-    jar, pcd = make_trainer("jarzynski", args.walkers), make_trainer("pcd", args.walkers)
-    r, ta, tb = paired_ratio(jar.step, pcd.step, args.blocks, args.iters)
-    print(
-        f"training iteration, Jarzynski / PCD ({args.walkers} walkers): {r:.3f}  "
-        f"({ta * 1e3:.2f} ms vs {tb * 1e3:.2f} ms)  target <= 1.10"
-    )
+    pcd = make_trainer("pcd", args.walkers)
+    for m, target in ((0, 1.10), (args.walkers // 4, 1.35)):
+        jar = make_trainer("jarzynski", args.walkers, log_z_walkers=m)
+        r, ta, tb = paired_ratio(jar.step, pcd.step, args.blocks, args.iters)
+        print(
+            f"training iteration, Jarzynski with {m} estimator walkers / PCD ({args.walkers} walkers): {r:.3f}  "
+            f"({ta * 1e3:.2f} ms vs {tb * 1e3:.2f} ms)  target <= {target:.2f}"
+        )
 
     energy = MLPEnergy(32, hidden=(128, 128))
     g = torch.Generator().manual_seed(1)

@@ -45,7 +45,7 @@ def test_loss_matches_logistic_formula():
 
 def test_gmm_student_mode_masses():
     """The GMM study in small dimension: NCE recovers the 1/4 : 3/4 masses that PCD loses."""
-    from ebmlab.experiments.estimators import NceGmmConfig, run_nce_gmm
+    from ebmlab.experiments.estimators.nce_gmm import NceGmmConfig, run_nce_gmm
 
     res = run_nce_gmm(NceGmmConfig(dim=3, n_data=2000, steps=600, lr=0.08, n_eval_noise=20_000), 0, False)
     assert res["mode_masses"]["left"] == pytest.approx(0.25, abs=0.03)

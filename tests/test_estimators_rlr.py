@@ -195,3 +195,36 @@ def test_cuda_matches_cpu():
     x, y = log_q[:, : counts[0]], log_q[:, counts[0] : counts[0] + counts[1]]
     b_cpu, b_gpu = bridge(x[0], x[1], y[0], y[1]), bridge(x[0].cuda(), x[1].cuda(), y[0].cuda(), y[1].cuda())
     assert abs(float(b_gpu.log_z) - float(b_cpu.log_z)) < 1e-10
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1000])
+def test_chunks_and_callable_equal_in_memory(chunk):
+    """Chunked passes over a tensor, and a callable evaluated chunk by chunk, give the in-memory result
+    (with a known state, an unsampled unknown state, and a batch of two problems)."""
+    problems = [gaussian_states(s, k=4, counts=[150, 0, 200, 250]) for s in (10, 11)]
+    log_q = torch.stack([p[0] for p in problems])
+    counts = [150, 0, 200, 250]
+    known = {2: 0.5}
+    whole = rlr(log_q, counts, known)
+    calls = []
+
+    def source(start, stop):
+        calls.append(stop - start)
+        return log_q[..., start:stop]
+
+    for est in (rlr(log_q, counts, known, chunk_size=chunk), rlr(source, counts, known, chunk_size=chunk)):
+        for name in ("log_z", "se", "cov", "ess", "overlap"):
+            assert torch.allclose(getattr(est, name), getattr(whole, name), rtol=1e-9, atol=1e-11), name
+        assert torch.equal(est.converged, whole.converged)
+    assert max(calls) <= chunk  # never more than one chunk at a time
+
+
+def test_registry_rlr_in_chunks_equals_in_memory():
+    from ebmlab.estimators import ESTIMATORS, GaussianNoise, Problem
+
+    g = torch.Generator().manual_seed(12)
+    q = GaussianNoise(torch.zeros(2), 1.5)
+    x, y = 0.8 * torch.randn(3, 200, 2, generator=g, dtype=torch.float64), q.sample(3 * 300, g).reshape(3, 300, 2)
+    p = Problem(lambda z: -0.5 * (z / 0.8).square().sum(-1), [q], x, y)
+    whole, chunked = ESTIMATORS["rlr"](p), ESTIMATORS["rlr"](p, chunk_size=64)
+    assert torch.allclose(whole.log_z, chunked.log_z, atol=1e-11) and torch.allclose(whole.se, chunked.se, atol=1e-11)

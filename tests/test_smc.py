@@ -8,7 +8,7 @@ import torch
 
 from ebmlab.energies import Gaussian, MLPEnergy
 from ebmlab.sampling.langevin import energy_and_grad, transition_log_weight, ula_propose
-from ebmlab.sampling.smc import Move, advance, get_kernel, start, step
+from ebmlab.sampling.smc import Move, advance, get_sampler, start, step
 from ebmlab.sampling.walkers import log_z_estimate, log_z_relvar, log_z_se, normalized_weights, resample
 
 D = torch.float64
@@ -73,7 +73,7 @@ def test_mala_increment_is_the_ais_work_and_rejections_stay_put():
 
 def test_kernels_and_moves_are_validated():
     with pytest.raises(ValueError, match=r"unknown kernel 'hmc'.*mala"):
-        get_kernel("hmc")
+        get_sampler("hmc")
     with pytest.raises(ValueError, match="unknown kernel"):
         Move("hmc")
     with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):
@@ -134,3 +134,29 @@ def test_genealogy_standard_error_covers_across_resamplings():
     # Z_hat is unbiased, so E[log Z_hat - log Z] = -Var(log Z_hat) / 2 to leading order
     errors = torch.tensor([e + se**2 / 2 for e, se, _ in runs], dtype=D)
     assert abs(float(errors.mean())) < 3 * float(errors.std()) / math.sqrt(len(runs))
+
+
+@pytest.mark.parametrize("kernel", ["ula", "mala"])
+def test_ais_is_the_engine_over_a_geometric_path_with_optional_resampling(kernel):
+    """N(0, I) -> N(1.5, 0.7^2 I) in d = 5: log Z within 3 SE with and without resampling."""
+    from ebmlab.estimators import ais
+
+    d = 5
+    start_e, target = Gaussian(torch.zeros(d, dtype=D)), Gaussian(torch.full((d,), 1.5, dtype=D), 0.7)
+    exact = float(target.log_z().detach())
+    for threshold in (None, 0.5):
+        g = torch.Generator().manual_seed(3)
+        est = ais(
+            start_e,
+            target,
+            start_e.sample(2000, g),
+            float(start_e.log_z().detach()),
+            40,
+            step_size=0.05,
+            generator=g,
+            kernel=kernel,
+            n_moves=2,
+            ess_threshold=threshold,
+        )
+        assert abs(float(est.log_z) - exact) < 3 * float(est.se), (threshold, float(est.log_z), exact, float(est.se))
+        assert (est.diagnostics["n_resamplings"] > 0) == (threshold is not None)

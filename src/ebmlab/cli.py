@@ -3,6 +3,10 @@
 Each experiment module defines ``configure_parser(parser)`` and ``main(args) -> int``; they are
 imported only when their command runs, so ``ebmlab --help`` stays fast.
 
+Expected failures (bad options, settings or files, permissions) end in one line on stderr, exit status 2
+(1 for operating-system errors and diverged runs); set ``EBMLAB_TRACEBACK=1`` to see the traceback of a
+``ValueError`` instead.
+
 Under ``torchrun --nproc-per-node P -m ebmlab <experiment> ...`` the commands in ``DISTRIBUTED`` split
 their walkers across the P processes (``args.collective``); the others refuse to run there.
 """
@@ -54,9 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.collective = init_from_env()
         return importlib.import_module(COMMANDS[args.command][0]).main(args)
-    except ValueError as exc:  # bad options or data: a clear message, not a traceback
+    except ValueError as exc:  # bad options, settings or files: a clear message, not a traceback
+        if os.environ.get("EBMLAB_TRACEBACK"):
+            raise
         print(f"ebmlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # permissions, full disk, a path that is not a directory...
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"ebmlab {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"ebmlab {args.command}: interrupted; finished runs and checkpoints are kept (--resume)", file=sys.stderr)
+        return 130
     finally:
         if owns_group and dist.is_initialized():
             dist.destroy_process_group()

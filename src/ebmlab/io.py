@@ -9,6 +9,7 @@ temporary file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -48,6 +49,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         os.close(dir_fd)
 
 
+def fingerprint(t: torch.Tensor) -> str:
+    """Shape, dtype and a SHA-256 prefix of a tensor's bytes: identifies a data set in checkpoints."""
+    raw = t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    return f"{tuple(t.shape)} {t.dtype} {hashlib.sha256(raw).hexdigest()[:16]}"
+
+
 def save_torch(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` atomically (tensors and plain containers)."""
     atomic_write(path, lambda f: torch.save(obj, f))
@@ -62,7 +69,8 @@ def load_torch(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # torch raises several types (RuntimeError, EOFError, UnpicklingError, ...)
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        reason = type(exc).__name__ if not text or "weights_only" in text else text.splitlines()[0][:120]
         raise ValueError(
             f"{str(path)!r} is not a readable ebmlab {what} (truncated, empty or written by something else: "
             f"{reason}); delete it to start that run afresh"

@@ -5,26 +5,27 @@ targeting exp(-U_b) and log w collects log f_k - log f_(k-1).  E[w] = Z_1/Z_0 fo
 log Z_hat = log Z_0 + logmeanexp(log w) (a stochastic lower bound).  Reverse: start from exact draws of
 exp(-U_1)/Z_1, run b from 1 to 0, log Z_hat = log Z_0 - logmeanexp(log w) (a stochastic upper bound).
 
-Kernels (from :mod:`ebmlab.sampling.langevin`): 'mala' refreshes the cache at the new temperature
-(the AIS increment U_(k-1)(x) - U_k(x)) and applies Metropolis-adjusted steps; 'ula' moves with the
-previous temperature's cached gradient and adds the exact SMC increment of the ULA kernel pair
-(Carbone et al. 2023), so the unadjusted kernel keeps the estimator unbiased.
+AIS is the weighted-walker engine :func:`ebmlab.sampling.smc.anneal` run over the tempered energies:
+'mala' reweights by the AIS increment U_(k-1)(x) - U_k(x) and applies Metropolis-adjusted steps; 'ula'
+moves with the previous temperature's cached gradient and adds the exact SMC increment of the ULA kernel
+pair (Carbone et al. 2023), so the unadjusted kernel keeps the estimator unbiased.  With
+``ess_threshold`` the walkers are resampled (multinomially) when their ESS/N drops below it, which makes
+AIS an SMC sampler; the standard error is then the genealogy estimator of
+:func:`ebmlab.sampling.walkers.log_z_se`, which also holds without resampling.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from ..sampling.langevin import init_state, mala, refresh, ula
-from .estimate import Estimate, log_mean_relvar
-
-KERNELS = ("mala", "ula")
-EnergyFn = Callable[[Tensor], Tensor]
+from ..sampling import smc
+from ..sampling.langevin import EnergyFn, check_step_size
+from ..sampling.walkers import ess, log_z_estimate, log_z_se
+from .estimate import Estimate
+from .validation import check_finite, check_int
 
 
 def geometric_path(energy0: EnergyFn, energy1: EnergyFn, beta: float) -> EnergyFn:
@@ -44,6 +45,7 @@ def ais(
     kernel: str = "mala",
     n_moves: int = 1,
     reverse: bool = False,
+    ess_threshold: float | None = None,
     progress: bool = False,
 ) -> Estimate:
     """AIS estimate of log Z_1 = log of the normalizer of exp(-U_1), in nats.
@@ -51,56 +53,65 @@ def ais(
     energy0, energy1: callables (N, *event) -> (N,) energies; log_z0: exact log Z of exp(-U_0).
     x: (N, *event) exact draws from exp(-U_0)/Z_0 (forward) or exp(-U_1)/Z_1 (``reverse=True``).
     betas: increasing schedule from 0 to 1 (K+1 values), or an int K for K equal steps.
-    step_size: Langevin step h; n_moves: kernel steps per temperature.
-    Returns an Estimate with log_z (), se (delta method over walkers), ess (Kish), and diagnostics
-    log_w (N,), acceptance (MALA mean acceptance rate), direction.
+    step_size: Langevin step h; n_moves: kernel steps per temperature; ess_threshold: resample when
+    ESS/N falls below it (None = plain AIS, never).
+    Returns an Estimate with log_z (), se (genealogy estimator), ess (Kish, of the final weights), and
+    diagnostics log_w (N,), acceptance (MALA mean acceptance rate), n_temperatures, n_resamplings.
     """
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    if n_moves < 1:
-        raise ValueError(f"n_moves must be >= 1, got {n_moves}")
+    smc.get_sampler(kernel)
+    if ess_threshold is not None:
+        ess_threshold = check_finite(ess_threshold, "ess_threshold")
+        if not 0 < ess_threshold <= 1:
+            raise ValueError(f"ess_threshold must lie in (0, 1] (or be None for plain AIS), got {ess_threshold}")
+    check_step_size(step_size)
+    check_int(n_moves, "n_moves", 1)
+    log_z0 = check_finite(log_z0, "log_z0")
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    if not isinstance(x, Tensor) or x.dim() < 1 or x.shape[0] < 2 or not x.is_floating_point():
+        raise ValueError("x must be a float tensor of at least 2 draws, shape (N, *event)")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x has NaN or inf entries: AIS starts from exact draws of the start distribution")
     b = _schedule(betas)
     if reverse:
         b = b.flip(0)
     energies = [geometric_path(energy0, energy1, float(beta)) for beta in b]
-    state = init_state(energies[0], x.detach())
-    log_w = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-    accepted, proposals = 0.0, 0
-    for k in tqdm(range(1, len(energies)), desc="ais", disable=None if progress else True):
-        if kernel == "mala":
-            state, inc = refresh(state, energies[k])
-            log_w = log_w + inc
-            for _ in range(n_moves):
-                state, acc, _ = mala(state, energies[k], step_size, generator)
-                accepted, proposals = accepted + float(acc.double().sum()), proposals + acc.numel()
-        else:
-            for _ in range(n_moves):
-                state, inc = ula(state, energies[k], step_size, generator)
-                log_w = log_w + inc
-    if not bool(torch.isfinite(log_w).all()):
+    walkers = smc.start(energies[0], x.detach())
+    if not bool(torch.isfinite(walkers.state.energy).all() and torch.isfinite(walkers.state.grad).all()):
+        raise ValueError(
+            "the energies or their gradients are not finite at the starting draws: check energy0 and "
+            "energy1 there (both are evaluated along the path)"
+        )
+    move = smc.Move(kernel, step_size, n_steps=n_moves)
+    walkers, infos = smc.anneal(
+        walkers, energies[1:], move, generator, ess_threshold=ess_threshold, resampler="multinomial", progress=progress
+    )
+    if not bool(torch.isfinite(walkers.log_w).all()):
         raise ValueError("AIS log-weights became non-finite: reduce step_size or use more temperatures")
-    log_mean, relvar, ess = log_mean_relvar(log_w)
-    log_z = log_z0 - log_mean if reverse else log_z0 + log_mean
+    log_mean = log_z_estimate(walkers)
+    rates = [float(i.accept_rate) for i in infos if i.accept_rate is not None]
     return Estimate(
-        log_z=log_z,
-        se=relvar.sqrt(),
+        log_z=log_z0 - log_mean if reverse else log_z0 + log_mean,
+        se=log_z_se(walkers),
         method=f"ais-{kernel}" + ("-reverse" if reverse else ""),
-        ess=ess,
+        ess=ess(walkers.log_w),
         diagnostics={
-            "log_w": log_w,
-            "acceptance": accepted / proposals if proposals else math.nan,
+            "log_w": walkers.log_w,
+            "acceptance": sum(rates) / len(rates) if rates else math.nan,
             "n_temperatures": len(energies) - 1,
+            "n_resamplings": walkers.n_resamplings,
         },
     )
 
 
 def _schedule(betas: Tensor | int) -> Tensor:
     """Validated float64 schedule 0 = b_0 < ... < b_K = 1."""
-    if isinstance(betas, int):
-        if betas < 1:
-            raise ValueError(f"need at least one annealing step, got {betas}")
-        return torch.linspace(0, 1, betas + 1, dtype=torch.float64)
-    b = torch.as_tensor(betas, dtype=torch.float64).reshape(-1)
+    if isinstance(betas, (bool, int)):
+        return torch.linspace(0, 1, check_int(betas, "betas (number of annealing steps)", 1) + 1, dtype=torch.float64)
+    try:
+        b = torch.as_tensor(betas, dtype=torch.float64).reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"betas must be an int number of steps or a 1-D schedule, got {betas!r}") from None
     if b.numel() < 2 or float(b[0]) != 0.0 or float(b[-1]) != 1.0 or not bool((b.diff() > 0).all()):
         raise ValueError("betas must increase strictly from 0 to 1 (or be an int number of steps)")
     return b

@@ -1,4 +1,6 @@
-"""Diagnostics shared by the estimators: overlap matrix and its spectral gap, Kish ESS, Pareto k-hat."""
+"""Diagnostics shared by the estimators: the overlap matrix's spectral gap and Pareto k-hat.
+
+Kish ESS is :func:`ebmlab.sampling.walkers.ess` (sample axis first)."""
 
 from __future__ import annotations
 
@@ -6,21 +8,6 @@ import math
 
 import torch
 from torch import Tensor
-
-from ..distributed import LOCAL, Collective
-from ..sampling.walkers import ess as _ess_dim0
-
-
-def kish_ess(log_w: Tensor) -> Tensor:
-    """Kish effective sample size (sum w)^2 / sum w^2 of log-weights over the last dim, (...,)."""
-    return _ess_dim0(log_w.movedim(-1, 0))
-
-
-def overlap_matrix(weights: Tensor, counts: Tensor, collective: Collective = LOCAL) -> Tensor:
-    """MBAR overlap matrix O_ij = N_j sum_n W_ni W_nj from weights (..., K, N); rows sum to 1 at
-    the solution for states with estimated normalizers (pymbar's ``compute_overlap``).  With a
-    distributed ``collective`` the samples (N) are split across processes and summed globally."""
-    return collective.sum(weights @ weights.transpose(-1, -2)) * counts.to(weights.dtype)
 
 
 def overlap_eigengap(overlap: Tensor) -> Tensor:

@@ -1,8 +1,7 @@
-"""The estimate type shared by every estimator, input validation, and the stratified log-mean core.
+"""The estimate type shared by every estimator, and the stratified log-mean core.
 
 Every estimator returns an :class:`Estimate`: log normalizers in nats with standard errors and the
-diagnostics that say whether to trust them.  Inputs are log-densities evaluated at samples; they are
-converted to float64 and checked here (NaN and +inf are errors, -inf is a valid zero density).
+diagnostics that say whether to trust them.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..sampling.walkers import ess as kish_ess
+from ..sampling import walkers
 
 
 class EstimatorWarning(UserWarning):
@@ -56,6 +55,22 @@ class Estimate:
     def all_converged(self) -> bool:
         return bool(self.converged.all())
 
+    def state(self, k: int) -> Estimate:
+        """The estimate of state k alone from a multi-state (rlr) estimate: log_z, se, ess (*batch,);
+        converged, iterations, overlap and diagnostics kept."""
+        if self.cov is None:
+            raise ValueError(f"{self.method} has a single log Z; state() needs a multi-state (rlr) estimate")
+        return Estimate(
+            log_z=self.log_z[..., k],
+            se=self.se[..., k],
+            method=self.method,
+            ess=self.ess[..., k] if self.ess is not None else None,
+            converged=self.converged,
+            iterations=self.iterations,
+            overlap=self.overlap,
+            diagnostics=self.diagnostics,
+        )
+
     def se_diff(self) -> Tensor:
         """Standard errors of all pairwise differences log Z_j - log Z_i, (*batch, K, K) (rlr only)."""
         if self.cov is None:
@@ -63,45 +78,6 @@ class Estimate:
         d = torch.diagonal(self.cov, dim1=-2, dim2=-1)
         var = d.unsqueeze(-1) + d.unsqueeze(-2) - 2 * self.cov
         return var.clamp_min(0).sqrt()
-
-
-def as_log_density(values: Any, name: str) -> Tensor:
-    """Convert to a float64 tensor and reject NaN and +inf (-inf means zero density and is allowed)."""
-    t = torch.as_tensor(values)
-    if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
-        raise TypeError(f"{name} must be a real-valued tensor of log densities, got dtype {t.dtype}")
-    t = t.to(torch.float64)
-    bad = torch.isnan(t) | (t == math.inf)
-    if bool(bad.any()):
-        raise ValueError(
-            f"{name} has {int(bad.sum())} NaN or +inf entries (first at index "
-            f"{tuple(int(i) for i in bad.nonzero()[0])}); log densities must be finite or -inf "
-            "(zero density): check the model evaluation at those samples"
-        )
-    return t
-
-
-def as_counts(counts: Sequence[int] | Tensor, n_states: int, n_samples: int) -> Tensor:
-    """Validate per-state sample counts: K non-negative integers summing to the number of samples."""
-    c = torch.as_tensor(counts)
-    if c.is_floating_point() and not bool((c == c.round()).all()):
-        raise ValueError(f"counts must be integers, got {c.tolist()}")
-    c = c.to(torch.int64)
-    if c.shape != (n_states,):
-        raise ValueError(f"counts must have one entry per state, shape ({n_states},); got shape {tuple(c.shape)}")
-    if bool((c < 0).any()):
-        raise ValueError(f"counts must be non-negative, got {c.tolist()}")
-    if int(c.sum()) != n_samples:
-        raise ValueError(
-            f"counts sum to {int(c.sum())} but the log densities hold {n_samples} samples; "
-            "samples must be pooled and ordered by the state they were drawn from"
-        )
-    return c
-
-
-def check_same_shape(a: Tensor, b: Tensor, names: str) -> None:
-    if a.shape != b.shape:
-        raise ValueError(f"{names} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
 def log_mean_relvar(log_terms: Tensor, counts: Sequence[int] | None = None) -> tuple[Tensor, Tensor, Tensor]:
@@ -122,9 +98,9 @@ def log_mean_relvar(log_terms: Tensor, counts: Sequence[int] | None = None) -> t
     for block in torch.split(log_terms, groups, dim=-1):
         nj = block.shape[-1]
         if nj < 2:
-            return log_mean, torch.full_like(total, math.inf), kish_ess(log_terms.movedim(-1, 0))
+            return log_mean, torch.full_like(total, math.inf), walkers.ess(log_terms.movedim(-1, 0))
         s1 = torch.logsumexp(block, -1) - total
         s2 = torch.logsumexp(2 * block, -1) - 2 * total
         relvar = relvar + (torch.exp(s2) - torch.exp(2 * s1) / nj) * nj / (nj - 1)
     relvar = torch.where(torch.isfinite(total), relvar.clamp_min(0), torch.full_like(relvar, math.inf))
-    return log_mean, relvar, kish_ess(log_terms.movedim(-1, 0))
+    return log_mean, relvar, walkers.ess(log_terms.movedim(-1, 0))

@@ -14,7 +14,9 @@ import math
 import torch
 from torch import Tensor
 
-from .estimate import Estimate, as_counts, as_log_density, log_mean_relvar
+from .estimate import Estimate, log_mean_relvar
+from .two_sample import NO_TARGET_MASS
+from .validation import as_counts, as_log_density, require_overlap
 
 WEIGHTS = ("deterministic-mixture", "standard")
 
@@ -48,6 +50,7 @@ def mis(
         raise ValueError(
             "a draw has zero density under the proposal it came from: check the ordering of draws and counts"
         )
+    require_overlap(lp == -math.inf, NO_TARGET_MASS, "reaches the target's support")
     if weights == "standard":
         log_psi = own
     else:

@@ -12,15 +12,33 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .validation import check_int
+
+
+def _finite_vector(values, name: str) -> Tensor:
+    t = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    if t.numel() == 0 or not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be a non-empty vector of finite numbers, got {t.tolist()}")
+    return t
+
+
+def _positive(values, name: str, like: Tensor) -> Tensor:
+    """Per-dimension scales broadcast to ``like``'s shape: finite and > 0."""
+    t = torch.as_tensor(values, dtype=torch.float64)
+    if t.numel() not in (1, like.numel()):
+        raise ValueError(f"{name} must be a number or have {like.numel()} entries, got shape {tuple(t.shape)}")
+    t = t.reshape(-1).expand_as(like).clone()
+    if not bool((torch.isfinite(t) & (t > 0)).all()):
+        raise ValueError(f"{name} must be positive and finite, got {t.tolist()}")
+    return t
+
 
 class GaussianNoise:
     """N(mean, diag(std^2)) in d dimensions."""
 
     def __init__(self, mean: Tensor, std: Tensor | float = 1.0):
-        self.mean = torch.as_tensor(mean, dtype=torch.float64).reshape(-1)
-        self.std = torch.as_tensor(std, dtype=torch.float64).expand_as(self.mean).clone()
-        if not bool((self.std > 0).all()):
-            raise ValueError(f"std must be positive, got {self.std}")
+        self.mean = _finite_vector(mean, "mean")
+        self.std = _positive(std, "std", self.mean)
 
     @classmethod
     def fit(cls, x: Tensor, inflate: float = 1.0) -> GaussianNoise:
@@ -47,11 +65,9 @@ class StudentTNoise:
     """Product of independent Student-t marginals with integer ``df`` degrees of freedom (heavy tails)."""
 
     def __init__(self, mean: Tensor, scale: Tensor | float = 1.0, df: int = 5):
-        if int(df) != df or df < 1:
-            raise ValueError(f"df must be a positive integer, got {df}")
-        self.mean = torch.as_tensor(mean, dtype=torch.float64).reshape(-1)
-        self.scale = torch.as_tensor(scale, dtype=torch.float64).expand_as(self.mean).clone()
-        self.df = int(df)
+        self.df = check_int(df, "df", 1)
+        self.mean = _finite_vector(mean, "mean")
+        self.scale = _positive(scale, "scale", self.mean)
 
     @property
     def dim(self) -> int:
@@ -76,6 +92,8 @@ class MixtureNoise:
     def __init__(self, components: Sequence, weights: Sequence[float] | Tensor | None = None):
         if not components:
             raise ValueError("a mixture needs at least one component")
+        if not all(hasattr(c, "log_prob") and hasattr(c, "sample") for c in components):
+            raise TypeError("mixture components must have log_prob(x) and sample(n, generator)")
         self.components = list(components)
         w = (
             torch.ones(len(components), dtype=torch.float64)

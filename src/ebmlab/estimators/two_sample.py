@@ -7,27 +7,34 @@ from a normalised proposal/noise q.  With l = log phi - log q, every bridge func
     Z = E_q[phi alpha] / E_phi/Z[q alpha],   log Z_hat = log mean_j t_j - log mean_i u_i,
 
 with num terms log t_j = l(y_j) + log(q alpha)(y_j) and den terms log u_i = log(q alpha)(x_i).
-IS (alpha = 1/q), reciprocal IS (alpha = 1/phi), the power family (alpha = (phi^a q^(1-a))^-1,
-a = 1/2 geometric) and the optimal alpha = 1/(s1 phi + s2 Z q) all go through that one core; the
-standard error is the delta-method sqrt(relvar(num) + relvar(den)) (Fruehwirth-Schnatter 2004,
-independent draws).  NCE with only the normalizer learned solves the logistic-regression
-stationarity equation in c = -log Z; it equals the optimal bridge (equivalence E1).
-Every function accepts a leading batch shape (..., N).
+IS (alpha = 1/q), reciprocal IS (alpha = 1/phi) and the power family (alpha = (phi^a q^(1-a))^-1,
+a = 1/2 geometric) are closed forms; the optimal alpha = 1/(s1 phi + s2 Z q) and NCE with only the
+normalizer learned are the two-state RLR problem (equivalences E1/E2), solved by :mod:`.solvers`.
+The standard error is the delta-method sqrt(relvar(num) + relvar(den)) (Fruehwirth-Schnatter
+2004, independent draws); NCE's is the Gutmann-Hyvarinen formula.  Every function accepts a
+leading batch shape (..., N).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor
 from torch.nn.functional import logsigmoid
 
+from ..distributed import LOCAL
 from .diagnostics import pareto_khat
-from .estimate import Estimate, as_log_density, check_same_shape, log_mean_relvar
-from .solvers import solve_decreasing
+from .estimate import Estimate, EstimatorWarning, log_mean_relvar
+from .frames import Mixture
+from .pooled import Pooled
+from .solvers import solve
+from .validation import as_log_density, check_finite, check_int, check_positive, check_same_shape, require_overlap
 
 ALPHAS = ("optimal", "geometric", "power")
+NO_TARGET_MASS = "the target density is zero at every proposal draw"
+SOLVERS = ("newton", "fixed-point")
 
 
 def log_ratio(log_phi: Tensor, log_q: Tensor, drawn_from: str) -> Tensor:
@@ -35,18 +42,32 @@ def log_ratio(log_phi: Tensor, log_q: Tensor, drawn_from: str) -> Tensor:
 
     A sample must have positive density under the distribution it was drawn from.
     """
+    lp, lq = _densities(log_phi, log_q, drawn_from)
+    return lp - lq
+
+
+def _densities(log_phi: Tensor, log_q: Tensor, drawn_from: str) -> tuple[Tensor, Tensor]:
     lp = as_log_density(log_phi, f"log_phi ({drawn_from} samples)")
     lq = as_log_density(log_q, f"log_q ({drawn_from} samples)")
     check_same_shape(lp, lq, f"log_phi and log_q of the {drawn_from} samples")
+    if lp.dim() < 1 or lp.shape[-1] < 1:
+        raise ValueError(f"need at least one {drawn_from} sample: log densities of shape (..., N), N >= 1")
     own = lp if drawn_from == "target" else lq
     if bool((own == -math.inf).any()):
         raise ValueError(
             f"a {drawn_from} sample has zero density (-inf) under the {drawn_from} it was "
             "drawn from: check the samples and the density evaluation"
         )
-    if lp.shape[-1] < 1:
-        raise ValueError(f"need at least one {drawn_from} sample")
-    return lp - lq
+    return lp, lq
+
+
+def _require_overlap(l_y: Tensor | None, l_x: Tensor | None) -> None:
+    """The target must be positive at some proposal draw (for the num mean), the proposal at some
+    target draw (for the den mean): otherwise that mean is 0 and log Z is -inf, +inf or undetermined."""
+    if l_y is not None:
+        require_overlap(l_y == -math.inf, NO_TARGET_MASS, "reaches the target's support")
+    if l_x is not None:
+        require_overlap(l_x == math.inf, "the proposal density is zero at every target draw", "covers the target draws")
 
 
 def bridge_from_terms(
@@ -74,12 +95,14 @@ def bridge_from_terms(
 def importance_sampling(log_phi_y: Tensor, log_q_y: Tensor) -> Estimate:
     """IS: log Z = logmeanexp_j l(y_j), y ~ q.  ESS and Pareto k-hat of the weights as diagnostics."""
     l_y = log_ratio(log_phi_y, log_q_y, "proposal")
+    _require_overlap(l_y, None)
     return bridge_from_terms(l_y, None, "is", pareto_khat=pareto_khat(l_y))
 
 
 def reciprocal_is(log_phi_x: Tensor, log_q_x: Tensor) -> Estimate:
     """Reciprocal IS (Gelfand-Dey): log Z = -logmeanexp_i(-l(x_i)), x ~ phi/Z; q must be lighter-tailed."""
     l_x = log_ratio(log_phi_x, log_q_x, "target")
+    _require_overlap(None, l_x)
     return bridge_from_terms(None, -l_x, "ris", pareto_khat=pareto_khat(-l_x))
 
 
@@ -93,7 +116,7 @@ def bridge(
     power: float = 0.5,
     nu: float | None = None,
     solver: str = "newton",
-    tol: float = 1e-13,
+    tol: float = 1e-12,
     max_iter: int | None = None,
 ) -> Estimate:
     """Bridge sampling estimate of log Z from target draws x and proposal draws y.
@@ -102,26 +125,28 @@ def bridge(
         (alpha = (phi q)^-1/2) or 'power' (alpha = (phi^a q^(1-a))^-1 with a = ``power``; a = 0 is IS,
         a = 1 reciprocal IS).
     nu: N2/N1 used in the optimal alpha (s1 = 1/(1+nu), s2 = nu/(1+nu)); default the actual ratio.
-    solver: 'newton' (safeguarded Newton on the Meng-Wong equation in log Z) or 'fixed-point' (the
-        Meng-Wong iteration log Z <- log num(log Z) - log den(log Z)).
+    solver: 'newton' (safeguarded Newton, default 100 iterations) or 'fixed-point' (the
+        self-consistent iteration, a fixed-point form of the Meng-Wong equation; default 10,000).
+    tol: on the residual |sum_n w_n W_n - 1| of the two-state estimating equation (:mod:`.solvers`).
     Shapes: (..., N1) for the x terms, (..., N2) for the y terms, same leading batch shape.
     """
     if alpha not in ALPHAS:
         raise ValueError(f"alpha must be one of {ALPHAS}, got {alpha!r}")
-    l_x = log_ratio(log_phi_x, log_q_x, "target")
-    l_y = log_ratio(log_phi_y, log_q_y, "proposal")
-    if l_x.shape[:-1] != l_y.shape[:-1]:
+    lp_x, lq_x = _densities(log_phi_x, log_q_x, "target")
+    lp_y, lq_y = _densities(log_phi_y, log_q_y, "proposal")
+    if lp_x.shape[:-1] != lp_y.shape[:-1]:
         raise ValueError(
             f"target and proposal log densities must share the batch shape, got "
-            f"{tuple(l_x.shape[:-1])} and {tuple(l_y.shape[:-1])}"
+            f"{tuple(lp_x.shape[:-1])} and {tuple(lp_y.shape[:-1])}"
         )
-    if alpha == "geometric":
-        return _power_bridge(l_x, l_y, 0.5, "bridge-geometric")
-    if alpha == "power":
-        if not 0.0 <= power <= 1.0:
-            raise ValueError(f"power must lie in [0, 1], got {power}")
-        return _power_bridge(l_x, l_y, float(power), f"bridge-power({power:g})")
-    return _optimal_bridge(l_x, l_y, nu, solver, tol, max_iter)
+    l_x, l_y = lp_x - lq_x, lp_y - lq_y
+    if alpha == "optimal":
+        return _optimal_bridge((lp_x, lq_x, lp_y, lq_y), nu, solver, tol, max_iter)
+    a = 0.5 if alpha == "geometric" else check_finite(power, "power")
+    if not 0.0 <= a <= 1.0:
+        raise ValueError(f"power must lie in [0, 1], got {power}")
+    _require_overlap(l_y if a < 1 else None, l_x if a > 0 else None)
+    return _power_bridge(l_x, l_y, a, "bridge-geometric" if alpha == "geometric" else f"bridge-power({a:g})")
 
 
 def _power_bridge(l_x: Tensor, l_y: Tensor, a: float, method: str) -> Estimate:
@@ -131,43 +156,63 @@ def _power_bridge(l_x: Tensor, l_y: Tensor, a: float, method: str) -> Estimate:
     return bridge_from_terms(num, den, method)
 
 
-def _optimal_terms(l_x: Tensor, l_y: Tensor, log_s1: float, log_s2: float, log_z: Tensor) -> tuple[Tensor, Tensor]:
-    """Num and den log terms of the optimal bridge at the current log Z."""
+def _optimal_terms(l_x: Tensor, l_y: Tensor, nu: float, log_z: Tensor) -> tuple[Tensor, Tensor]:
+    """Num and den log terms of the optimal bridge at log Z (s1 = 1/(1+nu), s2 = nu/(1+nu))."""
+    log_s1, log_s2 = -math.log1p(nu), math.log(nu) - math.log1p(nu)
     c = (log_s2 + log_z).unsqueeze(-1)
-    num = l_y - torch.logaddexp(log_s1 + l_y, c)
-    den = -torch.logaddexp(log_s1 + l_x, c)
-    return num, den
+    return l_y - torch.logaddexp(log_s1 + l_y, c), -torch.logaddexp(log_s1 + l_x, c)
+
+
+def _solve_two_state(
+    data: tuple[Tensor, Tensor, Tensor, Tensor], nu: float, solver: str, tol: float, max_iter: int | None
+) -> tuple[Tensor, int, Tensor, Tensor]:
+    """The optimal-bridge / NCE equation as two-state RLR with the proposal's log Z = 0 fixed.
+
+    A chosen nu enters as a weight nu N1 / N2 on each proposal sample (mixture weights N1 and nu N1).
+    Returns (log Z (...,), iterations, converged (...,), residual (...,)).
+    """
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    check_positive(tol, "tol")
+    if max_iter is not None:
+        check_int(max_iter, "max_iter", 0)
+    lp_x, lq_x, lp_y, lq_y = data
+    _require_overlap(lp_y - lq_y, lp_x - lq_x)
+    n1, n2 = lp_x.shape[-1], lp_y.shape[-1]
+    batch = lp_x.shape[:-1]
+    log_q = torch.stack([torch.cat([lp_x, lp_y], -1), torch.cat([lq_x, lq_y], -1)], -2).reshape(-1, 2, n1 + n2)
+    counts = torch.tensor([n1, n2], device=log_q.device)
+    w2 = nu * n1 / n2
+    omega = None if w2 == 1.0 else torch.cat([log_q.new_ones(n1), log_q.new_full((n2,), w2)])
+    log_c = torch.tensor([math.log(n1), math.log(n1) + math.log(nu)], dtype=torch.float64, device=log_q.device)
+    free = torch.tensor([True, False], device=log_q.device)
+    mx = Mixture(Pooled(log_q, counts, batch, n1 + n2), torch.arange(2, device=log_q.device), log_c, free, omega, LOCAL)
+    start = _power_bridge(lp_x - lq_x, lp_y - lq_y, 0.5, "").log_z.reshape(-1)
+    f0 = torch.stack([-start, torch.zeros_like(start)], -1)
+    newton = solver == "newton"
+    limit = max_iter if max_iter is not None else (100 if newton else 10_000)
+    sol = solve(mx, f0, tol=tol, max_iter=limit if newton else 0, sci_iter=0 if newton else limit)
+    converged = sol.residual <= tol
+    if not bool(converged.all()):
+        warnings.warn(
+            f"two-state solver ({solver}) did not converge for {int((~converged).sum())} problem(s) "
+            f"(max residual {float(sol.residual.max()):.2e}); see Estimate.converged",
+            EstimatorWarning,
+            stacklevel=3,
+        )
+    return -sol.f[:, 0].reshape(batch), sol.iterations, converged.reshape(batch), sol.residual.reshape(batch)
 
 
 def _optimal_bridge(
-    l_x: Tensor, l_y: Tensor, nu: float | None, solver: str, tol: float, max_iter: int | None
+    data: tuple[Tensor, Tensor, Tensor, Tensor], nu: float | None, solver: str, tol: float, max_iter: int | None
 ) -> Estimate:
-    n1, n2 = l_x.shape[-1], l_y.shape[-1]
-    nu = n2 / n1 if nu is None else float(nu)
-    if not nu > 0 or not math.isfinite(nu):
-        raise ValueError(f"nu must be positive and finite, got {nu}")
-    log_s1, log_s2 = -math.log1p(nu), math.log(nu) - math.log1p(nu)
-    start = _power_bridge(l_x, l_y, 0.5, "").log_z
-
-    def equation(log_z: Tensor) -> tuple[Tensor, Tensor]:
-        """Meng-Wong equation log num - log den - log Z (decreasing) and its derivative."""
-        num, den = _optimal_terms(l_x, l_y, log_s1, log_s2, log_z)
-        sig_y = torch.sigmoid(log_s2 + log_z.unsqueeze(-1) - log_s1 - l_y)
-        sig_x = torch.sigmoid(log_s2 + log_z.unsqueeze(-1) - log_s1 - l_x)
-        value = torch.logsumexp(num, -1) - math.log(n2) - torch.logsumexp(den, -1) + math.log(n1) - log_z
-        deriv = (torch.softmax(den, -1) * sig_x).sum(-1) - (torch.softmax(num, -1) * sig_y).sum(-1) - 1
-        return value, deriv
-
-    if solver == "newton":
-        log_z, iterations, converged = solve_decreasing(equation, start, tol=tol, max_iter=max_iter or 100)
-    elif solver == "fixed-point":
-        log_z, iterations, converged = _fixed_point(equation, start, tol, max_iter or 10_000)
-    else:
-        raise ValueError(f"solver must be 'newton' or 'fixed-point', got {solver!r}")
-    num, den = _optimal_terms(l_x, l_y, log_s1, log_s2, log_z)
-    est = bridge_from_terms(num, den, "bridge-optimal", nu=nu)
+    n1, n2 = data[0].shape[-1], data[2].shape[-1]
+    nu = n2 / n1 if nu is None else check_positive(nu, "nu")
+    log_z, iterations, converged, res = _solve_two_state(data, nu, solver, tol, max_iter)
+    num, den = _optimal_terms(data[0] - data[1], data[2] - data[3], nu, log_z)
+    est = bridge_from_terms(num, den, "bridge-optimal", nu=nu, max_residual=res)
     return Estimate(
-        log_z=est.log_z,
+        log_z=log_z,
         se=est.se,
         method=est.method,
         ess=est.ess,
@@ -177,63 +222,46 @@ def _optimal_bridge(
     )
 
 
-def _fixed_point(equation, start: Tensor, tol: float, max_iter: int) -> tuple[Tensor, int, Tensor]:
-    """Meng-Wong iteration log Z <- log Z + equation(log Z) (= log num - log den)."""
-    log_z = start.clone()
-    done = torch.zeros_like(log_z, dtype=torch.bool)
-    iterations = 0
-    for iterations in range(1, max_iter + 1):  # noqa: B007 - the count is returned
-        new = log_z + equation(log_z)[0]
-        done = done | ((new - log_z).abs() <= tol * (1 + log_z.abs()))
-        log_z = new
-        if bool(done.all()):
-            break
-    return log_z, iterations, done
-
-
 def nce_log_z(
     log_phi_x: Tensor,
     log_q_x: Tensor,
     log_phi_y: Tensor,
     log_q_y: Tensor,
     *,
-    tol: float = 1e-13,
+    tol: float = 1e-12,
     max_iter: int = 100,
 ) -> Estimate:
     """NCE with only the log-normalizer learned (Gutmann & Hyvarinen): data x ~ phi/Z, noise y ~ q.
 
     Logistic regression of data vs noise with logit G - log nu = l + c - log nu, nu = N2/N1; the
     intercept c = -log Z maximises J(c) = sum_i log sigmoid(l(x_i) + c - log nu)
-    + sum_j log sigmoid(-(l(y_j) + c - log nu)).  Solved by safeguarded Newton on dJ/dc = 0.
-    SE: Var(log Z_hat) = (1/N1)[1/E_data[P_nu] - 1 - 1/nu] with P_nu = 1 - h (Gutmann & Hyvarinen
-    2012, Thm 3, c-only).  Diagnostics: the maximised objective J/N1 and E_data[P_nu].
+    + sum_j log sigmoid(-(l(y_j) + c - log nu)).  Its stationarity equation is the optimal bridge's
+    (E1), solved as the two-state RLR problem by Newton.  SE: Var(log Z_hat) =
+    (1/N1)[1/E_data[P_nu] - 1 - 1/nu] with P_nu = 1 - h (Gutmann & Hyvarinen 2012, Thm 3, c-only).
+    Diagnostics: the maximised objective J/N1, E_data[P_nu], nu, max_residual; ess as the bridge's.
     """
-    l_x = log_ratio(log_phi_x, log_q_x, "target")
-    l_y = log_ratio(log_phi_y, log_q_y, "proposal")
-    n1, n2 = l_x.shape[-1], l_y.shape[-1]
+    data = (*_densities(log_phi_x, log_q_x, "target"), *_densities(log_phi_y, log_q_y, "proposal"))
+    if data[0].shape[:-1] != data[2].shape[:-1]:
+        raise ValueError(
+            f"data and noise log densities must share the batch shape, got "
+            f"{tuple(data[0].shape[:-1])} and {tuple(data[2].shape[:-1])}"
+        )
+    n1, n2 = data[0].shape[-1], data[2].shape[-1]
+    log_z, iterations, converged, res = _solve_two_state(data, n2 / n1, "newton", tol, max_iter)
+    l_x, l_y = data[0] - data[1], data[2] - data[3]
     log_nu = math.log(n2 / n1)
-    start = _power_bridge(l_x, l_y, 0.5, "").log_z
-
-    def score(log_z: Tensor) -> tuple[Tensor, Tensor]:
-        """-(dJ/dc)/N1 as a function of log Z = -c (decreasing) and its derivative."""
-        gx = l_x - log_z.unsqueeze(-1) - log_nu
-        gy = l_y - log_z.unsqueeze(-1) - log_nu
-        hx, hy = torch.sigmoid(gx), torch.sigmoid(gy)
-        value = -(torch.sigmoid(-gx).sum(-1) - hy.sum(-1)) / n1
-        deriv = -((hx * (1 - hx)).sum(-1) + (hy * (1 - hy)).sum(-1)) / n1
-        return value, deriv
-
-    log_z, iterations, converged = solve_decreasing(score, start, tol=tol, max_iter=max_iter)
     gx = l_x - log_z.unsqueeze(-1) - log_nu
     gy = l_y - log_z.unsqueeze(-1) - log_nu
     objective = (logsigmoid(gx).sum(-1) + logsigmoid(-gy).sum(-1)) / n1
     e_p_nu = torch.sigmoid(-gx).mean(-1)
     var = (1 / e_p_nu - 1 - n1 / n2).clamp_min(0) / n1
+    num, _ = _optimal_terms(l_x, l_y, n2 / n1, log_z)
     return Estimate(
         log_z=log_z,
         se=var.sqrt(),
         method="nce",
+        ess=log_mean_relvar(num)[2],
         converged=converged,
         iterations=iterations,
-        diagnostics={"objective": objective, "e_p_nu": e_p_nu, "nu": n2 / n1},
+        diagnostics={"objective": objective, "e_p_nu": e_p_nu, "nu": n2 / n1, "max_residual": res},
     )

@@ -10,7 +10,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..io import read_json, write_json
-from ..training.trainer import DivergenceError
+from ..training import DivergenceError
 
 __all__ = ["exit_code", "int_list", "name_list", "read_json", "run_or_reuse", "seed_summary", "write_json"]
 

@@ -15,22 +15,21 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from ..distributed import LOCAL, Collective
 from ..energies import GaussianMixture
+from ..io import write_json
 from ..sampling.resampling import RESAMPLERS
-from ..sampling.smc import KERNELS
+from ..sampling.smc import SAMPLERS
 from ..sampling.walkers import SCOPES, normalized_weights
 from ..training import METHODS, Trainer, negative_phase
-from .common import exit_code, int_list, name_list, run_or_reuse, seed_summary, write_json
 from .gmm_plots import plot_all
+from .study import add_output_args, exit_code, int_list, name_list, run_grid, seed_summary
 
 DTYPE = torch.float64
 
@@ -168,7 +167,6 @@ def run_one(
         if row["step"] % cfg.record_every == 0:
             row.update(observe(model, tr, weighted, midpoint))
 
-    start = time.perf_counter()
     trainer.run(
         cfg.iters,
         checkpoint_path=ckpt,
@@ -177,7 +175,6 @@ def run_one(
         desc=f"{method} seed {seed}",
         callback=record,
     )
-    wall = time.perf_counter() - start
     final = trainer.summary() | observe(model, trainer, weighted, midpoint)
     with torch.no_grad():
         mean_u = float(model(data).mean())
@@ -193,7 +190,8 @@ def run_one(
         "kl_exact": mean_u + final["log_z_exact"] - entropy,
         "n_resamplings": sum(bool(r["resampled"]) for r in trainer.history),
         "ess_frac": final["ess_frac"],
-        "wall_time_s": wall,
+        "wall_time_s": trainer.wall_time_s,
+        "data": trainer.settings()["data"],
     }
     history = trainer.history
     rows = [r for r in history if "mass_left" in r]
@@ -222,7 +220,8 @@ def run_one(
         }
         if "log_z_se" in final:
             out["log_z_se"] = final["log_z_se"]
-            out["max_log_z_z_score"] = max(abs(e) / se for e, se in zip(err, traj["log_z_se"]) if se > 0)
+            z_scores = [abs(e) / se for e, se in zip(err, traj["log_z_se"]) if se > 0]
+            out["max_log_z_z_score"] = max(z_scores) if z_scores else None
     if "log_z_est_coupled" in final:
         out["log_z_est_coupled"] = final["log_z_est_coupled"]
         out["log_z_error_coupled"] = final["log_z_est_coupled"] - final["log_z_exact"]
@@ -255,34 +254,34 @@ def run_study(
     resume: bool = False,
     progress: bool | None = None,
     collective: Collective = LOCAL,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """All (method, seed) runs; writes metrics.json and the plots; returns the metrics.
+    """All (method, seed) runs; writes metrics.json and the plots; returns the metrics (with ``notes``
+    from the output directory's checks, e.g. an extended ``iters``).
 
     With a distributed ``collective`` every process runs this and only the main one writes files."""
-    main_process = collective.is_main
-    if main_process:
-        out.mkdir(parents=True, exist_ok=True)
-    runs: dict[str, dict[str, Any]] = {m: {} for m in methods}
-    done_dir = out / "runs"
-    disable = True if not main_process else None if progress is None else not progress
-    for method in methods:
-        for seed in tqdm(seeds, desc=method, disable=disable, leave=False):
-            ckpt = out / "checkpoints" / f"{method}_seed{seed}.pt"
-            runs[method][str(seed)] = run_or_reuse(
-                done_dir / f"{method}_seed{seed}.json",
-                lambda: run_one(cfg, method, seed, ckpt, resume, progress, collective),  # noqa: B023 - called at once
-                resume,
-                f"{method} seed {seed}",
-                write=main_process,
-            )
+    config = asdict(cfg)
+    runs, notes = run_grid(
+        "gmm",
+        config,
+        methods,
+        seeds,
+        out,
+        lambda method, seed, ckpt: run_one(cfg, method, seed, ckpt, resume, progress, collective),
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress,
+        collective=collective,
+    )
     metrics = {
-        "config": asdict(cfg),
+        "config": config,
         "methods": methods,
         "seeds": seeds,
         "runs": runs,
         "summary": {m: seed_summary(r.values(), SUMMARY_KEYS) for m, r in runs.items()},
+        "notes": notes,
     }
-    if main_process:
+    if collective.is_main:
         write_json(metrics, out / "metrics.json")
         plot_all(metrics, out)
     return metrics
@@ -328,7 +327,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         help="estimator population size M, walkers that give log Z but never enter the gradient "
         "(default: N/4 for jarzynski, 0 for pcd/cd; 0 = off; a value applies to every method)",
     )
-    p.add_argument("--kernel", choices=sorted(KERNELS), default=None, help="walker kernel (default ula)")
+    p.add_argument("--kernel", choices=sorted(SAMPLERS), default=None, help="walker kernel (default ula)")
     p.add_argument(
         "--cess-target",
         type=float,
@@ -336,9 +335,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         help="ESS-controlled updates for jarzynski: shorten each parameter update until the walkers' "
         "conditional ESS is at least this, in (0, 1] (default off)",
     )
-    p.add_argument("--out", type=Path, default=Path("runs/gmm"), help="output directory")
-    p.add_argument("--resume", action="store_true", help="continue from checkpoints and finished runs in --out")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_output_args(p, "runs/gmm")
 
 
 def config_from_args(args: argparse.Namespace) -> GmmConfig:
@@ -394,9 +391,12 @@ def main(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=False if args.no_progress else None,
         collective=coll,
+        overwrite=args.overwrite,
     )
     if not coll.is_main:
         return 0
+    for note in metrics["notes"]:
+        print(f"note: {note}")
     for method, s in metrics["summary"].items():
         if not s["n_seeds"]:
             print(f"{method:>10}: every run diverged")

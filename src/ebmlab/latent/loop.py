@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..training import DivergenceError
 from ..training import checkpoint as ckpt
 from ..training.loop import run_loop
-from ..training.trainer import DivergenceError
 from .models import LatentModel
 from .samplers import DAMCSampler, LEBMSampler
 

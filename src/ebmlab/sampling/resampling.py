@@ -7,12 +7,38 @@ residual resampling have lower variance than multinomial.  Every draw uses the g
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 Resampler = Callable[[Tensor, int, torch.Generator], Tensor]
+
+
+def check_weights(weights: Tensor, m: int) -> None:
+    """Raise ValueError unless ``weights`` is a 1-D float tensor of finite non-negative values summing to
+    one (to 1e-9 in float64, 1e-4 otherwise) and ``m`` a positive integer: what every scheme assumes."""
+    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+        raise ValueError(f"the number of draws m must be an integer >= 1, got {m!r}")
+    if not isinstance(weights, Tensor) or weights.dim() != 1 or not weights.is_floating_point() or not len(weights):
+        raise ValueError("weights must be a non-empty 1-D floating-point tensor (normalised, e.g. softmax(log_w))")
+    if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+        raise ValueError("weights must be finite and non-negative; got NaN, infinite or negative values")
+    total = float(weights.double().sum())
+    if abs(total - 1.0) > (1e-9 if weights.dtype == torch.float64 else 1e-4):
+        raise ValueError(f"weights must sum to one (normalise them, e.g. softmax of the log-weights), not {total}")
+
+
+def _validated(scheme: Resampler) -> Resampler:
+    """Every public scheme checks its input with :func:`check_weights` first."""
+
+    @functools.wraps(scheme)
+    def checked(weights: Tensor, m: int, generator: torch.Generator) -> Tensor:
+        check_weights(weights, m)
+        return scheme(weights, m, generator)
+
+    return checked
 
 
 def _uniform(n: int, generator: torch.Generator, like: Tensor) -> Tensor:
@@ -26,11 +52,13 @@ def _inverse_cdf(weights: Tensor, positions: Tensor) -> Tensor:
     return torch.searchsorted(cdf, positions, right=True).clamp_(max=weights.numel() - 1)
 
 
+@_validated
 def multinomial(weights: Tensor, m: int, generator: torch.Generator) -> Tensor:
     """M independent draws from Categorical(w)."""
     return torch.multinomial(weights, m, replacement=True, generator=generator)
 
 
+@_validated
 def systematic(weights: Tensor, m: int, generator: torch.Generator) -> Tensor:
     """One uniform u; positions (u + j) / M for j = 0..M-1."""
     u = _uniform(1, generator, weights)
@@ -38,12 +66,14 @@ def systematic(weights: Tensor, m: int, generator: torch.Generator) -> Tensor:
     return _inverse_cdf(weights, positions)
 
 
+@_validated
 def stratified(weights: Tensor, m: int, generator: torch.Generator) -> Tensor:
     """One uniform per stratum; positions (u_j + j) / M."""
     positions = (torch.arange(m, dtype=torch.float64, device=weights.device) + _uniform(m, generator, weights)) / m
     return _inverse_cdf(weights, positions)
 
 
+@_validated
 def residual(weights: Tensor, m: int, generator: torch.Generator) -> Tensor:
     """floor(M w_i) deterministic copies, the remainder by multinomial draws on the residual weights."""
     mw = m * weights
@@ -66,6 +96,8 @@ RESAMPLERS: dict[str, Resampler] = {
 def get_resampler(name: str) -> Resampler:
     """Look up a scheme by name; a clear ValueError lists the valid names."""
     try:
-        return RESAMPLERS[name]
+        scheme = RESAMPLERS[name]
     except KeyError:
         raise ValueError(f"unknown resampler {name!r}; choose one of {sorted(RESAMPLERS)}") from None
+
+    return scheme

@@ -68,18 +68,20 @@ def _mala_step(state, energy, step_size, generator, noise_std, rows, weighted):
     return new, None, accepted
 
 
-KERNELS: dict[str, Kernel] = {
+# The samplers the engine drives, by name (the ``kernel`` of a Move or a NegativePhase); register a
+# Kernel here to make another one available everywhere (training, AIS, users' schedules).
+SAMPLERS: dict[str, Kernel] = {
     "ula": Kernel("ula", _ula_step, invariant=False),
     "mala": Kernel("mala", _mala_step, invariant=True),
 }
 
 
-def get_kernel(name: str) -> Kernel:
+def get_sampler(name: str) -> Kernel:
     """Look up a kernel by name; a clear ValueError lists the valid names."""
     try:
-        return KERNELS[name]
+        return SAMPLERS[name]
     except KeyError:
-        raise ValueError(f"unknown kernel {name!r}; choose one of {sorted(KERNELS)}") from None
+        raise ValueError(f"unknown kernel {name!r}; choose one of {sorted(SAMPLERS)}") from None
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class Move:
     n_steps: int = 1
 
     def __post_init__(self) -> None:
-        get_kernel(self.kernel)
+        get_sampler(self.kernel)
         check_step_size(self.step_size, self.noise_std)
         if isinstance(self.n_steps, bool) or not isinstance(self.n_steps, int) or self.n_steps < 1:
             raise ValueError(f"n_steps must be an integer >= 1, got {self.n_steps!r}")
@@ -111,8 +113,14 @@ class MoveInfo:
 def start(energy: EnergyFn, x: Tensor, log_z0: float | Tensor = 0.0) -> Walkers:
     """Equal-weight walkers at x (N, *event), cached under ``energy``; ``log_z0``: log Z of the
     distribution x was drawn from (exactly), so that :func:`~ebmlab.sampling.walkers.log_z_estimate`
-    is absolute."""
-    return make_walkers(init_state(energy, x), log_z0)
+    is absolute.  A ValueError names non-finite positions, energies or gradients."""
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("the starting positions contain NaN or infinite values")
+    state = init_state(energy, x)
+    bad = int((~(torch.isfinite(state.energy) & torch.isfinite(state.grad.flatten(1)).all(1))).sum())
+    if bad:
+        raise ValueError(f"the energy or its gradient is NaN or infinite at {bad} starting point(s): check the energy")
+    return make_walkers(state, log_z0)
 
 
 def _complement(n: int, subset: Tensor) -> Tensor:
@@ -139,7 +147,7 @@ def advance(
     weighted: update the log-weights (False: unweighted walkers, e.g. PCD/CD; no increment computed).
     On return every walker is cached under ``energy``.
     """
-    kernel = get_kernel(move.kernel)
+    kernel = get_sampler(move.kernel)
     state, n = walkers.state, walkers.n
     inc = None
     if kernel.invariant:
@@ -219,4 +227,4 @@ def anneal(
     return walkers, infos
 
 
-__all__ = ["KERNELS", "SCOPES", "Kernel", "Move", "MoveInfo", "advance", "anneal", "get_kernel", "start", "step"]
+__all__ = ["SAMPLERS", "SCOPES", "Kernel", "Move", "MoveInfo", "advance", "anneal", "get_sampler", "start", "step"]

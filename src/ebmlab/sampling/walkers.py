@@ -176,6 +176,14 @@ def walkers_from_dict(d: dict[str, Any], coll: Collective = LOCAL, device: torch
     )
 
 
+def log_z_report(walkers: Walkers, coll: Collective = LOCAL, suffix: str = "") -> dict[str, float]:
+    """``log_z_est<suffix>`` and, where the genealogy gives one (multinomial resampling only), ``log_z_se<suffix>``."""
+    out = {f"log_z_est{suffix}": float(log_z_estimate(walkers, coll))}
+    if walkers.multinomial_only:
+        out[f"log_z_se{suffix}"] = float(log_z_se(walkers, coll))
+    return out
+
+
 def add_log_weights(walkers: Walkers, increment: Tensor) -> Walkers:
     """A := A + increment (float64)."""
     return replace(walkers, log_w=walkers.log_w + increment.double())
@@ -249,6 +257,11 @@ def maybe_resample(
     """
     if scope not in SCOPES:
         raise ValueError(f"resampling scope must be one of {SCOPES}, got {scope!r}")
+    if not bool(coll.max(walkers.log_w.max()) > -math.inf):  # also False for NaN
+        raise ValueError(
+            "no walker has a usable weight (the log-weights are all -inf, or NaN): there is nothing to resample "
+            "from; the energy changed too much for the walkers to follow (smaller steps or updates)"
+        )
     if float(ess_fraction(walkers.log_w, coll)) < threshold:
         step = resample if scope == "global" else resample_local
         return step(walkers, scheme, generator, coll), True

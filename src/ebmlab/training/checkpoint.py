@@ -33,11 +33,11 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def settings_diff(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """'field (checkpoint X, now Y)' for every setting that differs (nested dicts compared field by field)."""
+def settings_diff(saved: dict[str, Any], current: dict[str, Any], label: str = "checkpoint") -> list[str]:
+    """'field (<label> X, now Y)' for every setting that differs (nested dicts compared field by field)."""
     a, b = _flatten(saved), _flatten(current)
     return [
-        f"{k} (checkpoint {a.get(k, 'absent')!r}, now {b.get(k, 'absent')!r})"
+        f"{k} ({label} {a.get(k, 'absent')!r}, now {b.get(k, 'absent')!r})"
         for k in sorted(a.keys() | b.keys())
         if a.get(k, "absent") != b.get(k, "absent")
     ]

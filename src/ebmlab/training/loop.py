@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
+from .validation import check_int
+
 
 class Steppable(Protocol):
     """A trainer: ``step()`` runs one iteration and returns its history row; ``save(path)`` checkpoints."""
@@ -39,6 +41,13 @@ def run_loop(
     ``progress``: tqdm bar on/off (None = only when stderr is a terminal).  ``callback(trainer, row)``
     runs after each iteration; ``postfix(row)`` gives the bar's extra fields.
     """
+    check_int("n_iters", n_iters, 0)
+    check_int("checkpoint_every", checkpoint_every, 1)
+    if n_iters < trainer.step_count:
+        raise ValueError(
+            f"n_iters={n_iters} is below the {trainer.step_count} iterations already done (a resumed run "
+            "continues to n_iters in total); ask for at least that many"
+        )
     bar = tqdm(
         total=n_iters,
         initial=trainer.step_count,

@@ -102,3 +102,12 @@ def negative_phase(method: str, **overrides) -> NegativePhase:
     if method not in presets:
         raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
     return NegativePhase(**{**presets[method], **overrides})
+
+
+def default_log_z_walkers(n_walkers: int, phase: NegativePhase, world_size: int = 1) -> int:
+    """N/4 estimator walkers for weighted training (rounded down to a multiple of the number of
+    processes), none for PCD/CD."""
+    if not phase.weighted:
+        return 0
+    m = n_walkers // 4 // world_size * world_size
+    return m if m >= 2 else 0

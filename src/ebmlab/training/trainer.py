@@ -20,11 +20,10 @@ ESS/N, and what the iteration did (resampled, acceptance rate, committed update 
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
+import time
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -32,51 +31,25 @@ from torch import Tensor, nn
 
 from ..distributed import LOCAL, Collective, NoiseRows
 from ..sampling import smc
-from ..sampling.walkers import (
-    Walkers,
-    ess_fraction,
-    gather_walkers,
-    log_z_estimate,
-    log_z_se,
-    maybe_resample,
-    normalized_weights,
-    walkers_from_dict,
-    walkers_to_dict,
-)
-from . import checkpoint as ckpt
+from ..sampling.walkers import Walkers, ess_fraction, log_z_report, maybe_resample, normalized_weights
 from .control import commit_update, snapshot
 from .loop import run_loop
-from .negative_phase import NegativePhase
-from .validation import DIVERGENCE_BOUND, DivergenceError, blow_up, check_int, exact_log_z, validate_data
+from .negative_phase import NegativePhase, default_log_z_walkers
+from .state import Checkpointable
+from .validation import (
+    DIVERGENCE_BOUND,
+    check_int,
+    check_values,
+    exact_log_z,
+    initial_log_z,
+    initial_sampler,
+    validate_data,
+)
 
 Sampler = Callable[[int, torch.Generator], Tensor]
-CHECKPOINT_FORMAT = 2
 
 
-def default_log_z_walkers(n_walkers: int, phase: NegativePhase, world_size: int = 1) -> int:
-    """N/4 estimator walkers for weighted training (rounded down to a multiple of the number of
-    processes), none for PCD/CD."""
-    if not phase.weighted:
-        return 0
-    m = n_walkers // 4 // world_size * world_size
-    return m if m >= 2 else 0
-
-
-def _log_z_fields(walkers: Walkers, coll: Collective, suffix: str = "") -> dict[str, float]:
-    """log Z estimate and, where the genealogy allows one (multinomial resampling), its standard error."""
-    out = {f"log_z_est{suffix}": float(log_z_estimate(walkers, coll))}
-    if walkers.multinomial_only:
-        out[f"log_z_se{suffix}"] = float(log_z_se(walkers, coll))
-    return out
-
-
-def fingerprint(t: Tensor) -> str:
-    """Shape, dtype and a SHA-256 prefix of a tensor's bytes: identifies a data set in checkpoints."""
-    raw = t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-    return f"{tuple(t.shape)} {t.dtype} {hashlib.sha256(raw).hexdigest()[:16]}"
-
-
-class Trainer:
+class Trainer(Checkpointable):
     """Maximum-likelihood (cross-entropy) training of an energy with a walker negative phase.
 
     energy: nn.Module mapping (N, *event) -> (N,) energies in nats.
@@ -84,8 +57,9 @@ class Trainer:
     phase: :class:`NegativePhase` (see :func:`negative_phase` for the CD/PCD/Jarzynski presets).
     n_walkers: population size N.  generator: the one source of randomness (walker noise, data
     batches, resampling).  init_sampler(n, generator): exact draws from the initial model (default
-    ``energy.sample``) for init="model" and the estimator population.  log_z0: log Z of the initial
-    model (default ``energy.log_z()`` if defined, else 0, making log-Z estimates relative).
+    ``energy.sample_initial`` or ``energy.sample``) for init="model" and the estimator population.
+    log_z0: log Z of the initial model (default ``energy.initial_log_z()`` or ``energy.log_z()``, else 0,
+    making log-Z estimates relative).
     log_z_walkers: size M of the estimator population (0 = off; None = N/4 for weighted training, off
     for PCD/CD; any method can have one if the initial model can be sampled).  It moves the same
     fraction of its walkers per update as the gradient's, with the phase's kernel, and resamples
@@ -146,11 +120,15 @@ class Trainer:
         self.n_walkers, self.log_z_walkers, self.data_batch = n_walkers, m, data_batch
         self.energy_reg, self.grad_clip, self.divergence_bound = energy_reg, grad_clip, divergence_bound
         self.has_exact_log_z = exact_log_z(energy) is not None
-        self.log_z0 = float(log_z0) if log_z0 is not None else (exact_log_z(energy) or 0.0)
+        needs_initial_model = phase.init == "model" or m > 0
+        if log_z0 is None:
+            log_z0 = initial_log_z(energy) if needs_initial_model else (exact_log_z(energy) or 0.0)
+        self.log_z0 = float(log_z0)
         self.step_count = 0
+        self.wall_time_s = 0.0  # seconds spent in step(), carried across resumes
         self.history: list[dict[str, Any]] = []
-        sampler = init_sampler or getattr(energy, "sample", None)
-        if sampler is None and (phase.init == "model" or m):
+        sampler = init_sampler or initial_sampler(energy)
+        if sampler is None and needs_initial_model:
             raise ValueError(
                 "init='model' and the estimator population (log_z_walkers > 0) need exact draws from the initial "
                 "model: pass init_sampler(n, generator) (e.g. MLPEnergy.sample_initial) or use an energy with a "
@@ -212,28 +190,17 @@ class Trainer:
         return loss, u_data.detach()
 
     def _check(self, bounded: dict[str, Tensor], finite: dict[str, Tensor], replicated: bool = False) -> None:
-        """Raise DivergenceError, on every process alike, if any process holds a non-finite value, or a
-        ``bounded`` one beyond the divergence bound (``replicated``: equal on every process)."""
-        tensors = {**bounded, **finite}
-        zero = torch.zeros((), dtype=torch.float64)
-        worst = torch.stack([t.detach().abs().max().double().cpu() if t.numel() else zero for t in tensors.values()])
-        if not replicated:
-            worst = self.collective.max(worst)
-        bad = blow_up(dict(zip(bounded, worst[: len(bounded)])), self.divergence_bound) or blow_up(
-            dict(zip(finite, worst[len(bounded) :])), math.inf
-        )
-        if bad:
-            raise DivergenceError(self.step_count, bad)
+        check_values(self.step_count, bounded, finite, self.divergence_bound, self.collective, replicated)
 
     def _estimates(self) -> dict[str, float]:
         """ESS/N of the gradient's walkers, log Z estimates with standard errors, exact log Z if known."""
         coll = self.collective
         out = {"ess_frac": float(ess_fraction(self.walkers.log_w, coll))}
         if self.estimator is not None:
-            out |= _log_z_fields(self.estimator, coll)
+            out |= log_z_report(self.estimator, coll)
             out["est_ess_frac"] = float(ess_fraction(self.estimator.log_w, coll))
         if self.phase.weighted:
-            out |= _log_z_fields(self.walkers, coll, "_coupled" if self.estimator is not None else "")
+            out |= log_z_report(self.walkers, coll, "_coupled" if self.estimator is not None else "")
         if self.has_exact_log_z:
             out["log_z_exact"] = exact_log_z(self.energy)
         return out
@@ -241,16 +208,26 @@ class Trainer:
     # -- one iteration ----------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
         """Run one iteration and return its history row."""
-        phase, walkers, k, coll, gen = self.phase, self.walkers, self.step_count, self.collective, self.generator
-        moved, rows = self._choose(self.n_walkers, phase.walker_batch, walkers.n)
+        start = time.perf_counter()
+        moved, rows = self._choose(self.n_walkers, self.phase.walker_batch, self.walkers.n)
+        row: dict[str, Any] = {"step": self.step_count, **self._estimates()}
+        row |= self._update_parameters(moved, row)
+        row |= self._move_walkers(moved, rows)
+        self.step_count += 1
+        self.history.append(row)
+        self.wall_time_s += time.perf_counter() - start
+        return row
+
+    def _update_parameters(self, moved: Tensor | None, row: dict[str, Any]) -> dict[str, Any]:
+        """theta_k -> theta_{k+1} from the data and the (weighted) walkers; the loss, cross-entropies and,
+        under ESS control, the committed fraction of the update."""
+        phase, walkers, coll = self.phase, self.walkers, self.collective
         log_w = walkers.log_w if moved is None else walkers.log_w[moved]
         x_walk = walkers.x if moved is None else walkers.x[moved]
         n_used = self.n_walkers if moved is None else phase.walker_batch
         w = normalized_weights(log_w, coll) if phase.weighted else torch.full_like(log_w, 1.0 / n_used)
         n_data = self.data.shape[0] if self.data_batch is None else self.data_batch
         x_data = coll.split(self.data if self.data_batch is None else self._data_sample(self.data_batch))
-        row: dict[str, Any] = {"step": k, **self._estimates()}
-
         self.optimizer.zero_grad(set_to_none=True)
         loss, u_data = self._loss(x_data, x_walk, w, n_data)
         totals = coll.sum(torch.stack([loss.detach().double(), u_data.double().sum()]))  # global loss, sum of U
@@ -263,64 +240,58 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
         before = snapshot(params) if phase.cess_target is not None else None
         self.optimizer.step()
+        out: dict[str, Any] = {"loss": float(totals[0])}
         if before is not None:
-            row["update_fraction"], row["cess"] = commit_update(
+            out["update_fraction"], out["cess"] = commit_update(
                 self.energy, params, before, walkers, phase.cess_target, coll
             )
         if self.scheduler is not None:
             self.scheduler.step()
         self._check({"a parameter": torch.stack([p.detach().abs().max() for p in params])}, {}, replicated=True)
-        row["loss"] = float(totals[0])
         mean_u = float(totals[1]) / n_data
-        if "log_z_est" in row:
-            row["ce_est"] = mean_u + row["log_z_est"]
-        if "log_z_exact" in row:
-            row["ce_exact"] = mean_u + row["log_z_exact"]
+        for kind in ("est", "exact"):
+            if f"log_z_{kind}" in row:
+                out[f"ce_{kind}"] = mean_u + row[f"log_z_{kind}"]
+        return out
 
+    def _move_walkers(self, moved: Tensor | None, rows: NoiseRows | None) -> dict[str, Any]:
+        """Move the gradient's walkers (and the estimator population) to theta_{k+1}, reset them (CD),
+        check for divergence, and resample on low ESS."""
+        phase, coll, gen = self.phase, self.collective, self.generator
         walkers, info = smc.advance(
-            walkers, self.energy, phase.move, gen, subset=moved, rows=rows, weighted=phase.weighted, coll=coll
+            self.walkers, self.energy, phase.move, gen, subset=moved, rows=rows, weighted=phase.weighted, coll=coll
         )
-        if info.accept_rate is not None:
-            row["accept_rate"] = float(info.accept_rate)
-        if phase.reset_every is not None and (k + 1) % phase.reset_every == 0:
+        out: dict[str, Any] = {} if info.accept_rate is None else {"accept_rate": float(info.accept_rate)}
+        if phase.reset_every is not None and (self.step_count + 1) % phase.reset_every == 0:
             walkers = smc.start(self.energy, coll.split(self._data_sample(self.n_walkers)), walkers.log_z_ref)
-        row["resampled"] = False
-        if phase.weighted and phase.ess_threshold is not None:
-            walkers, row["resampled"] = maybe_resample(
-                walkers, phase.ess_threshold, phase.resampler, gen, coll, phase.resample_scope
-            )
         checks = {"walker energies": walkers.state.energy}
         finite = {"walker gradients": walkers.state.grad, "log-weights": walkers.log_w}
-        if self.estimator is not None:
-            self.estimator, row["est_resampled"] = self._advance_estimator()
-            checks["estimator energies"] = self.estimator.state.energy
-            finite["estimator log-weights"] = self.estimator.log_w
+        estimator = self.estimator
+        if estimator is not None:
+            est_moved, est_rows = self._choose(self.log_z_walkers, self._estimator_batch(), estimator.n)
+            estimator, _ = smc.advance(
+                estimator, self.energy, phase.move, gen, subset=est_moved, rows=est_rows, coll=coll
+            )
+            checks["estimator energies"] = estimator.state.energy
+            finite["estimator log-weights"] = estimator.log_w
         self._check(checks, finite)
-        self.walkers = walkers
-        self.step_count = k + 1
-        self.history.append(row)
-        return row
+        out["resampled"] = False
+        if phase.weighted and phase.ess_threshold is not None:
+            walkers, out["resampled"] = maybe_resample(
+                walkers, phase.ess_threshold, phase.resampler, gen, coll, phase.resample_scope
+            )
+        if estimator is not None:
+            threshold = 0.5 if phase.ess_threshold is None else phase.ess_threshold
+            estimator, out["est_resampled"] = maybe_resample(
+                estimator, threshold, "multinomial", gen, coll, phase.resample_scope
+            )
+        self.walkers, self.estimator = walkers, estimator
+        return out
 
-    def _advance_estimator(self) -> tuple[Walkers, bool]:
-        """Move the estimator population along the same update, with its own resampling."""
-        phase, est, m = self.phase, self.estimator, self.log_z_walkers
-        n_b = phase.walker_batch
-        batch = None if n_b is None else max(2, math.ceil(m * n_b / self.n_walkers))
-        moved, rows = self._choose(m, batch, est.n)
-        threshold = 0.5 if phase.ess_threshold is None else phase.ess_threshold
-        est, info = smc.step(
-            est,
-            self.energy,
-            phase.move,
-            self.generator,
-            ess_threshold=threshold,
-            resampler="multinomial",
-            subset=moved,
-            rows=rows,
-            coll=self.collective,
-            scope=phase.resample_scope,
-        )
-        return est, info.resampled
+    def _estimator_batch(self) -> int | None:
+        """Estimator walkers moved per update: the same fraction as the gradient's (None = all)."""
+        n_b = self.phase.walker_batch
+        return None if n_b is None else max(2, math.ceil(self.log_z_walkers * n_b / self.n_walkers))
 
     def run(
         self,
@@ -350,74 +321,6 @@ class Trainer:
             postfix=lambda row: {"ess": f"{row['ess_frac']:.2f}"},
             postfix_every=50,
         )
-
-    # -- state ------------------------------------------------------------------------------------
-    def population(self) -> Walkers:
-        """The gradient's walkers of all processes, gathered on every process (a collective call)."""
-        return gather_walkers(self.walkers, self.collective)
-
-    def settings(self) -> dict[str, Any]:
-        """What a checkpoint must agree with to be resumed here (checked by :meth:`load_state_dict`)."""
-        return {
-            "phase": asdict(self.phase),
-            "n_walkers": self.n_walkers,
-            "log_z_walkers": self.log_z_walkers,
-            "data_batch": self.data_batch,
-            "energy_reg": self.energy_reg,
-            "grad_clip": self.grad_clip,
-            "energy": type(self.energy).__name__,
-            "optimizer": type(self.optimizer).__name__,
-            "data": fingerprint(self.data),
-        }
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume to the identical result; the walkers of all processes gathered
-        (a collective call: every process must make it)."""
-        est = self.estimator
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "settings": self.settings(),
-            "energy": self.energy.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "walkers": walkers_to_dict(self.population()),
-            "estimator": None if est is None else walkers_to_dict(gather_walkers(est, self.collective)),
-            "step": self.step_count,
-            "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "history": self.history,
-            "log_z0": self.log_z0,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; each process takes its shard of the walkers (any number of
-        processes dividing N and M).  A checkpoint of another format or with other settings (phase,
-        population sizes, energy or optimiser class, data) is refused with a ValueError naming them."""
-        ckpt.check_settings(state, CHECKPOINT_FORMAT, self.settings())
-        self.energy.load_state_dict(state["energy"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state["scheduler"] is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        dev = self.data.device
-        self.walkers = walkers_from_dict(state["walkers"], self.collective, dev)
-        est = state["estimator"]
-        self.estimator = None if est is None else walkers_from_dict(est, self.collective, dev)
-        self.step_count = int(state["step"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.history = list(state["history"])
-        self.log_z0 = float(state["log_z0"])
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write an atomic checkpoint (the main process writes; every process must call this)."""
-        state = self.state_dict()
-        if self.collective.is_main:
-            ckpt.save_atomic(state, path)
-        self.collective.barrier()
-
-    def resume(self, path: str | os.PathLike) -> None:
-        """Restore from a checkpoint written by :meth:`save`."""
-        self.load_state_dict(ckpt.load(path))
 
     def summary(self) -> dict[str, float]:
         """Current (theta_K, walkers at K) values: estimated log Z with standard errors (estimator

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..distributed import LOCAL, Collective
+
 DIVERGENCE_BOUND = 1e10  # |energy|, |loss| or |parameter| beyond this counts as a blow-up (nats / raw)
 
 
@@ -58,6 +60,21 @@ def exact_log_z(energy: nn.Module) -> float | None:
         return float(log_z())
 
 
+def initial_sampler(energy: nn.Module):
+    """The energy's exact sampler of its initial model: ``sample_initial`` (e.g. a confined MLP at
+    initialisation) or ``sample`` (closed-form models), else None."""
+    return getattr(energy, "sample_initial", None) or getattr(energy, "sample", None)
+
+
+def initial_log_z(energy: nn.Module) -> float:
+    """log Z of the energy's initial model: ``initial_log_z()``, else the closed-form ``log_z()``, else 0
+    (log-Z estimates are then relative to the initial model's)."""
+    initial = getattr(energy, "initial_log_z", None)
+    if callable(initial):
+        return float(initial())
+    return exact_log_z(energy) or 0.0
+
+
 def blow_up(values: dict[str, Tensor], bound: float = DIVERGENCE_BOUND) -> str | None:
     """The first entry holding a non-finite value or one beyond ``bound`` in absolute value, described,
     or None.  ``values``: name -> tensor of per-entry maxima of |.| (any shape)."""
@@ -68,3 +85,24 @@ def blow_up(values: dict[str, Tensor], bound: float = DIVERGENCE_BOUND) -> str |
         if worst > bound:
             return f"{what} reached {worst:.3g}, beyond the divergence bound {bound:.0e}"
     return None
+
+
+def check_values(
+    step: int,
+    bounded: dict[str, Tensor],
+    finite: dict[str, Tensor],
+    bound: float = DIVERGENCE_BOUND,
+    coll: Collective = LOCAL,
+    replicated: bool = False,
+) -> None:
+    """Raise :class:`DivergenceError` at iteration ``step``, on every process alike, if any process holds a
+    non-finite value, or a ``bounded`` one beyond ``bound`` (``replicated``: equal on every process)."""
+    tensors = {**bounded, **finite}
+    zero = torch.zeros((), dtype=torch.float64)
+    worst = torch.stack([t.detach().abs().max().double().cpu() if t.numel() else zero for t in tensors.values()])
+    if not replicated:
+        worst = coll.max(worst)
+    n = len(bounded)
+    bad = blow_up(dict(zip(bounded, worst[:n])), bound) or blow_up(dict(zip(finite, worst[n:])), math.inf)
+    if bad:
+        raise DivergenceError(step, bad)

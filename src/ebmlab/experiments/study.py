@@ -1,0 +1,230 @@
+"""The study skeleton every experiment command fills in: the output directory and its recorded settings,
+the (variant, seed) grid of runs with reuse on ``--resume``, the shared options, and the summary.
+
+Safety rules (what a finished run is worth more than the next command):
+
+- a non-empty ``--out`` is refused unless ``--resume`` (continue what is there) or ``--overwrite``
+  (delete the study's own files first: ``study.json``, ``metrics.json``, ``runs/``, ``checkpoints/``
+  and PNGs; nothing else);
+- ``study.json`` records the full settings; ``--resume`` under other settings is refused with one line
+  naming the fields, except a larger ``iters`` (said, and the finished runs continue from their
+  checkpoints);
+- every run file records the settings it was made with; a damaged one is named, never used;
+- temporary files of a write killed midway (``.name.XXXX.tmp``) are removed at the next start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..distributed import LOCAL, Collective
+from ..io import read_json, write_json
+from ..training.checkpoint import settings_diff
+from ..training.validation import DivergenceError
+
+STUDY_FILE = "study.json"
+EXTENDABLE = ("iters",)  # settings --resume may raise: the runs continue from their checkpoints
+SEED_MAX = 2**63 - 1
+
+
+def int_list(text: str) -> list[int]:
+    """Parse "0,1,2" into [0, 1, 2] (argparse type): non-negative integers that fit a 64-bit seed."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    bad = [v for v in values if not 0 <= v <= SEED_MAX]
+    if bad:
+        raise argparse.ArgumentTypeError(f"seeds must lie in [0, 2**63 - 1], got {bad}")
+    return values
+
+
+def name_list(choices: Iterable[str]) -> Callable[[str], list[str]]:
+    """argparse type parsing "a,b" into names from ``choices``, with a clear error for unknown ones."""
+    allowed = list(choices)
+
+    def parse(text: str) -> list[str]:
+        names = [v.strip() for v in text.split(",") if v.strip()]
+        bad = [n for n in names if n not in allowed]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f"unknown name(s) {bad or text!r}; choose from {allowed}")
+        return names
+
+    return parse
+
+
+def add_output_args(p: argparse.ArgumentParser, default_out: str) -> None:
+    """--out, --resume, --overwrite, --no-progress: the options every study shares."""
+    p.add_argument("--out", type=Path, default=Path(default_out), help="output directory")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue the runs in --out (same settings)")
+    mode.add_argument("--overwrite", action="store_true", help="delete this study's results in --out first")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _clear(out: Path) -> None:
+    for name in (STUDY_FILE, "metrics.json"):
+        (out / name).unlink(missing_ok=True)
+    for name in ("runs", "checkpoints"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for png in out.glob("*.png"):
+        png.unlink()
+
+
+def prepare_out(out: Path, study: str, config: dict[str, Any], resume: bool, overwrite: bool) -> list[str]:
+    """Check ``out`` against the rules above and record ``config``; returns notes for the console."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file, not a directory: choose a directory")
+    notes: list[str] = []
+    recorded = out / STUDY_FILE
+    for stale in (*out.glob(".*.tmp"), *out.glob("*/.*.tmp")):  # left by a write killed midway
+        stale.unlink()
+    if out.is_dir() and any(out.iterdir()):
+        if overwrite:
+            _clear(out)
+        elif not resume:
+            raise ValueError(
+                f"--out {str(out)!r} already holds files: pass --resume to continue its runs, --overwrite to "
+                "replace this study's results, or choose another directory"
+            )
+        elif recorded.exists():
+            saved = read_json(recorded, "study settings file")
+            if not isinstance(saved, dict) or saved.get("study") != study or "config" not in saved:
+                raise ValueError(f"{str(recorded)!r} does not describe an `ebmlab {study}` study: use another --out")
+            notes = check_config(saved["config"], config)
+        else:
+            raise ValueError(
+                f"--out {str(out)!r} has no {STUDY_FILE}: it was not written by this version of `ebmlab {study}`; "
+                "use another --out (or --overwrite)"
+            )
+    try:
+        write_json({"study": study, "config": config}, recorded)
+    except OSError as exc:
+        raise ValueError(f"cannot write into --out {str(out)!r}: {exc.strerror or exc}") from None
+    return notes
+
+
+def check_config(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Refuse other settings (naming them); a larger value of an extendable one is allowed and said."""
+    notes, diff = [], []
+    for field in settings_diff(saved, current, "recorded"):
+        name = field.split(" ", 1)[0]
+        if name in EXTENDABLE and isinstance(saved.get(name), int) and current[name] > saved[name]:
+            notes.append(f"{name} extended from {saved[name]} to {current[name]}: the runs continue")
+        else:
+            diff.append(field)
+    if diff:
+        raise ValueError(
+            "--resume with other settings than the recorded ones: "
+            + "; ".join(diff)
+            + ". Resume with the recorded settings, or start afresh in another --out"
+        )
+    return notes
+
+
+def _reusable(result: Any, path: Path, config: dict[str, Any]) -> bool:
+    """Whether a run file can stand for the run under ``config`` (False: redo it, continuing its checkpoint)."""
+    if not isinstance(result, dict) or "status" not in result or "config" not in result:
+        raise ValueError(f"{str(path)!r} is not a complete run file: delete it to redo that run")
+    check_config(result["config"], config)
+    return result["config"] == config
+
+
+def run_or_reuse(
+    done: Path,
+    run: Callable[[], dict[str, Any]],
+    resume: bool,
+    label: str,
+    config: dict[str, Any],
+    write: bool = True,
+) -> dict[str, Any]:
+    """One run's result, recorded with ``config``: read back from ``done`` when resuming a run finished
+    under the same settings, else ``run()`` (which continues from its checkpoint when resuming).  A
+    :class:`DivergenceError` becomes ``{"status": "diverged", "error", "step"}`` and is reported."""
+    if resume and done.exists() and _reusable(result := read_json(done, "run file"), done, config):
+        return result
+    try:
+        result = run()
+    except DivergenceError as exc:
+        result = {"status": "diverged", "error": str(exc), "step": exc.step}
+        if write:
+            tqdm.write(f"{label}: {exc}")
+    result["config"] = config
+    if write:
+        write_json(result, done)
+    return result
+
+
+def run_grid(
+    study: str,
+    config: dict[str, Any],
+    variants: Sequence[str],
+    seeds: Sequence[int],
+    out: Path,
+    run_one: Callable[[str, int, Path], dict[str, Any]],
+    *,
+    resume: bool,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    collective: Collective = LOCAL,
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Prepare ``out`` and run ``run_one(variant, seed, checkpoint_path)`` for every pair (reusing finished
+    runs on ``resume``); returns the results by variant and seed, and the notes of :func:`prepare_out`.
+    Under torchrun every process calls this; only the main one writes."""
+    main = collective.is_main
+    notes = collective.agree(lambda: prepare_out(out, study, config, resume, overwrite) if main else [])
+    runs: dict[str, dict[str, Any]] = {v: {} for v in variants}
+    disable = True if not main else None if progress is None else not progress
+    for variant in variants:
+        for seed in tqdm(seeds, desc=variant, disable=disable, leave=False):
+            name = f"{variant}_seed{seed}"
+            runs[variant][str(seed)] = run_or_reuse(
+                out / "runs" / f"{name}.json",
+                lambda: run_one(variant, seed, out / "checkpoints" / f"{name}.pt"),  # noqa: B023 - called at once
+                resume,
+                f"{variant} seed {seed}",
+                config,
+                write=main,
+            )
+    return runs, notes
+
+
+def seed_summary(results: Iterable[dict[str, Any]], keys: Iterable[str]) -> dict[str, Any]:
+    """Over the finished ("ok") runs: their count and, per key present, its mean, min and max
+    (flat keys ``<key>_mean``, ``<key>_min``, ``<key>_max``)."""
+    ok = [r for r in results if r.get("status") == "ok"]
+    out: dict[str, Any] = {"n_seeds": len(ok)}
+    for key in keys:
+        vals = [r[key] for r in ok if r.get(key) is not None]
+        if vals:
+            out[f"{key}_mean"] = sum(vals) / len(vals)
+            out[f"{key}_min"] = min(vals)
+            out[f"{key}_max"] = max(vals)
+    return out
+
+
+def exit_code(results: Iterable[dict[str, Any]]) -> int:
+    """0 when every run finished, 1 when any diverged."""
+    return 0 if all(r.get("status") == "ok" for r in results) else 1
+
+
+__all__ = [
+    "STUDY_FILE",
+    "add_output_args",
+    "check_config",
+    "exit_code",
+    "int_list",
+    "name_list",
+    "prepare_out",
+    "run_grid",
+    "run_or_reuse",
+    "seed_summary",
+]
