@@ -123,4 +123,4 @@ def test_cli_quick_end_to_end(mnist_dir, tmp_path):
 
 def test_missing_data_directory_is_a_clear_error(tmp_path):
     with pytest.raises(MnistDataError, match="does not exist"):
-        run_study(PRESETS["quick"], ["pcd"], tmp_path / "out", data_dir=str(tmp_path / "none"))
+        run_study(PRESETS["quick"], ["pcd"], [0], tmp_path / "out", data_dir=str(tmp_path / "none"))

@@ -163,4 +163,4 @@ def test_cli_pca_quick_reports_ais_masses_with_standard_errors(mnist_dir, tmp_pa
 def test_projected_spaces_refuse_torchrun(tmp_path):
     two = SimpleNamespace(world_size=2, is_main=True)
     with pytest.raises(ValueError, match="use --space pixels under torchrun"):
-        run_study(PRESETS["lda"]["quick"], ["pcd"], tmp_path, collective=two)
+        run_study(PRESETS["lda"]["quick"], ["pcd"], [0], tmp_path, collective=two)

@@ -9,21 +9,22 @@ Spaces (``--space``):
 
 - ``lda`` (default; the ``cpu`` preset is the 2-D study) and ``pca`` (``--dim``, 8 by default, label
   free): the digits projected to a few dimensions (:mod:`.mnist_lowdim`), an MLP energy with exact
-  initial draws and log Z, class regions from an RBF SVC; model masses exactly by quadrature in 2-D,
-  else from the estimator population; AIS masses and log Z of the final model;
+  initial draws and log Z, class regions from an RBF SVC; model masses exactly by quadrature in 1-D
+  and 2-D, and by AIS from the initial model in any dimension (a larger AIS run for the final model);
 - ``pixels``: the paper's CNN energy on 28x28 images (:mod:`.mnist_pixels`), a CNN classifier,
   model masses from MALA chains at the current parameters.
 
 Writes ``metrics.json``: per method and seed, at every evaluation, the walker class fractions
 (weighted for Jarzynski) and the model class masses with their total-variation distances to 4:2:1,
 log Z estimates (estimator population and, as ``*_coupled``, the gradient's walkers) and, in 2-D, the
-exact log Z; final-model blocks (quadrature with its error, AIS); resamplings and wall time.  PNGs:
-:func:`.mnist_plots.plot_all`.
+exact log Z; final-model blocks (AIS; quadrature with its error); resamplings, wall and CPU time.
+PNGs: :func:`plot_all`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -35,13 +36,14 @@ from ..data.mnist import load_mnist
 from ..data.projection import SPACES
 from ..data.subsets import imbalanced_digit_split
 from ..distributed import LOCAL, Collective
+from ..io import write_json
 from ..sampling.resampling import RESAMPLERS
 from ..training import METHODS
 from . import mnist_lowdim_plots, mnist_plots
-from .common import exit_code, int_list, name_list, run_or_reuse, seed_summary, write_json
-from .mnist_config import DEFAULT_SPACE, DIGITS, PRESETS, RATIOS, PixelConfig, StudyConfig, preset
+from .mnist_config import DEFAULT_SPACE, DIGITS, PRESETS, RATIOS, PixelConfig, StudyConfig, default_seeds, preset
 from .mnist_lowdim import LowDimStudy, lowdim_study
 from .mnist_pixels import PixelStudy, pixel_study
+from .study import add_output_args, exit_code, int_list, name_list, run_grid, seed_summary
 
 Study = PixelStudy | LowDimStudy
 
@@ -64,18 +66,19 @@ SUMMARY_PATHS = {
 
 
 def run_one(
-    study: Study, method: str, seed: int, out: Path, resume: bool, progress: bool | None, collective: Collective
+    study: Study, method: str, seed: int, ckpt: Path, progress: bool | None, collective: Collective
 ) -> dict[str, Any]:
-    """Train one (method, seed) and return its metrics (raises DivergenceError on blow-up).
+    """Train one (method, seed), continuing from ``ckpt`` if it exists (a resumed run), and return its
+    metrics (raises DivergenceError on blow-up).
 
     Evaluations happen when the iteration count is one less than a multiple of ``eval_every`` (so CD
     walkers are seen after 3 updates from data, not at a reset) and are stored in the trainer history,
     hence in checkpoints; the final-model blocks describe the parameters after the last iteration.
+    ``wall_time_s`` and ``cpu_time_s`` cover this invocation (training, evaluations, final blocks).
     """
     cfg = study.cfg
     trainer = study.build_trainer(method, seed, collective)
-    ckpt = out / "checkpoints" / f"{method}_seed{seed}.pt"
-    if resume and ckpt.exists():
+    if ckpt.exists():
         trainer.resume(ckpt)
 
     def record(tr, row: dict[str, Any]) -> None:
@@ -91,7 +94,10 @@ def run_one(
         desc=f"{method} seed {seed}",
         callback=record,
     )
-    final = study.finish(trainer, method, seed, out, write=collective.is_main)
+    stem = ckpt.parent.parent / "runs" / ckpt.stem  # <out>/runs/<method>_seed<seed>
+    if collective.is_main:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+    final = study.finish(trainer, seed, stem, write=collective.is_main)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     evals = [r["eval"] for r in trainer.history if "eval" in r]
     traj = {k: [e.get(k) for e in evals] for k in evals[0]}
@@ -137,52 +143,54 @@ def summarize(runs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
 def run_study(
     cfg: StudyConfig,
     methods: list[str],
+    seeds: list[int],
     out: Path,
     data_dir: str | None = None,
     resume: bool = False,
     progress: bool | None = None,
     collective: Collective = LOCAL,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """All (method, seed) runs of ``cfg.seeds``; writes metrics.json and the plots; returns the metrics.
+    """All (method, seed) runs on the study skeleton (:func:`~.study.run_grid`: ``--out`` rules,
+    recorded settings, reuse of finished runs with ``resume``); writes metrics.json, the study's files
+    (``classifier.pt`` or ``regions.pt``) and the plots; returns the metrics.
 
-    Finished runs (``runs/<method>_seed<seed>.json``) found in ``out`` are reused with ``resume``, so
-    several processes may each run some methods into one ``out`` and a last ``--resume`` call
-    assembles them.  With a distributed ``collective`` every process runs this and only the main one
-    writes files.
+    Several processes may each run some seeds into one ``out`` (the later ones with ``resume``) and a
+    last ``resume`` call assembles them.  With a distributed ``collective`` (pixel space only) every
+    process runs this and only the main one writes files.
     """
     if cfg.space != "pixels" and collective.world_size > 1:
         raise ValueError(
             f"--space {cfg.space} runs in one process (minutes on a CPU); use --space pixels under torchrun"
         )
-    write = collective.is_main
-    if write:
-        (out / "runs").mkdir(parents=True, exist_ok=True)
-    else:
+    if not collective.is_main:
         progress = False
     images, labels = load_mnist(data_dir, split=cfg.split)
     split = imbalanced_digit_split(images, labels, DIGITS, RATIOS, cfg.ebm_unit, cfg.heldout_unit, cfg.split_seed)
-    if isinstance(cfg, PixelConfig):
-        study: Study = pixel_study(cfg, split, out, resume, progress, write)
-    else:
-        study = lowdim_study(cfg, split, out, write)
-    runs: dict[str, dict[str, Any]] = {m: {} for m in methods}
-    for method in methods:
-        for seed in cfg.seeds:
-            runs[method][str(seed)] = run_or_reuse(
-                out / "runs" / f"{method}_seed{seed}.json",
-                lambda: run_one(study, method, seed, out, resume, progress, collective),  # noqa: B023 - called at once
-                resume,
-                f"{method} seed {seed}",
-                write=write,
-            )
+    study: Study = (
+        pixel_study(cfg, split, out, resume, progress) if isinstance(cfg, PixelConfig) else lowdim_study(cfg, split)
+    )
+    config = json.loads(json.dumps(asdict(cfg)))  # as recorded in study.json (tuples become lists)
+    runs, notes = run_grid(
+        "mnist",
+        config,
+        methods,
+        seeds,
+        out,
+        lambda method, seed, ckpt: run_one(study, method, seed, ckpt, progress, collective),
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress,
+        collective=collective,
+    )
     extra = {"temperature": cfg.temperature} if isinstance(cfg, PixelConfig) else {}
     metrics = {
-        "config": asdict(cfg) | extra,
+        "config": config | extra,
         "space": cfg.space,
         "digits": list(DIGITS),
         "target_fractions": list(cfg.target_fractions),
         "methods": methods,
-        "seeds": list(cfg.seeds),
+        "seeds": seeds,
         "data": {
             "ebm_class_counts": split.ebm.class_counts(len(DIGITS)),
             "heldout_class_counts": split.heldout.class_counts(len(DIGITS)),
@@ -190,9 +198,11 @@ def run_study(
         },
         "evaluation": study.info,
         "summary": summarize(runs),
+        "notes": notes,
         "runs": runs,
     }
-    if write:
+    if collective.is_main:
+        study.save(out)
         write_json(metrics, out / "metrics.json")
         plot_all(metrics, out)
     return metrics
@@ -242,17 +252,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--walkers", type=int, default=None, help="number of walkers N (override the preset)")
     p.add_argument("--resampler", choices=sorted(RESAMPLERS), default=None)
     p.add_argument("--ess-threshold", type=float, default=None, help="resample when ESS/N < this, in (0, 1]")
-    p.add_argument("--out", type=Path, default=Path("runs/mnist"), help="output directory")
-    p.add_argument("--resume", action="store_true", help="continue from checkpoints and finished runs in --out")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_output_args(p, "runs/mnist")
 
 
 def config_from_args(args: argparse.Namespace) -> StudyConfig:
     """The preset of ``--space`` with ``--dim`` and the other overrides (ValueError for bad values)."""
     overrides: dict[str, Any] = {k: getattr(args, k) for k in ("iters", "resampler", "ess_threshold")}
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    if args.seeds is not None:
-        overrides["seeds"] = tuple(args.seeds)
     cfg = preset(args.space, args.preset, args.dim, **overrides)
     if args.walkers is not None:
         batch = {"walker_batch": min(cfg.walker_batch, args.walkers)} if isinstance(cfg, PixelConfig) else {}
@@ -266,14 +272,18 @@ def main(args: argparse.Namespace) -> int:
     metrics = run_study(
         cfg,
         args.methods,
+        args.seeds or default_seeds(args.space, args.preset),
         args.out,
         data_dir=args.data_dir,
         resume=args.resume,
         progress=False if args.no_progress else None,
         collective=coll,
+        overwrite=args.overwrite,
     )
     if not coll.is_main:
         return 0
+    for note in metrics["notes"]:
+        print(note)
     for method, s in metrics["summary"].items():
         line = f"{method:>10}: model TV {s['model_tv_mean']:.3f} [{s['model_tv_min']:.3f}, {s['model_tv_max']:.3f}]"
         line += f", walker TV {s['walker_tv_mean']:.3f}"

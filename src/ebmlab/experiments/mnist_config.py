@@ -14,10 +14,9 @@ RATIOS = (4, 2, 1)
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """What every space shares: the data split, the walkers, the schedule and the seeds."""
+    """What every space shares: the data split, the walkers and the schedule."""
 
     space: str = "lda"
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     split: str = "test"  # MNIST split the images come from
     ebm_unit: int = 120  # EBM images per digit = ratio * unit (480/240/120)
     heldout_unit: int = 60  # held-out images per digit = ratio * unit (240/120/60)
@@ -37,8 +36,6 @@ class StudyConfig:
     def __post_init__(self) -> None:
         if self.space not in SPACES:
             raise ValueError(f"unknown space {self.space!r}; choose one of {list(SPACES)}")
-        if not self.seeds:
-            raise ValueError("need at least one seed")
         if self.n_walkers < 2 or self.log_z_walkers < 0:
             raise ValueError(f"need n_walkers >= 2 and log_z_walkers >= 0, got {self.n_walkers}, {self.log_z_walkers}")
         if self.iters < self.eval_every or self.eval_every < 1:
@@ -103,7 +100,6 @@ class PixelConfig(StudyConfig):
     """
 
     space: str = "pixels"
-    seeds: tuple[int, ...] = (0, 1, 2)
     classifier_epochs: int = 10
     channels: int = 16  # ConvEnergy width (16 = the paper's)
     n_walkers: int = 512
@@ -148,7 +144,7 @@ class PixelConfig(StudyConfig):
 
 
 _LOW_QUICK = dict(
-    seeds=(0,), n_walkers=400, log_z_walkers=400, iters=60, eval_every=20, checkpoint_every=20, grid_cells=120,
+    n_walkers=400, log_z_walkers=400, iters=60, eval_every=20, checkpoint_every=20, grid_cells=120,
     ais_particles=200, ais_steps=20, final_ais_particles=400, final_ais_steps=40,
 )  # fmt: skip
 PRESETS: dict[str, dict[str, StudyConfig]] = {
@@ -164,7 +160,6 @@ PRESETS: dict[str, dict[str, StudyConfig]] = {
     "pixels": {
         # smoke run for tests: tiny populations and chains, a 2-epoch classifier
         "quick": PixelConfig(
-            seeds=(0,),
             classifier_epochs=2,
             channels=8,
             n_walkers=64,
@@ -200,6 +195,11 @@ PRESETS: dict[str, dict[str, StudyConfig]] = {
     },
 }
 DEFAULT_SPACE = "lda"
+
+
+def default_seeds(space: str, name: str) -> list[int]:
+    """Seeds of a preset: one for ``quick``, five for the projected studies, three in pixel space."""
+    return [0] if name == "quick" else [0, 1, 2] if space == "pixels" else [0, 1, 2, 3, 4]
 
 
 def preset(space: str, name: str, dim: int | None = None, **overrides) -> StudyConfig:

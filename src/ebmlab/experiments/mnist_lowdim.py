@@ -102,8 +102,23 @@ class LowDimStudy:
     cfg: LowDimConfig
     regions: RegionClassifier
     data: Tensor  # (n, dim) coordinates of the EBM training digits
+    labels: Tensor  # (n,) their digit classes
     check: QuadratureCheck | None  # dim <= 2 only
     info: dict[str, Any]
+
+    def save(self, out: Path) -> None:
+        """``regions.pt`` for the heat maps (dim <= 2): grid labels, training coordinates and labels."""
+        if self.check is not None:
+            n, dim = self.cfg.grid_cells, self.cfg.dim
+            torch.save(
+                {
+                    "labels": self.check.base.labels.reshape(*[n] * dim),
+                    "half_width": self.cfg.grid_half_width,
+                    "data": self.data,
+                    "data_labels": self.labels,
+                },
+                out / "regions.pt",
+            )
 
     def build_trainer(self, method: str, seed: int, collective: Collective = LOCAL) -> Trainer:
         """One process only (:func:`~ebmlab.experiments.mnist.run_study` refuses a distributed run)."""
@@ -142,10 +157,11 @@ class LowDimStudy:
             row["log_z_error"] = row["log_z_est"] - q.log_z
         return row
 
-    def finish(self, trainer: Trainer, method: str, seed: int, out: Path, write: bool) -> dict[str, Any]:
+    def finish(self, trainer: Trainer, seed: int, stem: Path, write: bool) -> dict[str, Any]:
         """The final model: a larger AIS run (its class masses with standard errors are the reported
         final masses where there is no quadrature) and, in 1-D/2-D, quadrature with its error estimates
-        and the AIS errors against it; the log density on the grid is saved for the heat maps."""
+        and the AIS errors against it; the log density on the grid goes to ``<stem>_density.pt`` for
+        the heat maps."""
         final: dict[str, Any] = {
             "ais": model_ais(trainer.energy, self.cfg, self.regions, seed, trainer.step_count, True)
         }
@@ -155,7 +171,7 @@ class LowDimStudy:
         if write:
             n, dim = self.cfg.grid_cells, self.cfg.dim
             log_density = self.check.base.log_density(trainer.energy).float().reshape(*[n] * dim)
-            torch.save(log_density, out / "runs" / f"{method}_seed{seed}_density.pt")
+            torch.save(log_density, f"{stem}_density.pt")
         return final | {
             "quadrature": quad,
             "quadrature_mass_error": max(quad["mass_error_refine"], quad["mass_error_wide"]),
@@ -164,9 +180,8 @@ class LowDimStudy:
         }
 
 
-def lowdim_study(cfg: LowDimConfig, split: DigitSplit, out: Path, write: bool) -> LowDimStudy:
-    """Fit the projection on the EBM digits and the SVC on the classifier digits; build the grid.
-    Writes ``regions.pt`` (grid labels, training coordinates and labels) for the plots (dim <= 2)."""
+def lowdim_study(cfg: LowDimConfig, split: DigitSplit) -> LowDimStudy:
+    """Fit the projection on the EBM digits and the SVC on the classifier digits; build the grid."""
     projection = fit_projection(cfg.space, cfg.dim, split.ebm.images, split.ebm.labels, cfg.scale, cfg.pca_dims)
     data = projection(split.ebm.images)
     regions = RegionClassifier.fit(projection(split.classifier.images), split.classifier.labels, cfg.svc_c)
@@ -192,15 +207,4 @@ def lowdim_study(cfg: LowDimConfig, split: DigitSplit, out: Path, write: bool) -
             "cells_per_axis": cfg.grid_cells,
             "cell_width": 2 * cfg.grid_half_width / cfg.grid_cells,
         }
-        if write:
-            n = cfg.grid_cells
-            torch.save(
-                {
-                    "labels": check.base.labels.reshape(*[n] * cfg.dim),
-                    "half_width": cfg.grid_half_width,
-                    "data": data,
-                    "data_labels": split.ebm.labels,
-                },
-                out / "regions.pt",
-            )
-    return LowDimStudy(cfg, regions, data, check, info)
+    return LowDimStudy(cfg, regions, data, split.ebm.labels, check, info)

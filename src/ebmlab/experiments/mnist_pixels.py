@@ -119,6 +119,10 @@ class PixelStudy:
     def build_trainer(self, method: str, seed: int, collective: Collective = LOCAL) -> Trainer:
         return build_trainer(self.cfg, method, seed, self.split.ebm.images, collective)
 
+    def save(self, out: Path) -> None:
+        """``classifier.pt`` (reloaded by ``--resume``)."""
+        save_classifier(self.classifier, out / "classifier.pt")
+
     def _labels(self, x: Tensor) -> Tensor:
         return predict(self.classifier, x)
 
@@ -144,8 +148,9 @@ class PixelStudy:
             **estimates(trainer, self.split.ebm.images),
         }
 
-    def finish(self, trainer: Trainer, method: str, seed: int, out: Path, write: bool) -> dict[str, Any]:
-        """Save a grid of walkers (drawn by weight for Jarzynski; a collective call under torchrun)."""
+    def finish(self, trainer: Trainer, seed: int, stem: Path, write: bool) -> dict[str, Any]:
+        """Save a grid of walkers to ``<stem>_samples.pt`` (drawn by weight for Jarzynski; a collective
+        call under torchrun)."""
         walkers = trainer.population()
         if trainer.phase.weighted:
             idx = systematic(normalized_weights(walkers.log_w), GRID, torch.Generator().manual_seed(0))
@@ -153,14 +158,14 @@ class PixelStudy:
         else:
             images = walkers.x[:GRID]
         if write:
-            torch.save(images.clone(), out / "runs" / f"{method}_seed{seed}_samples.pt")
+            torch.save(images.clone(), f"{stem}_samples.pt")
         return {}
 
 
 def get_classifier(
-    cfg: PixelConfig, split: DigitSplit, out: Path, resume: bool, progress: bool | None, write: bool = True
+    cfg: PixelConfig, split: DigitSplit, out: Path, resume: bool, progress: bool | None
 ) -> tuple[DigitClassifier, dict[str, Any]]:
-    """Train (or, with resume, reload) the 3-class classifier and save it (``write``); report its held-out
+    """Train (or, with resume, reload ``classifier.pt``) the 3-class classifier and report its held-out
     accuracy.  Training is seeded, so every process of a torchrun job trains the same classifier."""
     path = out / "classifier.pt"
     start = time.perf_counter()
@@ -175,8 +180,6 @@ def get_classifier(
             seed=cfg.split_seed,
             progress=progress,
         )
-        if write:
-            save_classifier(model, path)
     info = {
         "heldout_accuracy": accuracy(model, split.heldout.images, split.heldout.labels),
         "n_train": len(split.classifier),
@@ -188,12 +191,10 @@ def get_classifier(
     return model, info
 
 
-def pixel_study(
-    cfg: PixelConfig, split: DigitSplit, out: Path, resume: bool, progress: bool | None, write: bool
-) -> PixelStudy:
+def pixel_study(cfg: PixelConfig, split: DigitSplit, out: Path, resume: bool, progress: bool | None) -> PixelStudy:
     """Classifier, held-out feature moments, and the floors of the walker metrics: the same metrics on
     the real EBM training images (classifier fractions and TV; Frechet distance between two real sets)."""
-    classifier, info = get_classifier(cfg, split, out, resume, progress, write)
+    classifier, info = get_classifier(cfg, split, out, resume, progress)
     held = gaussian_moments(apply_batched(classifier.features, split.heldout.images))
     frac = torch.bincount(predict(classifier, split.ebm.images), minlength=len(DIGITS)).double() / len(split.ebm)
     info["reference"] = {
