@@ -13,7 +13,7 @@ import torch
 from .plotting import COLORS, band, plt, save
 
 CLASS_COLORS = ("tab:orange", "deeppink", "tab:cyan")  # digits 2, 3, 6
-MODEL_SOURCE = {"pixels": "MALA chains", "exact": "quadrature", "estimated": "estimator population"}
+MODEL_SOURCE = {"pixels": "MALA chains", "exact": "quadrature", "estimated": "AIS"}
 
 
 def ok_runs(metrics: dict[str, Any], method: str) -> list[tuple[str, dict[str, Any]]]:
