@@ -206,7 +206,7 @@ CASES = {
     "ais-energy-nan": (
         lambda: ais(energy, lambda x: energy(x) * math.nan, X, 0.0, 3, step_size=0.1, generator=G),
         ValueError,
-        "not finite at the starting draws",
+        "AIS cannot start: the energy or its gradient is NaN or infinite at",
     ),
     "ais-generator": (lambda: ais(energy, energy, X, 0.0, 3, step_size=0.1, generator=None), TypeError, "generator"),
     # noise distributions

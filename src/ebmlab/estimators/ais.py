@@ -76,12 +76,10 @@ def ais(
     if reverse:
         b = b.flip(0)
     energies = [geometric_path(energy0, energy1, float(beta)) for beta in b]
-    walkers = smc.start(energies[0], x.detach())
-    if not bool(torch.isfinite(walkers.state.energy).all() and torch.isfinite(walkers.state.grad).all()):
-        raise ValueError(
-            "the energies or their gradients are not finite at the starting draws: check energy0 and "
-            "energy1 there (both are evaluated along the path)"
-        )
+    try:
+        walkers = smc.start(energies[0], x.detach())
+    except ValueError as exc:
+        raise ValueError(f"AIS cannot start: {exc} (energy0 and energy1 are both evaluated along the path)") from None
     move = smc.Move(kernel, step_size, n_steps=n_moves)
     walkers, infos = smc.anneal(
         walkers, energies[1:], move, generator, ess_threshold=ess_threshold, resampler="multinomial", progress=progress

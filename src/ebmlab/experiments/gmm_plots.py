@@ -77,8 +77,9 @@ def plot_kl_logz(metrics: dict[str, Any], path: Path) -> None:
     ax1.set_yscale("log", nonpositive="mask")  # estimated KL can dip below 0 near the optimum: not drawn
     ax1.set(xlabel="iteration", ylabel="KL(data || model) [nats]", title="Exact vs estimated KL")
     ax2.set(xlabel="iteration", ylabel="log Z estimate - exact [nats]", title="Error of the running log Z")
-    ax1.legend(fontsize=8)
-    ax2.legend(fontsize=8)
+    for ax in (ax1, ax2):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     save(fig, path)
 
 
