@@ -16,11 +16,13 @@ Safety rules (what a finished run is worth more than the next command):
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from ..distributed import LOCAL, Collective
@@ -68,6 +70,37 @@ def add_output_args(p: argparse.ArgumentParser, default_out: str) -> None:
     mode.add_argument("--resume", action="store_true", help="continue the runs in --out (same settings)")
     mode.add_argument("--overwrite", action="store_true", help="delete this study's results in --out first")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def add_device_arg(p: argparse.ArgumentParser) -> None:
+    """--device {auto,cpu,cuda}: where models, walkers and data live (auto: CUDA when available)."""
+    p.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="auto (default): CUDA when available, else CPU; under torchrun each process takes the GPU of its "
+        "local rank. Runs are reproducible bit for bit on CPU only",
+    )
+
+
+def resolve_device(name: str) -> torch.device:
+    """The ``torch.device`` for a --device value; under torchrun a CUDA process uses ``cuda:LOCAL_RANK``."""
+    if name not in DEVICES:
+        raise ValueError(f"unknown device {name!r}: choose from {list(DEVICES)}")
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ValueError("--device cuda: this machine has no usable CUDA device; use --device cpu (or auto)")
+    rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if rank >= torch.cuda.device_count():
+        raise ValueError(
+            f"--device cuda: local rank {rank} has no GPU ({torch.cuda.device_count()} visible): "
+            "start at most one process per GPU"
+        )
+    return torch.device("cuda", rank)
 
 
 def _clear(out: Path) -> None:
@@ -217,13 +250,16 @@ def exit_code(results: Iterable[dict[str, Any]]) -> int:
 
 
 __all__ = [
+    "DEVICES",
     "STUDY_FILE",
+    "add_device_arg",
     "add_output_args",
     "check_config",
     "exit_code",
     "int_list",
     "name_list",
     "prepare_out",
+    "resolve_device",
     "run_grid",
     "run_or_reuse",
     "seed_summary",
