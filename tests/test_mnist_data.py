@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ebmlab.data.mnist import FILES, MnistDataError, load_mnist, parse_idx, resolve_data_dir
+from ebmlab.data.mnist import FILES, MnistDataError, download_mnist, load_mnist, md5sum, parse_idx, resolve_data_dir
 from ebmlab.data.subsets import class_indices, imbalanced_digit_split, split_by_class, to_signed_unit
 
 
@@ -64,6 +64,25 @@ def test_corrupted_copy_fails_md5(mnist_dir, tmp_path):
     (tmp_path / FILES["test"][1]).write_bytes(bytes(raw))
     with pytest.raises(MnistDataError, match="corrupt"):
         load_mnist(tmp_path)
+
+
+def test_download_checks_md5_before_the_final_name(mnist_dir, tmp_path):
+    """A good mirror gives files equal to the source; a corrupt one raises and leaves nothing behind."""
+    good = download_mnist(tmp_path / "good", "test", base_url=mnist_dir.as_uri() + "/")
+    for name in FILES["test"]:
+        assert md5sum(good / name) == md5sum(mnist_dir / name)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name in FILES["test"]:
+        (mirror / name).write_bytes((mnist_dir / name).read_bytes()[:-10])  # truncated copies
+    target = tmp_path / "bad"
+    with pytest.raises(MnistDataError, match=r"corrupt \(md5 mismatch\); nothing was written"):
+        download_mnist(target, "test", base_url=mirror.as_uri() + "/")
+    assert list(target.iterdir()) == []
+    with pytest.raises(MnistDataError, match="cannot download"):
+        download_mnist(target, "test", base_url=(tmp_path / "nowhere").as_uri() + "/")
+    with pytest.raises(ValueError, match="timeout"):
+        download_mnist(target, "test", timeout=0)
 
 
 def test_missing_directory_file_and_variable(tmp_path, monkeypatch):

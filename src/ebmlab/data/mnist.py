@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_write
+
 ENV_VAR = "EBMLAB_DATA"
 
 FILES: dict[str, tuple[str, str]] = {
@@ -101,15 +103,36 @@ def load_mnist(
     return images, labels.astype(np.int64)
 
 
-def download_mnist(data_dir: str | os.PathLike, split: str = "test", base_url: str = MIRROR) -> Path:
-    """Fetch one split's IDX files into ``data_dir`` (needs a network) and check their md5 sums."""
+def download_mnist(
+    data_dir: str | os.PathLike, split: str = "test", base_url: str = MIRROR, timeout: float = 60.0
+) -> Path:
+    """Fetch one split's IDX files into ``data_dir`` (needs a network); files already there are checked.
+
+    Each file is read whole (``timeout`` seconds per blocking network operation), checked against its md5
+    sum and only then written under its final name (atomically): a failed or corrupt download leaves
+    nothing behind.  Raises :class:`MnistDataError` naming the file."""
+    if split not in FILES:
+        raise ValueError(f"unknown MNIST split {split!r}; choose 'train' or 'test'")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
     root = Path(data_dir).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     for name in FILES[split]:
         target = root / name
         if not target.exists():
-            tmp = target.with_suffix(".part")
-            urllib.request.urlretrieve(base_url + name, tmp)
-            tmp.replace(target)
+            try:
+                with urllib.request.urlopen(base_url + name, timeout=timeout) as response:
+                    payload = response.read()
+            except OSError as exc:  # URLError, timeouts and connection errors are OSErrors
+                raise MnistDataError(
+                    f"cannot download {name!r} from {base_url!r} ({exc}); check the network, or put the IDX "
+                    f"files into {str(root)!r} by hand"
+                ) from None
+            if hashlib.md5(payload).hexdigest() != MD5[name]:
+                raise MnistDataError(
+                    f"the download of {name!r} from {base_url!r} is corrupt (md5 mismatch); nothing was written: "
+                    "try again or use another base_url"
+                )
+            atomic_write(target, lambda f, data=payload: f.write(data))
         _checked(target, verify=True)
     return root
