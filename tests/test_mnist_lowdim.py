@@ -83,6 +83,8 @@ def test_presets_per_space():
         (["--space", "pca", "--dim", "0"], "positive integer"),
         (["--space", "pixels", "--dim", "2"], "--dim applies to --space lda or pca"),
         (["--space", "pca", "--preset", "paper"], "preset 'paper' exists for --space pixels"),
+        (["--cess-target", "0"], "cess_target must lie in (0, 1]"),
+        (["--cess-target", "1.5"], "cess_target must lie in (0, 1]"),
     ],
 )
 def test_cli_bad_space_or_dim_exits_2_with_a_message(args, message, capsys, tmp_path):
@@ -158,6 +160,20 @@ def test_cli_pca_quick_reports_ais_masses_with_standard_errors(mnist_dir, tmp_pa
     assert run["model_masses"] == run["ais_masses"] and run["model_masses_se"] == run["ais_masses_se"]
     assert all(s > 0 for s in run["model_masses_se"]) and "log_z_exact" not in run
     assert (out / "masses.png").is_file() and not (out / "density.png").exists()
+
+
+def test_cli_mala_and_ess_control_reach_the_walkers(mnist_dir, tmp_path):
+    """--kernel mala gives acceptance rates in (0, 1]; --cess-target records the committed update fraction,
+    and with a target of 1 every update shrinks (fraction < 1) while the run stays finite."""
+    torch.set_num_threads(1)
+    out = tmp_path / "mala"
+    args = ("--space", "lda", "--methods", "jarzynski,pcd", "--kernel", "mala", "--cess-target", "1", "--iters", "20")
+    assert _run(mnist_dir, out, *args, "--walkers", "200") == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["kernel"] == "mala" and metrics["config"]["cess_target"] == 1
+    jar, pcd = metrics["runs"]["jarzynski"]["0"], metrics["runs"]["pcd"]["0"]
+    assert 0 < jar["accept_rate"] <= 1 and 0 < pcd["accept_rate"] <= 1
+    assert 0 < jar["mean_update_fraction"] < 1 and "mean_update_fraction" not in pcd
 
 
 def test_projected_spaces_refuse_torchrun(tmp_path):

@@ -38,6 +38,7 @@ from ..data.subsets import imbalanced_digit_split
 from ..distributed import LOCAL, Collective
 from ..io import write_json
 from ..sampling.resampling import RESAMPLERS
+from ..sampling.smc import SAMPLERS
 from ..training import METHODS
 from . import mnist_lowdim_plots, mnist_plots
 from .mnist_config import DEFAULT_SPACE, DIGITS, PRESETS, RATIOS, PixelConfig, StudyConfig, default_seeds, preset
@@ -60,6 +61,8 @@ SUMMARY_PATHS = {
     "frechet": ("frechet",),
     "n_resamplings": ("n_resamplings",),
     "n_estimator_resamplings": ("n_estimator_resamplings",),
+    "accept_rate": ("accept_rate",),
+    "mean_update_fraction": ("mean_update_fraction",),
     "wall_time_s": ("wall_time_s",),
     "cpu_time_s": ("cpu_time_s",),
 }
@@ -103,12 +106,18 @@ def run_one(
     traj = {k: [e.get(k) for e in evals] for k in evals[0]}
     traj["resample_steps"] = [r["step"] for r in trainer.history if r["resampled"]]
     traj["estimator_resample_steps"] = [r["step"] for r in trainer.history if r.get("est_resampled")]
+    rates = {
+        name: sum(r[key] for r in trainer.history) / len(trainer.history)
+        for key, name in (("accept_rate", "accept_rate"), ("update_fraction", "mean_update_fraction"))
+        if key in trainer.history[0]
+    }
     return {
         "status": "ok",
         **{k: v for k, v in evals[-1].items() if k != "step"},
         "final_step": evals[-1]["step"],
         "n_resamplings": len(traj["resample_steps"]),
         "n_estimator_resamplings": len(traj["estimator_resample_steps"]),
+        **rates,
         "wall_time_s": wall,
         "cpu_time_s": cpu,
         "final": final,
@@ -252,12 +261,21 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--walkers", type=int, default=None, help="number of walkers N (override the preset)")
     p.add_argument("--resampler", choices=sorted(RESAMPLERS), default=None)
     p.add_argument("--ess-threshold", type=float, default=None, help="resample when ESS/N < this, in (0, 1]")
+    p.add_argument("--kernel", choices=sorted(SAMPLERS), default=None, help="walker kernel (default ula)")
+    p.add_argument(
+        "--cess-target",
+        type=float,
+        default=None,
+        help="ESS-controlled updates for jarzynski: shorten each parameter update until the walkers' "
+        "conditional ESS is at least this, in (0, 1] (default off)",
+    )
     add_output_args(p, "runs/mnist")
 
 
 def config_from_args(args: argparse.Namespace) -> StudyConfig:
     """The preset of ``--space`` with ``--dim`` and the other overrides (ValueError for bad values)."""
-    overrides: dict[str, Any] = {k: getattr(args, k) for k in ("iters", "resampler", "ess_threshold")}
+    names = ("iters", "resampler", "ess_threshold", "kernel", "cess_target")
+    overrides: dict[str, Any] = {k: getattr(args, k) for k in names}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     cfg = preset(args.space, args.preset, args.dim, **overrides)
     if args.walkers is not None:

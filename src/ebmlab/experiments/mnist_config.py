@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 
 from ..data.projection import PROJECTED, SPACES, check_space_dim
 from ..sampling.resampling import get_resampler
+from ..sampling.smc import SAMPLERS
+from ..training import NegativePhase, negative_phase
 
 DIGITS = (2, 3, 6)
 RATIOS = (4, 2, 1)
@@ -30,6 +32,8 @@ class StudyConfig:
     resampler: str = "systematic"
     ess_threshold: float = 0.5
     cd_reset_every: int = 4
+    kernel: str = "ula"  # walker kernel: "ula" or "mala"
+    cess_target: float | None = None  # ESS-controlled parameter updates (Jarzynski only); None = off
     eval_every: int = 100
     checkpoint_every: int = 500
 
@@ -43,6 +47,20 @@ class StudyConfig:
         if not 0 < self.ess_threshold <= 1:
             raise ValueError(f"ess_threshold must lie in (0, 1], got {self.ess_threshold}")
         get_resampler(self.resampler)
+        if self.kernel not in SAMPLERS:
+            raise ValueError(f"unknown kernel {self.kernel!r}; choose one of {sorted(SAMPLERS)}")
+        if self.cess_target is not None and not 0 < self.cess_target <= 1:
+            raise ValueError(f"cess_target must lie in (0, 1] (or None: off), got {self.cess_target}")
+
+    def negative_phase(self, method: str, step_size: float, **extra) -> NegativePhase:
+        """The negative phase of ``method`` under these settings: ``steps_per_update`` moves of ``kernel``
+        with drift step ``step_size``; resampling and ESS control for Jarzynski; CD's resets."""
+        overrides = dict(step_size=step_size, steps_per_update=self.steps_per_update, kernel=self.kernel, **extra)
+        if method == "jarzynski":
+            overrides.update(resampler=self.resampler, ess_threshold=self.ess_threshold, cess_target=self.cess_target)
+        if method == "cd":
+            overrides["reset_every"] = self.cd_reset_every
+        return negative_phase(method, **overrides)
 
     @property
     def target_fractions(self) -> tuple[float, ...]:

@@ -33,7 +33,7 @@ from ..energies import Gaussian, MLPEnergy
 from ..metrics.masses import QuadratureCheck, ais_class_masses, total_variation
 from ..metrics.regions import RegionClassifier
 from ..sampling import smc
-from ..training import Trainer, negative_phase
+from ..training import Trainer
 from .mnist_config import DIGITS, LowDimConfig
 from .mnist_eval import estimates, eval_generator, mass_fields, walker_log_weights
 
@@ -46,19 +46,14 @@ def make_energy(cfg: LowDimConfig, seed: int) -> MLPEnergy:
 
 
 def build_trainer(cfg: LowDimConfig, method: str, seed: int, data: Tensor) -> Trainer:
-    """Adam at a constant learning rate on the full data batch; ULA walkers (resampled for Jarzynski);
+    """Adam at a constant learning rate on the full data batch; ULA (or MALA) walkers (resampled for Jarzynski);
     every method gets an estimator population of ``cfg.log_z_walkers`` walkers from the initial model."""
     energy = make_energy(cfg, seed)
-    overrides: dict[str, Any] = dict(step_size=cfg.step_size, steps_per_update=cfg.steps_per_update)
-    if method == "jarzynski":
-        overrides.update(resampler=cfg.resampler, ess_threshold=cfg.ess_threshold)
-    if method == "cd":
-        overrides["reset_every"] = cfg.cd_reset_every
     return Trainer(
         energy,
         data,
         torch.optim.Adam(energy.parameters(), lr=cfg.lr),
-        negative_phase(method, **overrides),
+        cfg.negative_phase(method, cfg.step_size),
         n_walkers=cfg.n_walkers,
         generator=torch.Generator().manual_seed(seed),
         init_sampler=energy.sample_initial,

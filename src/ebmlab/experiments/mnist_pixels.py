@@ -43,7 +43,7 @@ from ..metrics.masses import mala_chain_ends, total_variation
 from ..sampling.langevin import init_state, ula
 from ..sampling.resampling import systematic
 from ..sampling.walkers import normalized_weights
-from ..training import Trainer, negative_phase
+from ..training import Trainer
 from .mnist_config import DIGITS, PixelConfig
 from .mnist_eval import estimates, eval_generator, mass_fields, walker_log_weights
 
@@ -76,14 +76,8 @@ def build_trainer(cfg: PixelConfig, method: str, seed: int, data: Tensor, collec
     """Energy, Adam (betas, linear lr decay, clip) and the method's negative phase, as one Trainer."""
     energy = make_energy(cfg, seed)
     gen = torch.Generator().manual_seed(seed)
-    overrides: dict[str, Any] = dict(
-        step_size=cfg.noise_std**2 / 2, steps_per_update=cfg.steps_per_update, walker_batch=cfg.walker_batch
-    )  # V units: noise sqrt(2 h_V) = noise_std
-    if method == "jarzynski":
-        overrides.update(resampler=cfg.resampler, ess_threshold=cfg.ess_threshold)
-    if method == "cd":
-        overrides["reset_every"] = cfg.cd_reset_every
-    phase = negative_phase(method, **overrides)
+    # V units: drift step noise_std^2 / 2, so the noise sqrt(2 h_V) is noise_std
+    phase = cfg.negative_phase(method, cfg.noise_std**2 / 2, walker_batch=cfg.walker_batch)
     opt = torch.optim.Adam(energy.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     sched = torch.optim.lr_scheduler.LinearLR(opt, 1.0, cfg.final_lr_factor, total_iters=cfg.iters)
     from_model = method == "jarzynski" or cfg.log_z_walkers > 0
