@@ -35,6 +35,19 @@ def test_quick_training_reaches_sane_accuracy_and_is_seeded(split, tmp_path):
     assert torch.equal(predict(loaded, split.heldout.images), predict(model, split.heldout.images))
 
 
+def test_damaged_or_foreign_classifier_files_are_named(tmp_path):
+    model = DigitClassifier(n_classes=3)
+    save_classifier(model, tmp_path / "clf.pt")
+    raw = (tmp_path / "clf.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match=r"cut\.pt.* is not a readable ebmlab classifier"):
+        load_classifier(tmp_path / "cut.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=r"other\.pt.* is not an ebmlab classifier file"):
+        load_classifier(tmp_path / "other.pt")
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []  # the atomic writer left nothing
+
+
 def test_features_shape_and_input_checks():
     model = DigitClassifier(n_classes=10, feature_dim=32)
     x = torch.zeros(5, 1, 28, 28)

@@ -30,6 +30,7 @@ from ..data.projection import fit_projection
 from ..data.subsets import DigitSplit
 from ..distributed import LOCAL, Collective
 from ..energies import Gaussian, MLPEnergy
+from ..io import save_torch
 from ..metrics.masses import QuadratureCheck, ais_class_masses, total_variation
 from ..metrics.regions import RegionClassifier
 from ..sampling import smc
@@ -105,7 +106,7 @@ class LowDimStudy:
         """``regions.pt`` for the heat maps (dim <= 2): grid labels, training coordinates and labels."""
         if self.check is not None:
             n, dim = self.cfg.grid_cells, self.cfg.dim
-            torch.save(
+            save_torch(
                 {
                     "labels": self.check.base.labels.reshape(*[n] * dim),
                     "half_width": self.cfg.grid_half_width,
@@ -166,7 +167,7 @@ class LowDimStudy:
         if write:
             n, dim = self.cfg.grid_cells, self.cfg.dim
             log_density = self.check.base.log_density(trainer.energy).float().reshape(*[n] * dim)
-            torch.save(log_density, f"{stem}_density.pt")
+            save_torch(log_density, f"{stem}_density.pt")
         return final | {
             "quadrature": quad,
             "quadrature_mass_error": max(quad["mass_error_refine"], quad["mass_error_wide"]),

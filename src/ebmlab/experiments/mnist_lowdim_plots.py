@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from ..io import load_torch, save_figure
 from .mnist_plots import CLASS_COLORS, ok_runs
 from .plotting import COLORS, band, plt, save
 
@@ -24,7 +24,7 @@ def plot_density(metrics: dict[str, Any], out: Path) -> None:
     seeds = sorted({s for m in methods for s, _ in ok_runs(metrics, m)}, key=int)
     if not methods:
         return
-    regions = torch.load(out / "regions.pt", weights_only=True)
+    regions = load_torch(out / "regions.pt", "class-region file")
     hw, labels = regions["half_width"], regions["labels"].numpy()
     n = labels.shape[0]
     centres = -hw + (np.arange(n) + 0.5) * 2 * hw / n
@@ -47,7 +47,7 @@ def plot_density(metrics: dict[str, Any], out: Path) -> None:
             if seed not in runs:
                 ax.axis("off")
                 continue
-            log_p = torch.load(out / "runs" / f"{method}_seed{seed}_density.pt", weights_only=True).double().numpy()
+            log_p = load_torch(out / "runs" / f"{method}_seed{seed}_density.pt", "density file").double().numpy()
             log_p = log_p - log_p.max()
             in_view = np.exp(log_p[cut]).sum() / np.exp(log_p).sum()
             extent = (view[0], view[-1], view[0], view[-1])
@@ -78,7 +78,7 @@ def plot_density(metrics: dict[str, Any], out: Path) -> None:
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label="log density minus its maximum [nats]")
     axes[0][0].legend(fontsize=7, loc="lower left", markerscale=3)
     fig.suptitle("Final models: exact class masses of digits 2/3/6 (target .57/.29/.14)", fontsize=10)
-    fig.savefig(out / "density.png", dpi=80)
+    save_figure(fig, out / "density.png", dpi=80)
     plt.close(fig)
 
 

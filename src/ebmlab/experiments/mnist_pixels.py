@@ -29,6 +29,7 @@ from torch import Tensor
 from ..data.subsets import DigitSplit
 from ..distributed import LOCAL, Collective
 from ..energies import BoxedTemperedEnergy, ConvEnergy, box_log_z
+from ..io import save_torch
 from ..metrics.classifier import (
     DigitClassifier,
     accuracy,
@@ -152,7 +153,7 @@ class PixelStudy:
         else:
             images = walkers.x[:GRID]
         if write:
-            torch.save(images.clone(), f"{stem}_samples.pt")
+            save_torch(images.clone(), f"{stem}_samples.pt")
         return {}
 
 

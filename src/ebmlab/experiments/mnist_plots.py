@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..io import load_torch
 from .plotting import COLORS, band, plt, save
 
 CLASS_COLORS = ("tab:orange", "deeppink", "tab:cyan")  # digits 2, 3, 6
@@ -45,7 +46,7 @@ def plot_samples(metrics: dict[str, Any], out: Path) -> None:
         return
     fig, axes = plt.subplots(1, len(shown), figsize=(3.6 * len(shown), 4), squeeze=False)
     for ax, (method, seed, run) in zip(axes[0], shown):
-        images = torch.load(out / "runs" / f"{method}_seed{seed}_samples.pt", weights_only=True)
+        images = load_torch(out / "runs" / f"{method}_seed{seed}_samples.pt", "walker sample file")
         ax.imshow(image_grid(images), cmap="gray", vmin=0, vmax=1)
         f = ", ".join(f"{v:.2f}" for v in run["walker_masses"])
         ax.set_title(f"{method} (seed {seed}), step {run['final_step']}\nwalkers {f}", fontsize=8)

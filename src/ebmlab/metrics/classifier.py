@@ -14,6 +14,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..io import load_torch, save_torch
+
 
 class DigitClassifier(nn.Module):
     """CNN for (N, 1, 28, 28) images in [-1, 1] with ``n_classes`` outputs (logits)."""
@@ -145,12 +147,16 @@ def class_fractions(pred: Tensor, n_classes: int, weights: Tensor | None = None)
 
 def save_classifier(model: DigitClassifier, path: str | os.PathLike) -> None:
     """Save config and state_dict (a plain dict readable with ``weights_only=True``)."""
-    torch.save({"config": dict(model.config), "state_dict": model.state_dict()}, path)
+    save_torch({"config": dict(model.config), "state_dict": model.state_dict()}, path)
 
 
 def load_classifier(path: str | os.PathLike) -> DigitClassifier:
-    """Load a classifier written by :func:`save_classifier`, in eval mode."""
-    blob: dict[str, Any] = torch.load(path, weights_only=True, map_location="cpu")
-    model = DigitClassifier(**blob["config"])
-    model.load_state_dict(blob["state_dict"])
+    """Load a classifier written by :func:`save_classifier`, in eval mode; a missing, damaged or foreign
+    file raises one ValueError naming it."""
+    blob: Any = load_torch(path, "classifier")
+    try:
+        model = DigitClassifier(**blob["config"])
+        model.load_state_dict(blob["state_dict"])
+    except (TypeError, KeyError, RuntimeError):
+        raise ValueError(f"{str(path)!r} is not an ebmlab classifier file: delete it to train it again") from None
     return model.eval()
