@@ -10,11 +10,9 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..energies import GaussianMixture
-from ..sampling.resampling import RESAMPLERS
-from ..sampling.smc import SAMPLERS
 from ..sampling.walkers import SCOPES
 from ..training import METHODS, negative_phase
-from .study import add_output_args, int_list, name_list
+from .study import add_output_args, add_walker_args, int_list, name_list
 
 DTYPE = torch.float64
 
@@ -107,8 +105,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=int, default=None, dest="n_data", help="number of data points n")
     p.add_argument("--iters", type=int, default=None, help="training iterations")
     p.add_argument("--step-size", type=float, default=None, help="ULA step size h")
-    p.add_argument("--resampler", choices=sorted(RESAMPLERS), default=None)
-    p.add_argument("--ess-threshold", type=float, default=None, help="resample when ESS/N < this, in (0, 1]")
+    add_walker_args(p)
     p.add_argument(
         "--resample-scope",
         choices=SCOPES,
@@ -122,14 +119,6 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         dest="log_z_walkers",
         help="estimator population size M, walkers that give log Z but never enter the gradient "
         "(default: N/4 for jarzynski, 0 for pcd/cd; 0 = off; a value applies to every method)",
-    )
-    p.add_argument("--kernel", choices=sorted(SAMPLERS), default=None, help="walker kernel (default ula)")
-    p.add_argument(
-        "--cess-target",
-        type=float,
-        default=None,
-        help="ESS-controlled updates for jarzynski: shorten each parameter update until the walkers' "
-        "conditional ESS is at least this, in (0, 1] (default off)",
     )
     add_output_args(p, "runs/gmm")
 

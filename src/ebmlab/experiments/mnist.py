@@ -37,14 +37,12 @@ from ..data.projection import SPACES
 from ..data.subsets import imbalanced_digit_split
 from ..distributed import LOCAL, Collective
 from ..io import write_json
-from ..sampling.resampling import RESAMPLERS
-from ..sampling.smc import SAMPLERS
 from ..training import METHODS
 from . import mnist_lowdim_plots, mnist_plots
 from .mnist_config import DEFAULT_SPACE, DIGITS, PRESETS, RATIOS, PixelConfig, StudyConfig, default_seeds, preset
 from .mnist_lowdim import LowDimStudy, lowdim_study
 from .mnist_pixels import PixelStudy, pixel_study
-from .study import add_output_args, exit_code, int_list, name_list, run_grid, seed_summary
+from .study import add_output_args, add_walker_args, exit_code, int_list, name_list, run_grid, seed_summary
 
 Study = PixelStudy | LowDimStudy
 
@@ -259,16 +257,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files (default: $EBMLAB_DATA)")
     p.add_argument("--iters", type=int, default=None, help="training iterations (override the preset)")
     p.add_argument("--walkers", type=int, default=None, help="number of walkers N (override the preset)")
-    p.add_argument("--resampler", choices=sorted(RESAMPLERS), default=None)
-    p.add_argument("--ess-threshold", type=float, default=None, help="resample when ESS/N < this, in (0, 1]")
-    p.add_argument("--kernel", choices=sorted(SAMPLERS), default=None, help="walker kernel (default ula)")
-    p.add_argument(
-        "--cess-target",
-        type=float,
-        default=None,
-        help="ESS-controlled updates for jarzynski: shorten each parameter update until the walkers' "
-        "conditional ESS is at least this, in (0, 1] (default off)",
-    )
+    add_walker_args(p)
     add_output_args(p, "runs/mnist")
 
 

@@ -27,6 +27,8 @@ from tqdm.auto import tqdm
 
 from ..distributed import LOCAL, Collective
 from ..io import read_json, write_json
+from ..sampling.resampling import RESAMPLERS
+from ..sampling.smc import SAMPLERS
 from ..training.checkpoint import settings_diff
 from ..training.validation import DivergenceError
 
@@ -70,6 +72,20 @@ def add_output_args(p: argparse.ArgumentParser, default_out: str) -> None:
     mode.add_argument("--resume", action="store_true", help="continue the runs in --out (same settings)")
     mode.add_argument("--overwrite", action="store_true", help="delete this study's results in --out first")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_walker_args(p: argparse.ArgumentParser) -> None:
+    """--resampler, --ess-threshold, --kernel, --cess-target: the weighted walkers' options (None = preset's)."""
+    p.add_argument("--resampler", choices=sorted(RESAMPLERS), default=None)
+    p.add_argument("--ess-threshold", type=float, default=None, help="resample when ESS/N < this, in (0, 1]")
+    p.add_argument("--kernel", choices=sorted(SAMPLERS), default=None, help="walker kernel (default ula)")
+    p.add_argument(
+        "--cess-target",
+        type=float,
+        default=None,
+        help="ESS-controlled updates for jarzynski: shorten each parameter update until the walkers' "
+        "conditional ESS is at least this, in (0, 1] (default off)",
+    )
 
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -254,6 +270,7 @@ __all__ = [
     "STUDY_FILE",
     "add_device_arg",
     "add_output_args",
+    "add_walker_args",
     "check_config",
     "exit_code",
     "int_list",
