@@ -48,8 +48,8 @@ KernelStep = Callable[..., tuple[LangevinState, "Tensor | None", "Tensor | None"
 class Kernel:
     """A Langevin kernel as the engine drives it.
 
-    step(state, energy, step_size, generator, noise_std, rows, weighted) -> (state, log-weight increment
-    or None, accepted (N,) bool or None).  invariant: the kernel leaves exp(-U) invariant at a fixed
+    step(state, energy, step_size, generator, noise_std, rows, weighted, compile) -> (state, log-weight
+    increment or None, accepted (N,) bool or None).  invariant: the kernel leaves exp(-U) invariant at a fixed
     energy, so walkers are reweighted before moving and the move adds no weight.
     """
 
@@ -58,13 +58,13 @@ class Kernel:
     invariant: bool
 
 
-def _ula_step(state, energy, step_size, generator, noise_std, rows, weighted):
-    new, inc = ula(state, energy, step_size, generator, noise_std, rows, weighted)
+def _ula_step(state, energy, step_size, generator, noise_std, rows, weighted, compile):
+    new, inc = ula(state, energy, step_size, generator, noise_std, rows, weighted, compile)
     return new, inc, None
 
 
-def _mala_step(state, energy, step_size, generator, noise_std, rows, weighted):
-    new, accepted, _ = mala(state, energy, step_size, generator, noise_std, rows)
+def _mala_step(state, energy, step_size, generator, noise_std, rows, weighted, compile):
+    new, accepted, _ = mala(state, energy, step_size, generator, noise_std, rows, compile)
     return new, None, accepted
 
 
@@ -86,13 +86,15 @@ def get_sampler(name: str) -> Kernel:
 
 @dataclass(frozen=True)
 class Move:
-    """How walkers move at each energy: kernel name, step size h, noise scale (default sqrt(2h)) and
-    the number of kernel steps."""
+    """How walkers move at each energy: kernel name, step size h, noise scale (default sqrt(2h)), the
+    number of kernel steps, and whether the step runs compiled (:mod:`.compiled`: one graph per energy
+    object and shape, so for a fixed module whose parameters change, not for a schedule of new energies)."""
 
     kernel: str = "ula"
     step_size: float = 0.1
     noise_std: float | None = None
     n_steps: int = 1
+    compile: bool = False
 
     def __post_init__(self) -> None:
         get_sampler(self.kernel)
@@ -157,7 +159,14 @@ def advance(
     accepted = []
     for _ in range(move.n_steps):
         moving, step_inc, acc = kernel.step(
-            moving, energy, move.step_size, generator, move.noise_std, rows, weighted and not kernel.invariant
+            moving,
+            energy,
+            move.step_size,
+            generator,
+            move.noise_std,
+            rows,
+            weighted and not kernel.invariant,
+            move.compile,
         )
         if step_inc is not None:
             moved_inc = step_inc if moved_inc is None else moved_inc + step_inc

@@ -24,8 +24,9 @@ class Checkpointable:
 
     def settings(self) -> dict[str, Any]:
         """What a checkpoint must agree with to be resumed here (checked by :meth:`load_state_dict`)."""
+        phase = {k: v for k, v in asdict(self.phase).items() if k != "compile"}  # rounding only
         return {
-            "phase": asdict(self.phase),
+            "phase": phase,
             "n_walkers": self.n_walkers,
             "log_z_walkers": self.log_z_walkers,
             "data_batch": self.data_batch,
