@@ -106,10 +106,13 @@ class Move:
 @dataclass(frozen=True)
 class MoveInfo:
     """What one :func:`advance` / :func:`step` did: Metropolis acceptance rate over the moved walkers
-    and steps (a float64 tensor, None for ULA) and whether the walkers were resampled."""
+    and steps (a float64 tensor, None for ULA), whether the walkers were resampled, and this process's
+    acceptance counts (accepted, proposed) as a float64 (2,) tensor (None for ULA), for callers that
+    reduce them together with other quantities."""
 
     accept_rate: Tensor | None = None
     resampled: bool = False
+    counts: Tensor | None = None
 
 
 def start(energy: EnergyFn, x: Tensor, log_z0: float | Tensor = 0.0) -> Walkers:
@@ -147,7 +150,8 @@ def advance(
     subset: indices (M,) of the walkers that move (None = all); the others are only reweighted.
     rows: the moving walkers' rows in a population-wide noise draw (walkers split across processes).
     weighted: update the log-weights (False: unweighted walkers, e.g. PCD/CD; no increment computed).
-    On return every walker is cached under ``energy``.
+    coll: reduces the acceptance counts over processes (LOCAL: this process's rate; the counts are in
+    the returned :class:`MoveInfo` either way).  On return every walker is cached under ``energy``.
     """
     kernel = get_sampler(move.kernel)
     state, n = walkers.state, walkers.n
@@ -186,12 +190,12 @@ def advance(
     walkers = replace(walkers, state=state)
     if weighted:
         walkers = add_log_weights(walkers, inc)
-    rate = None
-    if accepted:
-        n_proposals = torch.tensor(float(len(accepted) * moving.x.shape[0]), dtype=torch.float64)
-        counts = coll.sum(torch.stack([torch.stack(accepted).double().sum().cpu(), n_proposals]))
-        rate = counts[0] / counts[1]
-    return walkers, MoveInfo(accept_rate=rate)
+    if not accepted:
+        return walkers, MoveInfo()
+    n_proposals = torch.tensor(float(len(accepted) * moving.x.shape[0]), dtype=torch.float64)
+    counts = torch.stack([torch.stack(accepted).double().sum().cpu(), n_proposals])
+    total = coll.sum(counts)
+    return walkers, MoveInfo(accept_rate=total[0] / total[1], counts=counts)
 
 
 def step(

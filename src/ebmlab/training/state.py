@@ -35,6 +35,7 @@ class Checkpointable:
             "energy": type(self.energy).__name__,
             "optimizer": type(self.optimizer).__name__,
             "data": fingerprint(self.data),
+            **({"noise": self.noise} if self.noise != "replicated" else {}),  # older checkpoints: replicated
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -55,6 +56,7 @@ class Checkpointable:
             "history": self.history,
             "log_z0": self.log_z0,
             "wall_time_s": self.wall_time_s,
+            "noise_seed": self.noise_seed,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -76,6 +78,8 @@ class Checkpointable:
         self.history = list(state["history"])
         self.log_z0 = float(state["log_z0"])
         self.wall_time_s = float(state["wall_time_s"])
+        self.noise_seed = int(state.get("noise_seed", self.noise_seed))
+        self.refresh_summaries()
 
     def save(self, path: str | os.PathLike) -> None:
         """Write an atomic checkpoint (the main process writes; every process must call this)."""
