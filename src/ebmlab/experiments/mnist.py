@@ -30,8 +30,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..data.mnist import load_mnist
 from ..data.projection import SPACES
 from ..data.subsets import imbalanced_digit_split
@@ -40,29 +38,30 @@ from ..io import write_json
 from ..sampling.resampling import RESAMPLERS
 from ..training import METHODS
 from . import mnist_lowdim_plots, mnist_plots
-from .mnist_config import DEFAULT_SPACE, DIGITS, PRESETS, RATIOS, PixelConfig, StudyConfig, default_seeds, preset
+from .mnist_config import (
+    DEFAULT_SPACE,
+    DIGITS,
+    PRESETS,
+    RATIOS,
+    PixelConfig,
+    StudyConfig,
+    default_seeds,
+    preset,
+    study_device,
+)
+from .mnist_eval import summarize
 from .mnist_lowdim import LowDimStudy, lowdim_study
 from .mnist_pixels import PixelStudy, pixel_study
-from .study import add_output_args, exit_code, int_list, name_list, run_grid, seed_summary
+from .study import (
+    add_device_arg,
+    add_output_args,
+    exit_code,
+    int_list,
+    name_list,
+    run_grid,
+)
 
 Study = PixelStudy | LowDimStudy
-
-# summary key -> path into a run's result
-SUMMARY_PATHS = {
-    "model_tv": ("model_tv",),
-    "walker_tv": ("walker_tv",),
-    "estimator_tv": ("estimator_tv",),
-    "log_z_error": ("log_z_error",),
-    "ais_tv": ("ais_tv",),
-    "final_ais_tv": ("final", "ais", "tv"),
-    "final_ais_log_z_error": ("final", "ais_log_z_error"),
-    "quadrature_mass_error": ("final", "quadrature_mass_error"),
-    "frechet": ("frechet",),
-    "n_resamplings": ("n_resamplings",),
-    "n_estimator_resamplings": ("n_estimator_resamplings",),
-    "wall_time_s": ("wall_time_s",),
-    "cpu_time_s": ("cpu_time_s",),
-}
 
 
 def run_one(
@@ -116,30 +115,6 @@ def run_one(
     }
 
 
-def _lookup(run: dict[str, Any], path: tuple[str, ...]) -> Any:
-    for key in path:
-        if not isinstance(run, dict) or key not in run:
-            return None
-        run = run[key]
-    return run
-
-
-def summarize(runs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """Per method: mean / min / max over seeds of the final metrics (``SUMMARY_PATHS``) and the mean
-    model and walker class masses."""
-    out = {}
-    for method, by_seed in runs.items():
-        ok = [r for r in by_seed.values() if r.get("status") == "ok"]
-        if ok:
-            flat = [{k: _lookup(r, p) for k, p in SUMMARY_PATHS.items()} | {"status": "ok"} for r in ok]
-            out[method] = seed_summary(flat, SUMMARY_PATHS) | {
-                f"{kind}_masses_mean": np.mean([r[f"{kind}_masses"] for r in ok], axis=0).tolist()
-                for kind in ("model", "walker")
-                if all(r.get(f"{kind}_masses") is not None for r in ok)
-            }
-    return out
-
-
 def run_study(
     cfg: StudyConfig,
     methods: list[str],
@@ -150,6 +125,7 @@ def run_study(
     progress: bool | None = None,
     collective: Collective = LOCAL,
     overwrite: bool = False,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """All (method, seed) runs on the study skeleton (:func:`~.study.run_grid`: ``--out`` rules,
     recorded settings, reuse of finished runs with ``resume``); writes metrics.json, the study's files
@@ -157,7 +133,8 @@ def run_study(
 
     Several processes may each run some seeds into one ``out`` (the later ones with ``resume``) and a
     last ``resume`` call assembles them.  With a distributed ``collective`` (pixel space only) every
-    process runs this and only the main one writes files.
+    process runs this and only the main one writes files.  ``device``: where the pixel study's energy,
+    walkers, data and classifier live (the projected spaces run on the CPU: :func:`study_device`).
     """
     if cfg.space != "pixels" and collective.world_size > 1:
         raise ValueError(
@@ -168,7 +145,9 @@ def run_study(
     images, labels = load_mnist(data_dir, split=cfg.split)
     split = imbalanced_digit_split(images, labels, DIGITS, RATIOS, cfg.ebm_unit, cfg.heldout_unit, cfg.split_seed)
     study: Study = (
-        pixel_study(cfg, split, out, resume, progress) if isinstance(cfg, PixelConfig) else lowdim_study(cfg, split)
+        pixel_study(cfg, split, out, resume, progress, device)
+        if isinstance(cfg, PixelConfig)
+        else lowdim_study(cfg, split)
     )
     config = json.loads(json.dumps(asdict(cfg)))  # as recorded in study.json (tuples become lists)
     runs, notes = run_grid(
@@ -252,6 +231,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--walkers", type=int, default=None, help="number of walkers N (override the preset)")
     p.add_argument("--resampler", choices=sorted(RESAMPLERS), default=None)
     p.add_argument("--ess-threshold", type=float, default=None, help="resample when ESS/N < this, in (0, 1]")
+    add_device_arg(p)
     add_output_args(p, "runs/mnist")
 
 
@@ -279,6 +259,7 @@ def main(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None,
         collective=coll,
         overwrite=args.overwrite,
+        device=study_device(args.device, cfg.space),
     )
     if not coll.is_main:
         return 0

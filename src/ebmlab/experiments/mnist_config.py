@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import torch
+
 from ..data.projection import PROJECTED, SPACES, check_space_dim
 from ..sampling.resampling import get_resampler
+from .study import resolve_device
 
 DIGITS = (2, 3, 6)
 RATIOS = (4, 2, 1)
@@ -216,3 +219,13 @@ def preset(space: str, name: str, dim: int | None = None, **overrides) -> StudyC
         check_space_dim(space, dim, len(DIGITS))
     changes = dict(overrides) | ({} if dim is None else {"dim": dim})
     return replace(PRESETS[space][name], **changes)
+
+
+def study_device(name: str, space: str) -> torch.device:
+    """The device of a --device value for ``space``: pixels run anywhere; the projected spaces (small MLPs,
+    quadrature, SVC regions: CPU work of minutes) on the CPU, which ``auto`` picks for them."""
+    if space == "pixels":
+        return resolve_device(name)
+    if name == "cuda":
+        raise ValueError(f"--space {space} runs on the CPU (a small MLP; quadrature and SVC regions): use --device cpu")
+    return torch.device("cpu")
