@@ -105,3 +105,13 @@ def test_mnist_pixels_quick_on_cuda(mnist_dir, tmp_path):
     assert cli_main(args) == 0
     run = json.loads((tmp_path / "metrics.json").read_text())["runs"]["jarzynski"]["0"]
     assert run["status"] == "ok"
+
+
+def test_paper_presets_take_device_and_compile():
+    from ebmlab.cli import build_parser
+    from ebmlab.experiments.mnist import config_from_args
+
+    argv = ["mnist", "--space", "pixels", "--preset", "paper", "--device", "cuda", "--compile"]
+    args = build_parser(argv).parse_args(argv)
+    assert args.device == "cuda" and args.compile
+    assert config_from_args(args).n_walkers == 1024

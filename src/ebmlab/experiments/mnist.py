@@ -65,7 +65,7 @@ Study = PixelStudy | LowDimStudy
 
 
 def run_one(
-    study: Study, method: str, seed: int, ckpt: Path, progress: bool | None, collective: Collective
+    study: Study, method: str, seed: int, ckpt: Path, progress: bool | None, collective: Collective, compile: bool
 ) -> dict[str, Any]:
     """Train one (method, seed), continuing from ``ckpt`` if it exists (a resumed run), and return its
     metrics (raises DivergenceError on blow-up).
@@ -74,9 +74,11 @@ def run_one(
     walkers are seen after 3 updates from data, not at a reset) and are stored in the trainer history,
     hence in checkpoints; the final-model blocks describe the parameters after the last iteration.
     ``wall_time_s`` and ``cpu_time_s`` cover this invocation (training, evaluations, final blocks).
+    ``compile``: the walkers' Langevin steps run compiled (rounding only: not a recorded setting).
     """
     cfg = study.cfg
     trainer = study.build_trainer(method, seed, collective)
+    trainer.phase = replace(trainer.phase, compile=compile)
     if ckpt.exists():
         trainer.resume(ckpt)
 
@@ -126,6 +128,7 @@ def run_study(
     collective: Collective = LOCAL,
     overwrite: bool = False,
     device: str = "cpu",
+    compile: bool = False,
 ) -> dict[str, Any]:
     """All (method, seed) runs on the study skeleton (:func:`~.study.run_grid`: ``--out`` rules,
     recorded settings, reuse of finished runs with ``resume``); writes metrics.json, the study's files
@@ -134,7 +137,8 @@ def run_study(
     Several processes may each run some seeds into one ``out`` (the later ones with ``resume``) and a
     last ``resume`` call assembles them.  With a distributed ``collective`` (pixel space only) every
     process runs this and only the main one writes files.  ``device``: where the pixel study's energy,
-    walkers, data and classifier live (the projected spaces run on the CPU: :func:`study_device`).
+    walkers, data and classifier live (the projected spaces run on the CPU: :func:`study_device`);
+    ``compile``: see :func:`run_one`.
     """
     if cfg.space != "pixels" and collective.world_size > 1:
         raise ValueError(
@@ -156,7 +160,7 @@ def run_study(
         methods,
         seeds,
         out,
-        lambda method, seed, ckpt: run_one(study, method, seed, ckpt, progress, collective),
+        lambda method, seed, ckpt: run_one(study, method, seed, ckpt, progress, collective, compile),
         resume=resume,
         overwrite=overwrite,
         progress=progress,
@@ -232,6 +236,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resampler", choices=sorted(RESAMPLERS), default=None)
     p.add_argument("--ess-threshold", type=float, default=None, help="resample when ESS/N < this, in (0, 1]")
     add_device_arg(p)
+    p.add_argument("--compile", action="store_true", help="run the walkers' Langevin steps compiled (torch.compile)")
     add_output_args(p, "runs/mnist")
 
 
@@ -260,6 +265,7 @@ def main(args: argparse.Namespace) -> int:
         collective=coll,
         overwrite=args.overwrite,
         device=study_device(args.device, cfg.space),
+        compile=args.compile,
     )
     if not coll.is_main:
         return 0
