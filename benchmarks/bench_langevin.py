@@ -10,8 +10,8 @@ machine).  Printed, with the issue's targets:
 
 - eager, at each of ``--threads``: weighted ULA step (move + energy/gradient + exact increment) / bare
   forward+backward (<= 1.10); unweighted ULA step (PCD/CD) / bare (<= 1.05); the noise draw alone / bare
-  (what no ULA can avoid); weighted ULA / torchebm's ``LangevinDynamics`` step (<= 0.85; ``pip install
-  torchebm``, else skipped);
+  (what no ULA can avoid); a hand-written ULA loop / bare, and the unweighted step over it; weighted
+  ULA / torchebm's ``LangevinDynamics`` step (<= 0.85; ``pip install torchebm``, else skipped);
 - compiled, one thread: ebmlab's weighted step with ``compile=True`` / BlackJAX's jitted MALA step on the
   same MLP (weights copied) and walkers (<= 1.0; ``pip install jax blackjax``, else skipped); also the
   compiled step / eager bare forward+backward, and JAX's jitted bare forward+backward.
@@ -101,11 +101,22 @@ def torch_contenders(energy, x: torch.Tensor, steps: int, compiled: bool) -> dic
         for _ in range(steps):
             draw_noise(x, g)
 
+    plain_state = {"x": x.clone(), "grad": states["weighted"].grad.clone()}
+
+    def plain() -> None:  # the hand-written loop: move, then energy and input gradient, no weights
+        sigma = math.sqrt(2 * H)
+        for _ in range(steps):
+            y = plain_state["x"] - H * plain_state["grad"] + sigma * torch.randn(x.shape, generator=g, device=x.device)
+            y.requires_grad_(True)
+            (grad,) = torch.autograd.grad(energy(y).sum(), y)
+            plain_state["x"], plain_state["grad"] = y.detach(), grad
+
     if compiled:
         states["compiled"] = init_state(energy, x)
         return {"bare": bare, "compiled": chain("compiled", compile=True)}
     return {
         "bare": bare,
+        "plain": plain,
         "weighted": chain("weighted"),
         "unweighted": chain("unweighted", weighted=False),
         "noise": noise,
@@ -208,6 +219,8 @@ def main() -> None:
         print(row(t, n, "weighted ULA / bare", "weighted", "bare", "<= 1.10"))
         print(row(t, n, "unweighted ULA / bare", "unweighted", "bare", "<= 1.05"))
         print(row(t, n, "noise draw alone / bare", "noise", "bare"))
+        print(row(t, n, "hand-written plain ULA loop / bare", "plain", "bare"))
+        print(row(t, n, "unweighted ULA / hand-written loop", "unweighted", "plain"))
         if peer is None:
             print("  torchebm not installed (pip install torchebm): its ratio is skipped")
         else:
