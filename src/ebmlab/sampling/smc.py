@@ -192,8 +192,8 @@ def advance(
         walkers = add_log_weights(walkers, inc)
     if not accepted:
         return walkers, MoveInfo()
-    n_proposals = torch.tensor(float(len(accepted) * moving.x.shape[0]), dtype=torch.float64)
-    counts = torch.stack([torch.stack(accepted).double().sum().cpu(), n_proposals])
+    n_accepted = torch.stack(accepted).double().sum()  # stays on the walkers' device: no host synchronisation
+    counts = torch.stack([n_accepted, n_accepted.new_tensor(float(len(accepted) * moving.x.shape[0]))])
     total = coll.sum(counts)
     return walkers, MoveInfo(accept_rate=total[0] / total[1], counts=counts)
 
