@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     owns_group = not dist.is_initialized()
     try:
-        args.collective = init_from_env()
+        args.collective = init_from_env(_backend(args))
         return importlib.import_module(COMMANDS[args.command][0]).main(args)
     except ValueError as exc:  # bad options, settings or files: a clear message, not a traceback
         if os.environ.get("EBMLAB_TRACEBACK"):
@@ -73,6 +73,22 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if owns_group and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _backend(args: argparse.Namespace) -> str | None:
+    """NCCL when the command's --device resolves to a GPU (then this process's GPU, that of its local rank,
+    becomes the current one), else the default (gloo)."""
+    if getattr(args, "device", None) is None:
+        return None
+    import torch
+
+    from .experiments.study import resolve_device
+
+    device = resolve_device(args.device)
+    if device.type != "cuda":
+        return None
+    torch.cuda.set_device(device)
+    return "nccl"
 
 
 if __name__ == "__main__":

@@ -27,6 +27,19 @@ from torch import Tensor
 
 T = TypeVar("T")
 
+NOISE_MODES = ("replicated", "per-rank")
+_MASK64 = (1 << 64) - 1
+
+
+def stream_seed(base: int, step: int, rank: int) -> int:
+    """A 63-bit seed for the per-rank noise stream of (base seed, iteration, rank): the SplitMix64
+    finaliser of a linear mix, so nearby arguments give unrelated streams (counter-based: nothing to
+    store, and a resumed run draws what an uninterrupted one would)."""
+    z = (base * 0x9E3779B97F4A7C15 + (step + 1) * 0xBF58476D1CE4E5B9 + (rank + 1) * 0x94D049BB133111EB) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return (z ^ (z >> 31)) >> 1
+
 
 @dataclass(frozen=True)
 class NoiseRows:

@@ -9,7 +9,7 @@ those digits for training the evaluation classifier.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -86,6 +86,10 @@ class LabelledImages:
     def class_counts(self, n_classes: int) -> list[int]:
         return torch.bincount(self.labels, minlength=n_classes).tolist()
 
+    def to(self, device: torch.device | str) -> LabelledImages:
+        """The images and labels on ``device``."""
+        return replace(self, images=self.images.to(device), labels=self.labels.to(device))
+
 
 @dataclass(frozen=True)
 class DigitSplit:
@@ -101,6 +105,12 @@ class DigitSplit:
     def target_fractions(self) -> tuple[float, ...]:
         total = sum(self.ratios)
         return tuple(r / total for r in self.ratios)
+
+    def to(self, device: torch.device | str) -> DigitSplit:
+        """Every part on ``device``."""
+        return replace(
+            self, ebm=self.ebm.to(device), heldout=self.heldout.to(device), classifier=self.classifier.to(device)
+        )
 
 
 def imbalanced_digit_split(

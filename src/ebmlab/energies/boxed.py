@@ -50,7 +50,7 @@ def box_log_z(
     """
     if n < 2:
         raise ValueError(f"need at least 2 uniform draws, got n={n}")
-    u = torch.rand(n, *event_shape, generator=generator) * 2 - 1
+    u = torch.rand(n, *event_shape, generator=generator, device=generator.device) * 2 - 1
     v = torch.cat([energy(u[i : i + batch]) for i in range(0, n, batch)]).double()
     log_q = torch.full_like(v, -math.prod(event_shape) * math.log(2.0))
     return importance_sampling(-v, log_q)

@@ -58,9 +58,12 @@ class MLPEnergy(nn.Module):
 
     @torch.no_grad()
     def sample_initial(self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> Tensor:
-        """Exact draws from the initial model N(0, c^2 I) (valid while the output layer is zero)."""
+        """Exact draws from the initial model N(0, c^2 I) (valid while the output layer is zero), on the
+        generator's device."""
         self.initial_log_z()
-        return self.confinement_std * torch.randn(n, self.dim, generator=generator, dtype=dtype)
+        return self.confinement_std * torch.randn(
+            n, self.dim, generator=generator, dtype=dtype, device=generator.device
+        )
 
 
 class ConvEnergy(nn.Module):

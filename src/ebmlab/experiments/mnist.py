@@ -30,8 +30,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..data.mnist import load_mnist
 from ..data.projection import SPACES
 from ..data.subsets import imbalanced_digit_split
@@ -39,35 +37,35 @@ from ..distributed import LOCAL, Collective
 from ..io import write_json
 from ..training import METHODS
 from . import mnist_lowdim_plots, mnist_plots
-from .mnist_config import DEFAULT_SPACE, DIGITS, PRESETS, RATIOS, PixelConfig, StudyConfig, default_seeds, preset
+from .mnist_config import (
+    DEFAULT_SPACE,
+    DIGITS,
+    PRESETS,
+    RATIOS,
+    PixelConfig,
+    StudyConfig,
+    default_seeds,
+    preset,
+    study_device,
+)
+from .mnist_eval import summarize
 from .mnist_lowdim import LowDimStudy, lowdim_study
 from .mnist_pixels import PixelStudy, pixel_study
-from .study import add_output_args, add_walker_args, exit_code, int_list, name_list, run_grid, seed_summary
+from .study import (
+    add_device_arg,
+    add_output_args,
+    add_walker_args,
+    exit_code,
+    int_list,
+    name_list,
+    run_grid,
+)
 
 Study = PixelStudy | LowDimStudy
 
-# summary key -> path into a run's result
-SUMMARY_PATHS = {
-    "model_tv": ("model_tv",),
-    "walker_tv": ("walker_tv",),
-    "estimator_tv": ("estimator_tv",),
-    "log_z_error": ("log_z_error",),
-    "ais_tv": ("ais_tv",),
-    "final_ais_tv": ("final", "ais", "tv"),
-    "final_ais_log_z_error": ("final", "ais_log_z_error"),
-    "quadrature_mass_error": ("final", "quadrature_mass_error"),
-    "frechet": ("frechet",),
-    "n_resamplings": ("n_resamplings",),
-    "n_estimator_resamplings": ("n_estimator_resamplings",),
-    "accept_rate": ("accept_rate",),
-    "mean_update_fraction": ("mean_update_fraction",),
-    "wall_time_s": ("wall_time_s",),
-    "cpu_time_s": ("cpu_time_s",),
-}
-
 
 def run_one(
-    study: Study, method: str, seed: int, ckpt: Path, progress: bool | None, collective: Collective
+    study: Study, method: str, seed: int, ckpt: Path, progress: bool | None, collective: Collective, compile: bool
 ) -> dict[str, Any]:
     """Train one (method, seed), continuing from ``ckpt`` if it exists (a resumed run), and return its
     metrics (raises DivergenceError on blow-up).
@@ -76,9 +74,11 @@ def run_one(
     walkers are seen after 3 updates from data, not at a reset) and are stored in the trainer history,
     hence in checkpoints; the final-model blocks describe the parameters after the last iteration.
     ``wall_time_s`` and ``cpu_time_s`` cover this invocation (training, evaluations, final blocks).
+    ``compile``: the walkers' Langevin steps run compiled (rounding only: not a recorded setting).
     """
     cfg = study.cfg
     trainer = study.build_trainer(method, seed, collective)
+    trainer.phase = replace(trainer.phase, compile=compile)
     if ckpt.exists():
         trainer.resume(ckpt)
 
@@ -123,30 +123,6 @@ def run_one(
     }
 
 
-def _lookup(run: dict[str, Any], path: tuple[str, ...]) -> Any:
-    for key in path:
-        if not isinstance(run, dict) or key not in run:
-            return None
-        run = run[key]
-    return run
-
-
-def summarize(runs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """Per method: mean / min / max over seeds of the final metrics (``SUMMARY_PATHS``) and the mean
-    model and walker class masses."""
-    out = {}
-    for method, by_seed in runs.items():
-        ok = [r for r in by_seed.values() if r.get("status") == "ok"]
-        if ok:
-            flat = [{k: _lookup(r, p) for k, p in SUMMARY_PATHS.items()} | {"status": "ok"} for r in ok]
-            out[method] = seed_summary(flat, SUMMARY_PATHS) | {
-                f"{kind}_masses_mean": np.mean([r[f"{kind}_masses"] for r in ok], axis=0).tolist()
-                for kind in ("model", "walker")
-                if all(r.get(f"{kind}_masses") is not None for r in ok)
-            }
-    return out
-
-
 def run_study(
     cfg: StudyConfig,
     methods: list[str],
@@ -157,6 +133,8 @@ def run_study(
     progress: bool | None = None,
     collective: Collective = LOCAL,
     overwrite: bool = False,
+    device: str = "cpu",
+    compile: bool = False,
 ) -> dict[str, Any]:
     """All (method, seed) runs on the study skeleton (:func:`~.study.run_grid`: ``--out`` rules,
     recorded settings, reuse of finished runs with ``resume``); writes metrics.json, the study's files
@@ -164,7 +142,9 @@ def run_study(
 
     Several processes may each run some seeds into one ``out`` (the later ones with ``resume``) and a
     last ``resume`` call assembles them.  With a distributed ``collective`` (pixel space only) every
-    process runs this and only the main one writes files.
+    process runs this and only the main one writes files.  ``device``: where the pixel study's energy,
+    walkers, data and classifier live (the projected spaces run on the CPU: :func:`study_device`);
+    ``compile``: see :func:`run_one`.
     """
     if cfg.space != "pixels" and collective.world_size > 1:
         raise ValueError(
@@ -175,7 +155,9 @@ def run_study(
     images, labels = load_mnist(data_dir, split=cfg.split)
     split = imbalanced_digit_split(images, labels, DIGITS, RATIOS, cfg.ebm_unit, cfg.heldout_unit, cfg.split_seed)
     study: Study = (
-        pixel_study(cfg, split, out, resume, progress) if isinstance(cfg, PixelConfig) else lowdim_study(cfg, split)
+        pixel_study(cfg, split, out, resume, progress, device)
+        if isinstance(cfg, PixelConfig)
+        else lowdim_study(cfg, split)
     )
     config = json.loads(json.dumps(asdict(cfg)))  # as recorded in study.json (tuples become lists)
     runs, notes = run_grid(
@@ -184,7 +166,7 @@ def run_study(
         methods,
         seeds,
         out,
-        lambda method, seed, ckpt: run_one(study, method, seed, ckpt, progress, collective),
+        lambda method, seed, ckpt: run_one(study, method, seed, ckpt, progress, collective, compile),
         resume=resume,
         overwrite=overwrite,
         progress=progress,
@@ -258,6 +240,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iters", type=int, default=None, help="training iterations (override the preset)")
     p.add_argument("--walkers", type=int, default=None, help="number of walkers N (override the preset)")
     add_walker_args(p)
+    add_device_arg(p)
+    p.add_argument("--compile", action="store_true", help="run the walkers' Langevin steps compiled (torch.compile)")
     add_output_args(p, "runs/mnist")
 
 
@@ -286,6 +270,8 @@ def main(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None,
         collective=coll,
         overwrite=args.overwrite,
+        device=study_device(args.device, cfg.space),
+        compile=args.compile,
     )
     if not coll.is_main:
         return 0

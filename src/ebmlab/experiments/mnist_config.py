@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import torch
+
 from ..data.projection import PROJECTED, SPACES, check_space_dim
 from ..sampling.resampling import get_resampler
 from ..sampling.smc import SAMPLERS
 from ..training import NegativePhase, negative_phase
+from .study import resolve_device
 
 DIGITS = (2, 3, 6)
 RATIOS = (4, 2, 1)
@@ -234,3 +237,13 @@ def preset(space: str, name: str, dim: int | None = None, **overrides) -> StudyC
         check_space_dim(space, dim, len(DIGITS))
     changes = dict(overrides) | ({} if dim is None else {"dim": dim})
     return replace(PRESETS[space][name], **changes)
+
+
+def study_device(name: str, space: str) -> torch.device:
+    """The device of a --device value for ``space``: pixels run anywhere; the projected spaces (small MLPs,
+    quadrature, SVC regions: CPU work of minutes) on the CPU, which ``auto`` picks for them."""
+    if space == "pixels":
+        return resolve_device(name)
+    if name == "cuda":
+        raise ValueError(f"--space {space} runs on the CPU (a small MLP; quadrature and SVC regions): use --device cpu")
+    return torch.device("cpu")

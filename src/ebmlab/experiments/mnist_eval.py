@@ -1,25 +1,47 @@
 """What every space of the imbalanced-digit study records at an evaluation: class masses (of the
-walkers and of the model) against the 4:2:1 target, and the trainer's log Z estimates."""
+walkers and of the model) against the 4:2:1 target, and the trainer's log Z estimates; and the
+summary of the final metrics over seeds."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ..metrics.masses import total_variation, weighted_class_masses
 from ..sampling.walkers import Walkers
 from ..training import Trainer
+from .study import seed_summary
+
+# summary key -> path into a run's result
+SUMMARY_PATHS = {
+    "model_tv": ("model_tv",),
+    "walker_tv": ("walker_tv",),
+    "estimator_tv": ("estimator_tv",),
+    "log_z_error": ("log_z_error",),
+    "ais_tv": ("ais_tv",),
+    "final_ais_tv": ("final", "ais", "tv"),
+    "final_ais_log_z_error": ("final", "ais_log_z_error"),
+    "quadrature_mass_error": ("final", "quadrature_mass_error"),
+    "frechet": ("frechet",),
+    "n_resamplings": ("n_resamplings",),
+    "n_estimator_resamplings": ("n_estimator_resamplings",),
+    "accept_rate": ("accept_rate",),
+    "mean_update_fraction": ("mean_update_fraction",),
+    "wall_time_s": ("wall_time_s",),
+    "cpu_time_s": ("cpu_time_s",),
+}
 
 ESTIMATE_KEYS = ("ess_frac", "log_z_est", "log_z_se", "log_z_est_coupled", "log_z_se_coupled", "est_ess_frac")
 
 
-def eval_generator(seed: int, step: int) -> torch.Generator:
-    """The generator of an evaluation's own draws (model chains, AIS) at training step ``step`` of the
-    run with seed ``seed``: seeded apart from every training stream (those are seeded by ``seed``), so
-    evaluating never changes training and a resumed run evaluates identically."""
-    return torch.Generator().manual_seed(1_000_003 * (seed + 1) + step)
+def eval_generator(seed: int, step: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """The generator (on ``device``) of an evaluation's own draws (model chains, AIS) at training step
+    ``step`` of the run with seed ``seed``: seeded apart from every training stream (those are seeded
+    by ``seed``), so evaluating never changes training and a resumed run evaluates identically."""
+    return torch.Generator(device).manual_seed(1_000_003 * (seed + 1) + step)
 
 
 def mass_fields(
@@ -49,4 +71,28 @@ def estimates(trainer: Trainer, data: Tensor) -> dict[str, Any]:
         with torch.no_grad():
             mean_energy = float(torch.cat([trainer.energy(b) for b in data.split(1024)]).double().mean())
         out["ce_est"] = mean_energy + out["log_z_est"]
+    return out
+
+
+def _lookup(run: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(run, dict) or key not in run:
+            return None
+        run = run[key]
+    return run
+
+
+def summarize(runs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per method: mean / min / max over seeds of the final metrics (``SUMMARY_PATHS``) and the mean
+    model and walker class masses."""
+    out = {}
+    for method, by_seed in runs.items():
+        ok = [r for r in by_seed.values() if r.get("status") == "ok"]
+        if ok:
+            flat = [{k: _lookup(r, p) for k, p in SUMMARY_PATHS.items()} | {"status": "ok"} for r in ok]
+            out[method] = seed_summary(flat, SUMMARY_PATHS) | {
+                f"{kind}_masses_mean": np.mean([r[f"{kind}_masses"] for r in ok], axis=0).tolist()
+                for kind in ("model", "walker")
+                if all(r.get(f"{kind}_masses") is not None for r in ok)
+            }
     return out

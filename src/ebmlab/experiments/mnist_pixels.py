@@ -65,18 +65,22 @@ def uniform_init_sampler(energy: BoxedTemperedEnergy, cfg: PixelConfig):
     at the initial parameters (an approximation of draws from rho_theta_0, as in the paper)."""
 
     def sample(n: int, generator: torch.Generator) -> Tensor:
-        state = init_state(energy, torch.rand(n, *EVENT, generator=generator) * 2 - 1)
+        state = init_state(energy, torch.rand(n, *EVENT, generator=generator, device=generator.device) * 2 - 1)
         for _ in range(cfg.init_steps):
-            state, _ = ula(state, energy, cfg.noise_std**2 / 2, generator)
+            state, _ = ula(state, energy, cfg.noise_std**2 / 2, generator, weighted=False)
         return state.x
 
     return sample
 
 
-def build_trainer(cfg: PixelConfig, method: str, seed: int, data: Tensor, collective: Collective = LOCAL) -> Trainer:
-    """Energy, Adam (betas, linear lr decay, clip) and the method's negative phase, as one Trainer."""
-    energy = make_energy(cfg, seed)
-    gen = torch.Generator().manual_seed(seed)
+def build_trainer(
+    cfg: PixelConfig, method: str, seed: int, data: Tensor, collective: Collective = LOCAL, device: str = "cpu"
+) -> Trainer:
+    """Energy, Adam (betas, linear lr decay, clip) and the method's negative phase, as one Trainer; the
+    energy, data, walkers and generator on ``device``."""
+    energy = make_energy(cfg, seed).to(device)
+    gen = torch.Generator(device).manual_seed(seed)
+    data = data.to(device)
     # V units: drift step noise_std^2 / 2, so the noise sqrt(2 h_V) is noise_std
     phase = cfg.negative_phase(method, cfg.noise_std**2 / 2, walker_batch=cfg.walker_batch)
     opt = torch.optim.Adam(energy.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
@@ -110,9 +114,10 @@ class PixelStudy:
     classifier: DigitClassifier
     heldout_moments: tuple[np.ndarray, np.ndarray]
     info: dict[str, Any]
+    device: torch.device
 
     def build_trainer(self, method: str, seed: int, collective: Collective = LOCAL) -> Trainer:
-        return build_trainer(self.cfg, method, seed, self.split.ebm.images, collective)
+        return build_trainer(self.cfg, method, seed, self.split.ebm.images, collective, self.device)
 
     def save(self, out: Path) -> None:
         """``classifier.pt`` (reloaded by ``--resume``)."""
@@ -131,8 +136,8 @@ class PixelStudy:
         log_w = walker_log_weights(walkers, trainer.phase.weighted)
         w = normalized_weights(walkers.log_w) if log_w is not None else None
         feats = apply_batched(self.classifier.features, walkers.x)
-        gen = eval_generator(seed, trainer.step_count)
-        start = torch.rand(cfg.chains, *EVENT, generator=gen) * 2 - 1
+        gen = eval_generator(seed, trainer.step_count, self.device)
+        start = torch.rand(cfg.chains, *EVENT, generator=gen, device=self.device) * 2 - 1
         ends, acceptance = mala_chain_ends(trainer.energy, start, cfg.chain_steps, cfg.noise_std**2 / 2, gen)
         return {
             "step": trainer.step_count,
@@ -140,7 +145,7 @@ class PixelStudy:
             **mass_fields("model", self._labels(ends), None, target),
             "chain_acceptance": acceptance,
             "frechet": frechet_from_moments(*gaussian_moments(feats, w), *self.heldout_moments),
-            **estimates(trainer, self.split.ebm.images),
+            **estimates(trainer, trainer.data),
         }
 
     def finish(self, trainer: Trainer, seed: int, stem: Path, write: bool) -> dict[str, Any]:
@@ -148,10 +153,10 @@ class PixelStudy:
         call under torchrun)."""
         walkers = trainer.population()
         if trainer.phase.weighted:
-            idx = systematic(normalized_weights(walkers.log_w), GRID, torch.Generator().manual_seed(0))
-            images = walkers.x[idx]
+            idx = systematic(normalized_weights(walkers.log_w.cpu()), GRID, torch.Generator().manual_seed(0))
+            images = walkers.x.cpu()[idx]
         else:
-            images = walkers.x[:GRID]
+            images = walkers.x[:GRID].cpu()
         if write:
             save_torch(images.clone(), f"{stem}_samples.pt")
         return {}
@@ -160,8 +165,8 @@ class PixelStudy:
 def get_classifier(
     cfg: PixelConfig, split: DigitSplit, out: Path, resume: bool, progress: bool | None
 ) -> tuple[DigitClassifier, dict[str, Any]]:
-    """Train (or, with resume, reload ``classifier.pt``) the 3-class classifier and report its held-out
-    accuracy.  Training is seeded, so every process of a torchrun job trains the same classifier."""
+    """Train on the CPU (or, with resume, reload ``classifier.pt``) the 3-class classifier and report its
+    held-out accuracy.  Training is seeded, so every process of a torchrun job trains the same classifier."""
     path = out / "classifier.pt"
     start = time.perf_counter()
     if resume and path.exists():
@@ -186,10 +191,20 @@ def get_classifier(
     return model, info
 
 
-def pixel_study(cfg: PixelConfig, split: DigitSplit, out: Path, resume: bool, progress: bool | None) -> PixelStudy:
-    """Classifier, held-out feature moments, and the floors of the walker metrics: the same metrics on
-    the real EBM training images (classifier fractions and TV; Frechet distance between two real sets)."""
+def pixel_study(
+    cfg: PixelConfig,
+    split: DigitSplit,
+    out: Path,
+    resume: bool,
+    progress: bool | None,
+    device: torch.device | str = "cpu",
+) -> PixelStudy:
+    """Classifier (evaluated on ``device``, where the walkers live), held-out feature moments, and the
+    floors of the walker metrics: the same metrics on the real EBM training images (classifier
+    fractions and TV; Frechet distance between two real sets)."""
     classifier, info = get_classifier(cfg, split, out, resume, progress)
+    classifier = classifier.to(device)
+    split = split.to(device)
     held = gaussian_moments(apply_batched(classifier.features, split.heldout.images))
     frac = torch.bincount(predict(classifier, split.ebm.images), minlength=len(DIGITS)).double() / len(split.ebm)
     info["reference"] = {
@@ -199,4 +214,4 @@ def pixel_study(cfg: PixelConfig, split: DigitSplit, out: Path, resume: bool, pr
             *gaussian_moments(apply_batched(classifier.features, split.ebm.images)), *held
         ),
     }
-    return PixelStudy(cfg, split, classifier, held, info)
+    return PixelStudy(cfg, split, classifier, held, info, torch.device(device))

@@ -35,7 +35,7 @@ Labeller = Callable[[Tensor], Tensor]  # points (M, d) -> class indices (M,) int
 
 def total_variation(p: Tensor | list[float], q: Tensor | list[float]) -> float:
     """Total-variation distance 0.5 sum_c |p_c - q_c| between two discrete distributions."""
-    p, q = torch.as_tensor(p, dtype=torch.float64), torch.as_tensor(q, dtype=torch.float64)
+    p, q = (torch.as_tensor(v, dtype=torch.float64).cpu() for v in (p, q))
     if p.shape != q.shape or p.dim() != 1:
         raise ValueError(f"need two distributions of the same length, got shapes {tuple(p.shape)}, {tuple(q.shape)}")
     return 0.5 * float((p - q).abs().sum())

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..distributed import NoiseRows
+from .compiled import func_energy_and_grad, run_compiled
 
 EnergyFn = Callable[[Tensor], Tensor]
 
@@ -66,10 +67,15 @@ def energy_and_grad(energy: EnergyFn, x: Tensor) -> tuple[Tensor, Tensor]:
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         u = energy(xg)
-        if u.shape != x.shape[:1]:
-            raise ValueError(f"energy must return one value per sample, shape ({x.shape[0]},); got {tuple(u.shape)}")
+        check_energy_shape(u, x)
         (g,) = torch.autograd.grad(u.sum(), xg)
     return u.detach(), g.detach()
+
+
+def check_energy_shape(u: Tensor, x: Tensor) -> None:
+    """Raise ValueError unless the energies ``u`` hold one value per sample of ``x``."""
+    if u.shape != x.shape[:1]:
+        raise ValueError(f"energy must return one value per sample, shape ({x.shape[0]},); got {tuple(u.shape)}")
 
 
 def init_state(energy: EnergyFn, x: Tensor) -> LangevinState:
@@ -90,6 +96,25 @@ def check_step_size(step_size: float, noise_std: float | None = None) -> None:
         raise ValueError(f"noise_std must be a positive finite number or None, got {noise_std!r}")
 
 
+def draw_noise(x: Tensor, generator: torch.Generator, rows: NoiseRows | None = None) -> Tensor:
+    """Standard normal noise xi of the shape and dtype of ``x`` (N, *event).
+
+    For float64 positions xi is drawn in float32 and widened: about 4x faster on CPU, and its
+    resolution (~1e-7) is far below any Monte Carlo error.  ``rows``: draw the noise of ``rows.total``
+    walkers and use rows ``rows.rows`` (walkers split across processes).
+    """
+    noise_dtype = torch.float32 if x.dtype == torch.float64 else x.dtype
+    shape = x.shape if rows is None else (rows.total, *x.shape[1:])
+    xi = torch.randn(shape, generator=generator, dtype=noise_dtype, device=x.device)
+    xi = xi if rows is None else xi[rows.rows]
+    return xi if xi.dtype == x.dtype else xi.to(x.dtype)
+
+
+def ula_move(x: Tensor, grad: Tensor, xi: Tensor, step_size: float, sigma: float) -> Tensor:
+    """y = x - h grad + sigma xi (one new tensor, shape of ``x``)."""
+    return torch.add(x, grad, alpha=-step_size).add_(xi, alpha=sigma)
+
+
 def ula_propose(
     x: Tensor,
     grad: Tensor,
@@ -98,19 +123,12 @@ def ula_propose(
     noise_std: float | None = None,
     rows: NoiseRows | None = None,
 ) -> Tensor:
-    """One ULA proposal y = x - h grad + noise_std * xi, xi ~ N(0, I); shape of ``x``.
+    """One ULA proposal y = x - h grad + noise_std * xi, xi ~ N(0, I) (:func:`draw_noise`); shape of ``x``.
 
-    For float64 positions xi is drawn in float32 and widened: about 4x faster on CPU, and its
-    resolution (~1e-7) is far below any Monte Carlo error.  The log-weights use the realised y, so
-    they stay exact.  ``rows``: draw the noise of ``rows.total`` walkers and use rows ``rows.rows``
-    (walkers split across processes).
+    The log-weights use the realised y, so they stay exact whatever the noise's precision.
     """
     sigma = default_noise_std(step_size) if noise_std is None else noise_std
-    noise_dtype = torch.float32 if x.dtype == torch.float64 else x.dtype
-    shape = x.shape if rows is None else (rows.total, *x.shape[1:])
-    xi = torch.randn(shape, generator=generator, dtype=noise_dtype, device=x.device)
-    xi = (xi if rows is None else xi[rows.rows]).to(x.dtype)
-    return torch.add(x, grad, alpha=-step_size).add_(xi, alpha=sigma)
+    return ula_move(x, grad, draw_noise(x, generator, rows), step_size, sigma)
 
 
 def transition_log_weight(
@@ -138,9 +156,28 @@ def transition_log_weight(
     the energies themselves) and returned in float64.
     """
     sigma = default_noise_std(step_size) if noise_std is None else noise_std
-    t = torch.add(y - x, grad_x - grad_y, alpha=0.5 * step_size).flatten(1)
-    dot = torch.einsum("ij,ij->i", t, (grad_x + grad_y).flatten(1)).double()
-    return energy_x.double() - energy_y.double() + (step_size / sigma**2) * dot
+    half = 0.5 * step_size
+    t = torch.sub(y, x).add_(grad_x, alpha=half).sub_(grad_y, alpha=half).flatten(1)  # one temporary, 3 passes
+    dot = torch.linalg.vecdot(t, torch.add(grad_x, grad_y).flatten(1)).double()
+    return torch.sub(energy_x.double(), energy_y.double()).add_(dot, alpha=step_size / sigma**2)
+
+
+def traced_step(
+    energy: EnergyFn,
+    x: Tensor,
+    grad: Tensor,
+    energy_x: Tensor,
+    xi: Tensor,
+    step_size: float,
+    sigma: float,
+    weighted: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """The whole weighted ULA step as one pure function (what ``compile=True`` compiles): the move with
+    noise ``xi``, energy and input-gradient at the new point, and the increment (None unless ``weighted``)."""
+    y = ula_move(x, grad, xi, step_size, sigma)
+    u_y, g_y = func_energy_and_grad(energy, y)
+    inc = transition_log_weight(x, y, energy_x, grad, u_y, g_y, step_size, sigma) if weighted else None
+    return y, u_y, g_y, inc
 
 
 def ula(
@@ -151,6 +188,7 @@ def ula(
     noise_std: float | None = None,
     rows: NoiseRows | None = None,
     weighted: bool = True,
+    compile: bool = False,
 ) -> tuple[LangevinState, Tensor | None]:
     """One ULA step from ``state`` (cached under the parameters that move it) evaluated under ``energy``.
 
@@ -158,14 +196,22 @@ def ula(
     the log-weight increment (N,) float64 (:func:`transition_log_weight`), or None when not
     ``weighted`` (nothing uses it: unweighted walkers skip its cost).  If ``energy``'s parameters changed
     since ``state`` was cached, the increment is the Jarzynski/SMC increment of Carbone et al.;
-    otherwise it is the MALA log acceptance ratio.  ``rows``: see :func:`ula_propose`.
+    otherwise it is the MALA log acceptance ratio.  ``rows``: see :func:`draw_noise`.
+    ``compile``: run :func:`traced_step` compiled (:mod:`.compiled`; same noise, equal to rounding).
     """
-    y = ula_propose(state.x, state.grad, step_size, generator, noise_std, rows)
+    sigma = default_noise_std(step_size) if noise_std is None else noise_std
+    xi = draw_noise(state.x, generator, rows)
+    if compile:
+        args = (energy, state.x, state.grad, state.energy, xi, step_size, sigma, weighted)
+        y, u_y, g_y, inc = run_compiled(traced_step, *args)
+        check_energy_shape(u_y, y)
+        return LangevinState(y, u_y, g_y), inc
+    y = ula_move(state.x, state.grad, xi, step_size, sigma)
     u_y, g_y = energy_and_grad(energy, y)
     new = LangevinState(y, u_y, g_y)
     if not weighted:
         return new, None
-    return new, transition_log_weight(state.x, y, state.energy, state.grad, u_y, g_y, step_size, noise_std)
+    return new, transition_log_weight(state.x, y, state.energy, state.grad, u_y, g_y, step_size, sigma)
 
 
 def mala(
@@ -175,14 +221,16 @@ def mala(
     generator: torch.Generator,
     noise_std: float | None = None,
     rows: NoiseRows | None = None,
+    compile: bool = False,
 ) -> tuple[LangevinState, Tensor, Tensor]:
     """One MALA step (Langevin proposal + Metropolis-Hastings accept/reject) at fixed parameters.
 
     ``state`` must be cached under ``energy``'s current parameters; the kernel leaves exp(-U) invariant
     for any step size and noise scale.  Returns (new_state, accepted (N,) bool, log acceptance ratio
-    (N,) float64).  ``rows``: see :func:`ula_propose` (the uniforms are drawn the same way).
+    (N,) float64).  ``rows``: see :func:`draw_noise` (the uniforms are drawn the same way); ``compile``:
+    see :func:`ula`.
     """
-    proposed, log_ratio = ula(state, energy, step_size, generator, noise_std, rows)
+    proposed, log_ratio = ula(state, energy, step_size, generator, noise_std, rows, compile=compile)
     n = log_ratio.shape[0] if rows is None else rows.total
     u = torch.rand(n, generator=generator, dtype=torch.float64, device=log_ratio.device)
     accept = (u if rows is None else u[rows.rows]).log() < log_ratio

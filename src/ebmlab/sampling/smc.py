@@ -48,8 +48,8 @@ KernelStep = Callable[..., tuple[LangevinState, "Tensor | None", "Tensor | None"
 class Kernel:
     """A Langevin kernel as the engine drives it.
 
-    step(state, energy, step_size, generator, noise_std, rows, weighted) -> (state, log-weight increment
-    or None, accepted (N,) bool or None).  invariant: the kernel leaves exp(-U) invariant at a fixed
+    step(state, energy, step_size, generator, noise_std, rows, weighted, compile) -> (state, log-weight
+    increment or None, accepted (N,) bool or None).  invariant: the kernel leaves exp(-U) invariant at a fixed
     energy, so walkers are reweighted before moving and the move adds no weight.
     """
 
@@ -58,13 +58,13 @@ class Kernel:
     invariant: bool
 
 
-def _ula_step(state, energy, step_size, generator, noise_std, rows, weighted):
-    new, inc = ula(state, energy, step_size, generator, noise_std, rows, weighted)
+def _ula_step(state, energy, step_size, generator, noise_std, rows, weighted, compile):
+    new, inc = ula(state, energy, step_size, generator, noise_std, rows, weighted, compile)
     return new, inc, None
 
 
-def _mala_step(state, energy, step_size, generator, noise_std, rows, weighted):
-    new, accepted, _ = mala(state, energy, step_size, generator, noise_std, rows)
+def _mala_step(state, energy, step_size, generator, noise_std, rows, weighted, compile):
+    new, accepted, _ = mala(state, energy, step_size, generator, noise_std, rows, compile)
     return new, None, accepted
 
 
@@ -86,13 +86,15 @@ def get_sampler(name: str) -> Kernel:
 
 @dataclass(frozen=True)
 class Move:
-    """How walkers move at each energy: kernel name, step size h, noise scale (default sqrt(2h)) and
-    the number of kernel steps."""
+    """How walkers move at each energy: kernel name, step size h, noise scale (default sqrt(2h)), the
+    number of kernel steps, and whether the step runs compiled (:mod:`.compiled`: one graph per energy
+    object and shape, so for a fixed module whose parameters change, not for a schedule of new energies)."""
 
     kernel: str = "ula"
     step_size: float = 0.1
     noise_std: float | None = None
     n_steps: int = 1
+    compile: bool = False
 
     def __post_init__(self) -> None:
         get_sampler(self.kernel)
@@ -104,10 +106,13 @@ class Move:
 @dataclass(frozen=True)
 class MoveInfo:
     """What one :func:`advance` / :func:`step` did: Metropolis acceptance rate over the moved walkers
-    and steps (a float64 tensor, None for ULA) and whether the walkers were resampled."""
+    and steps (a float64 tensor, None for ULA), whether the walkers were resampled, and this process's
+    acceptance counts (accepted, proposed) as a float64 (2,) tensor (None for ULA), for callers that
+    reduce them together with other quantities."""
 
     accept_rate: Tensor | None = None
     resampled: bool = False
+    counts: Tensor | None = None
 
 
 def start(energy: EnergyFn, x: Tensor, log_z0: float | Tensor = 0.0) -> Walkers:
@@ -145,7 +150,8 @@ def advance(
     subset: indices (M,) of the walkers that move (None = all); the others are only reweighted.
     rows: the moving walkers' rows in a population-wide noise draw (walkers split across processes).
     weighted: update the log-weights (False: unweighted walkers, e.g. PCD/CD; no increment computed).
-    On return every walker is cached under ``energy``.
+    coll: reduces the acceptance counts over processes (LOCAL: this process's rate; the counts are in
+    the returned :class:`MoveInfo` either way).  On return every walker is cached under ``energy``.
     """
     kernel = get_sampler(move.kernel)
     state, n = walkers.state, walkers.n
@@ -157,7 +163,14 @@ def advance(
     accepted = []
     for _ in range(move.n_steps):
         moving, step_inc, acc = kernel.step(
-            moving, energy, move.step_size, generator, move.noise_std, rows, weighted and not kernel.invariant
+            moving,
+            energy,
+            move.step_size,
+            generator,
+            move.noise_std,
+            rows,
+            weighted and not kernel.invariant,
+            move.compile,
         )
         if step_inc is not None:
             moved_inc = step_inc if moved_inc is None else moved_inc + step_inc
@@ -177,12 +190,12 @@ def advance(
     walkers = replace(walkers, state=state)
     if weighted:
         walkers = add_log_weights(walkers, inc)
-    rate = None
-    if accepted:
-        n_proposals = torch.tensor(float(len(accepted) * moving.x.shape[0]), dtype=torch.float64)
-        counts = coll.sum(torch.stack([torch.stack(accepted).double().sum().cpu(), n_proposals]))
-        rate = counts[0] / counts[1]
-    return walkers, MoveInfo(accept_rate=rate)
+    if not accepted:
+        return walkers, MoveInfo()
+    n_accepted = torch.stack(accepted).double().sum()  # stays on the walkers' device: no host synchronisation
+    counts = torch.stack([n_accepted, n_accepted.new_tensor(float(len(accepted) * moving.x.shape[0]))])
+    total = coll.sum(counts)
+    return walkers, MoveInfo(accept_rate=total[0] / total[1], counts=counts)
 
 
 def step(

@@ -33,6 +33,7 @@ from torch import Tensor
 from ..distributed import LOCAL, Collective
 from .langevin import LangevinState
 from .resampling import get_resampler
+from .summary import Population, WeightSummary, summarize
 
 SCOPES = ("global", "local")
 
@@ -78,8 +79,11 @@ def make_walkers(state: LangevinState, log_z_ref: float | Tensor = 0.0) -> Walke
     )
 
 
-def normalized_weights(log_w: Tensor, coll: Collective = LOCAL) -> Tensor:
-    """softmax(A): normalised weights (N,) (this process's shard), float64."""
+def normalized_weights(log_w: Tensor, coll: Collective = LOCAL, log_norm: Tensor | None = None) -> Tensor:
+    """softmax(A): normalised weights (N,) (this process's shard), float64; ``log_norm``: the global
+    logsumexp(A) if already known (no communication)."""
+    if log_norm is not None:
+        return torch.exp(log_w.double() - log_norm)
     return coll.softmax(log_w.double())
 
 
@@ -111,24 +115,38 @@ def log_z_estimate(walkers: Walkers, coll: Collective = LOCAL) -> Tensor:
     return walkers.log_z_ref + log_mean_weight(walkers.log_w, coll)
 
 
+def population(walkers: Walkers) -> Population:
+    """What :func:`~ebmlab.sampling.summary.summarize` needs of ``walkers`` (the genealogy only where
+    the standard error exists: multinomial resampling)."""
+    return Population(walkers.log_w, walkers.eve, walkers.multinomial_only)
+
+
+def weight_summary(walkers: Walkers, coll: Collective = LOCAL) -> WeightSummary:
+    """The walkers' :class:`~ebmlab.sampling.summary.WeightSummary` (one collective call)."""
+    (summary,), _, _ = summarize([population(walkers)], coll)
+    return summary
+
+
+def relvar_from(summary: WeightSummary, n_resamplings: int) -> Tensor:
+    """Genealogy estimate of Var(Z_hat) / Z^2 from a summary (see the module docstring), float64."""
+    factor = math.exp((n_resamplings + 1) * math.log1p(1.0 / (summary.n - 1)))
+    return 1.0 - factor * (1.0 - summary.same)
+
+
 def log_z_relvar(walkers: Walkers, coll: Collective = LOCAL) -> Tensor:
     """Genealogy estimate of Var(Z_hat) / Z^2 (Lee & Whiteley 2018; see the module docstring), float64."""
-    w = normalized_weights(walkers.log_w, coll)
-    n = coll.numel(walkers.log_w)
-    if walkers.eve is None:
-        same = coll.sum(w.square().sum())
-    else:
-        by_eve = torch.zeros(n, dtype=torch.float64, device=w.device).index_add_(0, walkers.eve, w)
-        same = coll.sum(by_eve).square().sum()
-    factor = math.exp((walkers.n_resamplings + 1) * math.log1p(1.0 / (n - 1)))
-    return 1.0 - factor * (1.0 - same)
+    return relvar_from(weight_summary(walkers, coll), walkers.n_resamplings)
+
+
+def _se(relvar: Tensor, multinomial_only: bool) -> Tensor:
+    se = torch.log1p(relvar.clamp_min(0.0)).sqrt()
+    return se if multinomial_only else torch.full_like(se, math.nan)
 
 
 def log_z_se(walkers: Walkers, coll: Collective = LOCAL) -> Tensor:
     """Standard error of :func:`log_z_estimate` in nats: sqrt(log(1 + relative variance)), float64;
     NaN once the walkers have been resampled by a scheme other than multinomial (see the module)."""
-    se = torch.log1p(log_z_relvar(walkers, coll).clamp_min(0.0)).sqrt()
-    return se if walkers.multinomial_only else torch.full_like(se, math.nan)
+    return _se(log_z_relvar(walkers, coll), walkers.multinomial_only)
 
 
 def conditional_ess_fraction(log_w: Tensor, increment: Tensor, coll: Collective = LOCAL) -> Tensor:
@@ -176,11 +194,15 @@ def walkers_from_dict(d: dict[str, Any], coll: Collective = LOCAL, device: torch
     )
 
 
-def log_z_report(walkers: Walkers, coll: Collective = LOCAL, suffix: str = "") -> dict[str, float]:
-    """``log_z_est<suffix>`` and, where the genealogy gives one (multinomial resampling only), ``log_z_se<suffix>``."""
-    out = {f"log_z_est{suffix}": float(log_z_estimate(walkers, coll))}
+def log_z_report(
+    walkers: Walkers, coll: Collective = LOCAL, suffix: str = "", summary: WeightSummary | None = None
+) -> dict[str, float]:
+    """``log_z_est<suffix>`` and, where the genealogy gives one (multinomial resampling only), ``log_z_se<suffix>``;
+    from ``summary`` (the walkers' :func:`weight_summary`) when given, else with one collective call."""
+    summary = weight_summary(walkers, coll) if summary is None else summary
+    out = {f"log_z_est{suffix}": float(walkers.log_z_ref + summary.log_mean)}
     if walkers.multinomial_only:
-        out[f"log_z_se{suffix}"] = float(log_z_se(walkers, coll))
+        out[f"log_z_se{suffix}"] = float(_se(relvar_from(summary, walkers.n_resamplings), True))
     return out
 
 
@@ -196,12 +218,13 @@ def resample(walkers: Walkers, scheme: str, generator: torch.Generator, coll: Co
     global weights with the shared generator (so the ancestors are those one process would draw)
     and receives the walkers of its slots from the processes holding them.
     """
-    idx = get_resampler(scheme)(normalized_weights(coll.gather(walkers.log_w)), coll.numel(walkers.log_w), generator)
+    log_w = coll.gather(walkers.log_w)
+    idx = get_resampler(scheme)(normalized_weights(log_w), log_w.numel(), generator)
     eve = coll.split(idx if walkers.eve is None else coll.gather(walkers.eve)[idx])
     return Walkers(
         walkers.state.map(lambda t: coll.take(t, idx)),
         torch.zeros_like(walkers.log_w),
-        log_z_estimate(walkers, coll),
+        walkers.log_z_ref + log_mean_weight(log_w),
         eve,
         walkers.n_resamplings + 1,
         walkers.multinomial_only and scheme == "multinomial",
@@ -249,20 +272,23 @@ def maybe_resample(
     generator: torch.Generator,
     coll: Collective = LOCAL,
     scope: str = "global",
+    summary: WeightSummary | None = None,
 ) -> tuple[Walkers, bool]:
     """Resample when the global ESS/N < threshold; returns (walkers, whether it resampled).
 
     scope: "global" (:func:`resample`, the same result as one process) or "local"
-    (:func:`resample_local`, no walker traffic between processes).
+    (:func:`resample_local`, no walker traffic between processes).  summary: the walkers'
+    :func:`weight_summary` if already at hand (else computed: one collective call).
     """
     if scope not in SCOPES:
         raise ValueError(f"resampling scope must be one of {SCOPES}, got {scope!r}")
-    if not bool(coll.max(walkers.log_w.max()) > -math.inf):  # also False for NaN
+    summary = weight_summary(walkers, coll) if summary is None else summary
+    if not bool(summary.max > -math.inf):  # also False for NaN
         raise ValueError(
             "no walker has a usable weight (the log-weights are all -inf, or NaN): there is nothing to resample "
             "from; the energy changed too much for the walkers to follow (smaller steps or updates)"
         )
-    if float(ess_fraction(walkers.log_w, coll)) < threshold:
+    if float(summary.ess_fraction) < threshold:
         step = resample if scope == "global" else resample_local
         return step(walkers, scheme, generator, coll), True
     return walkers, False

@@ -35,6 +35,8 @@ class NegativePhase:
     (the same result as one process), "local" each process's own walkers (no walker traffic).
     cess_target: ESS-controlled updates (weighted only): a parameter update is shortened until the
     conditional ESS of the walkers' AIS increment is at least this fraction (None = off).
+    compile: run the walkers' Langevin step compiled (:mod:`ebmlab.sampling.compiled`); it changes
+    rounding only, so it is not a setting a checkpoint must agree with.
     """
 
     init: str = "model"
@@ -49,6 +51,7 @@ class NegativePhase:
     resample_scope: str = "global"
     kernel: str = "ula"
     cess_target: float | None = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
@@ -68,12 +71,12 @@ class NegativePhase:
             raise ValueError("cess_target controls the weights of weighted walkers; it needs weighted=True")
         if not _positive_int(self.steps_per_update):
             raise ValueError(f"steps_per_update must be an integer >= 1, got {self.steps_per_update!r}")
-        Move(self.kernel, self.step_size, self.noise_std, self.steps_per_update)  # validates the move
+        _ = self.move  # validates the move
 
     @property
     def move(self) -> Move:
         """The walkers' move at each parameter update."""
-        return Move(self.kernel, self.step_size, self.noise_std, self.steps_per_update)
+        return Move(self.kernel, self.step_size, self.noise_std, self.steps_per_update, self.compile)
 
 
 def _positive_int(v: object) -> bool:

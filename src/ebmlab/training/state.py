@@ -24,8 +24,9 @@ class Checkpointable:
 
     def settings(self) -> dict[str, Any]:
         """What a checkpoint must agree with to be resumed here (checked by :meth:`load_state_dict`)."""
+        phase = {k: v for k, v in asdict(self.phase).items() if k != "compile"}  # rounding only
         return {
-            "phase": asdict(self.phase),
+            "phase": phase,
             "n_walkers": self.n_walkers,
             "log_z_walkers": self.log_z_walkers,
             "data_batch": self.data_batch,
@@ -34,6 +35,7 @@ class Checkpointable:
             "energy": type(self.energy).__name__,
             "optimizer": type(self.optimizer).__name__,
             "data": fingerprint(self.data),
+            **({"noise": self.noise} if self.noise != "replicated" else {}),  # older checkpoints: replicated
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -54,6 +56,7 @@ class Checkpointable:
             "history": self.history,
             "log_z0": self.log_z0,
             "wall_time_s": self.wall_time_s,
+            "noise_seed": self.noise_seed,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -75,6 +78,8 @@ class Checkpointable:
         self.history = list(state["history"])
         self.log_z0 = float(state["log_z0"])
         self.wall_time_s = float(state["wall_time_s"])
+        self.noise_seed = int(state.get("noise_seed", self.noise_seed))
+        self.refresh_summaries()
 
     def save(self, path: str | os.PathLike) -> None:
         """Write an atomic checkpoint (the main process writes; every process must call this)."""

@@ -20,7 +20,6 @@ ESS/N, and what the iteration did (resampled, acceptance rate, committed update 
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
@@ -29,11 +28,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..distributed import LOCAL, Collective, NoiseRows
+from ..distributed import LOCAL, NOISE_MODES, Collective
 from ..sampling import smc
-from ..sampling.walkers import Walkers, ess_fraction, log_z_report, maybe_resample, normalized_weights
+from ..sampling.walkers import Walkers, log_z_report, normalized_weights
 from .control import commit_update, snapshot
 from .loop import run_loop
+from .moves import WalkerMoves
 from .negative_phase import NegativePhase, default_log_z_walkers
 from .state import Checkpointable
 from .validation import (
@@ -49,7 +49,7 @@ from .validation import (
 Sampler = Callable[[int, torch.Generator], Tensor]
 
 
-class Trainer(Checkpointable):
+class Trainer(WalkerMoves, Checkpointable):
     """Maximum-likelihood (cross-entropy) training of an energy with a walker negative phase.
 
     energy: nn.Module mapping (N, *event) -> (N,) energies in nats.
@@ -74,6 +74,12 @@ class Trainer(Checkpointable):
     stay in sync through an all-reduce of the gradient, each process evaluates its part of the data
     batch, and all draws come from the shared generator, so P processes follow the single-process run
     (see docs/distributed.md).  Only the main process writes checkpoints and shows a progress bar.
+    noise: "replicated" (default: every process draws the whole population's noise from the shared
+    generator and keeps its rows, so P processes reproduce one process) or "per-rank" (each process
+    draws only its walkers' noise, from a counter-based stream of the generator's initial seed, the
+    iteration and the rank: no replicated draw; reproducible and resumable for a given P, but each P
+    gives another run).  Per iteration the processes exchange one all-gather (weight summaries,
+    divergence checks, acceptance counts) and one all-reduce per gradient dtype (with the loss).
     """
 
     def __init__(
@@ -94,8 +100,11 @@ class Trainer(Checkpointable):
         scheduler: Any = None,
         divergence_bound: float = DIVERGENCE_BOUND,
         collective: Collective = LOCAL,
+        noise: str = "replicated",
     ):
         validate_data(energy, data)
+        if noise not in NOISE_MODES:
+            raise ValueError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
         if not isinstance(phase, NegativePhase):
             raise TypeError(f"phase must be a NegativePhase (see negative_phase()), got {type(phase).__name__}")
         p = collective.world_size
@@ -119,6 +128,7 @@ class Trainer(Checkpointable):
         self.scheduler, self.generator, self.collective = scheduler, generator, collective
         self.n_walkers, self.log_z_walkers, self.data_batch = n_walkers, m, data_batch
         self.energy_reg, self.grad_clip, self.divergence_bound = energy_reg, grad_clip, divergence_bound
+        self.noise, self.noise_seed = noise, generator.initial_seed()
         self.has_exact_log_z = exact_log_z(energy) is not None
         needs_initial_model = phase.init == "model" or m > 0
         if log_z0 is None:
@@ -139,6 +149,7 @@ class Trainer(Checkpointable):
         self.estimator: Walkers | None = None
         if m:
             self.estimator = smc.start(energy, collective.split(self._initial_draws(sampler, m)), self.log_z0)
+        self.refresh_summaries()
         collective.check_replicated(self._replicated_summary(), "the parameters, data or generator state")
 
     # -- pieces -----------------------------------------------------------------------------------
@@ -163,14 +174,6 @@ class Trainer(Checkpointable):
         )
         return self.data[idx.to(self.data.device)]
 
-    def _choose(self, n_total: int, n_batch: int | None, n_local: int) -> tuple[Tensor | None, NoiseRows | None]:
-        """The walkers that move this update (None = all) and their rows in the population's noise draw."""
-        coll, g = self.collective, self.generator
-        if n_batch is None or n_batch >= n_total:
-            return None, coll.population_rows(n_local)
-        chosen = torch.randperm(n_total, generator=g, device=g.device)[:n_batch]
-        return coll.select(chosen.to(self.data.device), n_local)
-
     def _replicated_summary(self) -> Tensor:
         """Float64 summary of what every process must share: parameters, data, generator state."""
         parts = [t.detach().double().sum() for t in self.energy.state_dict().values() if t.is_floating_point()]
@@ -193,14 +196,15 @@ class Trainer(Checkpointable):
         check_values(self.step_count, bounded, finite, self.divergence_bound, self.collective, replicated)
 
     def _estimates(self) -> dict[str, float]:
-        """ESS/N of the gradient's walkers, log Z estimates with standard errors, exact log Z if known."""
-        coll = self.collective
-        out = {"ess_frac": float(ess_fraction(self.walkers.log_w, coll))}
+        """ESS/N of the gradient's walkers, log Z estimates with standard errors, exact log Z if known
+        (from the weight summaries kept with the walkers: no communication)."""
+        s_walk, s_est = self.summaries
+        out = {"ess_frac": float(s_walk.ess_fraction)}
         if self.estimator is not None:
-            out |= log_z_report(self.estimator, coll)
-            out["est_ess_frac"] = float(ess_fraction(self.estimator.log_w, coll))
+            out |= log_z_report(self.estimator, summary=s_est)
+            out["est_ess_frac"] = float(s_est.ess_fraction)
         if self.phase.weighted:
-            out |= log_z_report(self.walkers, coll, "_coupled" if self.estimator is not None else "")
+            out |= log_z_report(self.walkers, suffix="_coupled" if self.estimator is not None else "", summary=s_walk)
         if self.has_exact_log_z:
             out["log_z_exact"] = exact_log_z(self.energy)
         return out
@@ -225,16 +229,17 @@ class Trainer(Checkpointable):
         log_w = walkers.log_w if moved is None else walkers.log_w[moved]
         x_walk = walkers.x if moved is None else walkers.x[moved]
         n_used = self.n_walkers if moved is None else phase.walker_batch
-        w = normalized_weights(log_w, coll) if phase.weighted else torch.full_like(log_w, 1.0 / n_used)
+        log_norm = self.summaries[0].log_norm if moved is None else None  # the subset's is not at hand
+        w = normalized_weights(log_w, coll, log_norm) if phase.weighted else torch.full_like(log_w, 1.0 / n_used)
         n_data = self.data.shape[0] if self.data_batch is None else self.data_batch
         x_data = coll.split(self.data if self.data_batch is None else self._data_sample(self.data_batch))
         self.optimizer.zero_grad(set_to_none=True)
         loss, u_data = self._loss(x_data, x_walk, w, n_data)
-        totals = coll.sum(torch.stack([loss.detach().double(), u_data.double().sum()]))  # global loss, sum of U
-        self._check({"the loss": totals[:1]}, {}, replicated=True)
         loss.backward()
         params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-        coll.sum_([p.grad for p in params])
+        totals = torch.stack([loss.detach().double(), u_data.double().sum()])  # global loss, sum of U
+        coll.sum_([*(p.grad for p in params), totals])  # one all-reduce per dtype
+        self._check({"the loss": totals[:1]}, {}, replicated=True)
         self._check({}, {"the parameter gradient": torch.stack([p.grad.norm() for p in params])}, replicated=True)
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
@@ -253,45 +258,6 @@ class Trainer(Checkpointable):
             if f"log_z_{kind}" in row:
                 out[f"ce_{kind}"] = mean_u + row[f"log_z_{kind}"]
         return out
-
-    def _move_walkers(self, moved: Tensor | None, rows: NoiseRows | None) -> dict[str, Any]:
-        """Move the gradient's walkers (and the estimator population) to theta_{k+1}, reset them (CD),
-        check for divergence, and resample on low ESS."""
-        phase, coll, gen = self.phase, self.collective, self.generator
-        walkers, info = smc.advance(
-            self.walkers, self.energy, phase.move, gen, subset=moved, rows=rows, weighted=phase.weighted, coll=coll
-        )
-        out: dict[str, Any] = {} if info.accept_rate is None else {"accept_rate": float(info.accept_rate)}
-        if phase.reset_every is not None and (self.step_count + 1) % phase.reset_every == 0:
-            walkers = smc.start(self.energy, coll.split(self._data_sample(self.n_walkers)), walkers.log_z_ref)
-        checks = {"walker energies": walkers.state.energy}
-        finite = {"walker gradients": walkers.state.grad, "log-weights": walkers.log_w}
-        estimator = self.estimator
-        if estimator is not None:
-            est_moved, est_rows = self._choose(self.log_z_walkers, self._estimator_batch(), estimator.n)
-            estimator, _ = smc.advance(
-                estimator, self.energy, phase.move, gen, subset=est_moved, rows=est_rows, coll=coll
-            )
-            checks["estimator energies"] = estimator.state.energy
-            finite["estimator log-weights"] = estimator.log_w
-        self._check(checks, finite)
-        out["resampled"] = False
-        if phase.weighted and phase.ess_threshold is not None:
-            walkers, out["resampled"] = maybe_resample(
-                walkers, phase.ess_threshold, phase.resampler, gen, coll, phase.resample_scope
-            )
-        if estimator is not None:
-            threshold = 0.5 if phase.ess_threshold is None else phase.ess_threshold
-            estimator, out["est_resampled"] = maybe_resample(
-                estimator, threshold, "multinomial", gen, coll, phase.resample_scope
-            )
-        self.walkers, self.estimator = walkers, estimator
-        return out
-
-    def _estimator_batch(self) -> int | None:
-        """Estimator walkers moved per update: the same fraction as the gradient's (None = all)."""
-        n_b = self.phase.walker_batch
-        return None if n_b is None else max(2, math.ceil(self.log_z_walkers * n_b / self.n_walkers))
 
     def run(
         self,

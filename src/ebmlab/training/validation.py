@@ -75,16 +75,34 @@ def initial_log_z(energy: nn.Module) -> float:
     return exact_log_z(energy) or 0.0
 
 
-def blow_up(values: dict[str, Tensor], bound: float = DIVERGENCE_BOUND) -> str | None:
-    """The first entry holding a non-finite value or one beyond ``bound`` in absolute value, described,
-    or None.  ``values``: name -> tensor of per-entry maxima of |.| (any shape)."""
-    for what, t in values.items():
-        worst = float(t.max()) if t.numel() else 0.0
+def blow_up(values: dict[str, float], bound: float = DIVERGENCE_BOUND) -> str | None:
+    """The first entry that is non-finite or beyond ``bound`` in absolute value, described, or None.
+    ``values``: name -> max |.| of what it names."""
+    for what, worst in values.items():
         if not math.isfinite(worst):
             return f"{what} became NaN or infinite"
         if worst > bound:
             return f"{what} reached {worst:.3g}, beyond the divergence bound {bound:.0e}"
     return None
+
+
+def worst_values(tensors: dict[str, Tensor]) -> Tensor:
+    """max |.| of each tensor (0 for an empty one), float64 (k,) on the first one's device (no host
+    synchronisation): what :func:`check_worst` checks."""
+    dev = next(iter(tensors.values())).device
+    zero = torch.zeros((), dtype=torch.float64, device=dev)
+    return torch.stack([t.detach().abs().max().double().to(dev) if t.numel() else zero for t in tensors.values()])
+
+
+def check_worst(
+    step: int, bounded: list[str], finite: list[str], worst: Tensor, bound: float = DIVERGENCE_BOUND
+) -> None:
+    """Raise :class:`DivergenceError` if ``worst`` (:func:`worst_values` of the ``bounded`` then the ``finite``
+    entries, maxed over processes) holds a non-finite value, or a bounded one beyond ``bound``."""
+    n, vals = len(bounded), worst.tolist()  # one host synchronisation
+    bad = blow_up(dict(zip(bounded, vals[:n])), bound) or blow_up(dict(zip(finite, vals[n:])), math.inf)
+    if bad:
+        raise DivergenceError(step, bad)
 
 
 def check_values(
@@ -97,12 +115,5 @@ def check_values(
 ) -> None:
     """Raise :class:`DivergenceError` at iteration ``step``, on every process alike, if any process holds a
     non-finite value, or a ``bounded`` one beyond ``bound`` (``replicated``: equal on every process)."""
-    tensors = {**bounded, **finite}
-    zero = torch.zeros((), dtype=torch.float64)
-    worst = torch.stack([t.detach().abs().max().double().cpu() if t.numel() else zero for t in tensors.values()])
-    if not replicated:
-        worst = coll.max(worst)
-    n = len(bounded)
-    bad = blow_up(dict(zip(bounded, worst[:n])), bound) or blow_up(dict(zip(finite, worst[n:])), math.inf)
-    if bad:
-        raise DivergenceError(step, bad)
+    worst = worst_values({**bounded, **finite})
+    check_worst(step, list(bounded), list(finite), worst if replicated else coll.max(worst), bound)

@@ -22,7 +22,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ...io import write_json
+from ..study import add_device_arg, resolve_device
 from .equivalence import plot_equivalence, run_equivalence
 from .mis import plot_mis, run_mis
 from .nce_gmm import NceGmmConfig, plot_nce_gmm, run_nce_gmm
@@ -58,6 +61,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-data", type=_at_least(4), default=None, help="data points of the GMM study (nce-gmm)")
     p.add_argument("--out", type=Path, default=Path("runs/estimators"), help="output directory")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_device_arg(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -67,16 +71,8 @@ def main(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ValueError(f"cannot create --out {args.out}: {exc.strerror}; choose a writable directory") from None
-    if args.experiment == "noise-scale":
-        res, plot = run_noise_scale(args.reps, args.n1, args.n2, args.seed), plot_noise_scale
-    elif args.experiment == "mis":
-        res, plot = run_mis(args.reps, args.seed), plot_mis
-    elif args.experiment == "equivalence":
-        res, plot = run_equivalence(args.n1, args.n2, args.seed), plot_equivalence
-    else:
-        given = {"steps": args.steps, "dim": args.dim, "n_data": args.n_data}
-        cfg = NceGmmConfig(**{k: v for k, v in given.items() if v is not None})
-        res, plot = run_nce_gmm(cfg, args.seed, not args.no_progress), plot_nce_gmm
+    with torch.device(resolve_device(args.device)):  # every tensor and generator of the run lives there
+        res, plot = run(args)
     pngs = plot(res, args.out)
     path = args.out / f"{args.experiment}.json"
     res["pngs"] = [p.name for p in pngs]
@@ -84,6 +80,19 @@ def main(args: argparse.Namespace) -> int:
     print(report(res))
     print(f"wrote {path} and {', '.join(p.name for p in pngs)}")
     return 0
+
+
+def run(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
+    """The chosen experiment's results and its plotting function."""
+    if args.experiment == "noise-scale":
+        return run_noise_scale(args.reps, args.n1, args.n2, args.seed), plot_noise_scale
+    if args.experiment == "mis":
+        return run_mis(args.reps, args.seed), plot_mis
+    if args.experiment == "equivalence":
+        return run_equivalence(args.n1, args.n2, args.seed), plot_equivalence
+    given = {"steps": args.steps, "dim": args.dim, "n_data": args.n_data}
+    cfg = NceGmmConfig(**{k: v for k, v in given.items() if v is not None})
+    return run_nce_gmm(cfg, args.seed, not args.no_progress), plot_nce_gmm
 
 
 def report(res: dict[str, Any]) -> str:

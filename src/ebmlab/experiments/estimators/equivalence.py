@@ -11,13 +11,13 @@ from torch import Tensor
 
 from ...estimators import GaussianNoise, bridge, importance_sampling, mis, nce_log_z, reciprocal_is, rlr
 from ..plotting import plt, save
-from .targets import Target, targets
+from .targets import Target, seeded, targets
 
 
 def run_equivalence(n1: int, n2: int, seed: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for t in targets():
-        g = torch.Generator().manual_seed(seed)
+        g = seeded(seed)
         q1 = GaussianNoise(torch.zeros(t.dim), t.equivalence_scale)
         q2 = GaussianNoise(torch.full((t.dim,), 0.5), 0.8 * t.equivalence_scale)
         x, y1, y2 = t.model.sample(n1, g), q1.sample(n2, g), q2.sample(n2, g)

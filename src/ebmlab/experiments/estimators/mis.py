@@ -12,7 +12,7 @@ import torch
 
 from ...estimators import ESTIMATORS, Estimate, GaussianNoise, Problem, rlr
 from ..plotting import plt, save
-from .targets import DTYPE, Target, draws, error_summary, science_target, targets
+from .targets import DTYPE, Target, draws, error_summary, science_target, seeded, targets
 
 SCIENCE_MIS_MSE = {
     "mis-standard": 2.25e-2,
@@ -84,7 +84,7 @@ def _anchored_on_mean(est: Estimate) -> Estimate:
 def run_mis(reps: int, seed: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for t, proposals, n_q, n0 in mis_setups():
-        g = torch.Generator().manual_seed(seed)
+        g = seeded(seed)
         y = torch.cat([draws(q.sample, reps, n_q, g) for q in proposals], 1)
         x = draws(t.model.sample, reps, n0, g)
         problem = t.problem(proposals, x, y, [n_q] * len(proposals))

@@ -16,6 +16,7 @@ from ...estimators import GaussianNoise, nce_log_z
 from ...training.nce import train_nce
 from ..gmm import GmmConfig, left_index, make_data, student, teacher
 from ..plotting import plt, save
+from .targets import seeded
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class NceGmmConfig:
 
 
 def run_nce_gmm(cfg: NceGmmConfig, seed: int, progress: bool) -> dict[str, Any]:
-    g = torch.Generator().manual_seed(seed)
+    g = seeded(seed)
     study = GmmConfig(dim=cfg.dim, left=cfg.left, right=cfg.right, left_mass=cfg.left_mass, n_data=cfg.n_data)
     data = make_data(study, g)  # exactly floor(n / 4) points in the left mode
     model = student(study, g)  # equal masses, means near 0, first log-weight frozen (the gauge)

@@ -13,7 +13,7 @@ from matplotlib.ticker import NullFormatter
 
 from ...estimators import ESTIMATORS, GaussianNoise
 from ..plotting import plt, save
-from .targets import draws, error_summary, targets
+from .targets import draws, error_summary, seeded, targets
 
 TWO_SAMPLE = ("is", "ris", "bridge-geometric", "bridge-optimal", "nce", "rlr")
 
@@ -21,7 +21,7 @@ TWO_SAMPLE = ("is", "ris", "bridge-geometric", "bridge-optimal", "nce", "rlr")
 def run_noise_scale(reps: int, n1: int, n2: int, seed: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for t in targets():
-        g = torch.Generator().manual_seed(seed)
+        g = seeded(seed)
         rows = {name: [] for name in TWO_SAMPLE}
         for s in t.scales:
             q = GaussianNoise(torch.zeros(t.dim), s)

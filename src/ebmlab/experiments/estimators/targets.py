@@ -76,6 +76,12 @@ def science_target() -> Target:
     return Target("science-2d", model, (), 0.0)
 
 
+def seeded(seed: int) -> torch.Generator:
+    """A generator seeded by ``seed`` on the default device (the study runs under ``torch.device(--device)``,
+    so its tensors and draws live there)."""
+    return torch.Generator(torch.get_default_device()).manual_seed(seed)
+
+
 def draws(sampler: Callable[[int, torch.Generator], Tensor], reps: int, n: int, g: torch.Generator) -> Tensor:
     """reps x n exact draws, (reps, n, d)."""
     return sampler(reps * n, g).reshape(reps, n, -1)
