@@ -14,7 +14,7 @@ exact and estimated log Z, exact and estimated KL, trajectories, resamplings, wa
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from .gmm_config import (
     teacher,
 )
 from .gmm_plots import plot_all
-from .study import exit_code, run_grid, seed_summary
+from .study import exit_code, resolve_device, run_grid, seed_summary
 
 __all__ = [
     "PRESETS",
@@ -69,12 +69,19 @@ def observe(model: GaussianMixture, trainer: Trainer, weighted: bool, midpoint: 
 
 
 def build_trainer(
-    cfg: GmmConfig, method: str, seed: int, collective: Collective = LOCAL
+    cfg: GmmConfig, method: str, seed: int, collective: Collective = LOCAL, device: torch.device | str = "cpu"
 ) -> tuple[Trainer, GaussianMixture, torch.Tensor]:
-    """Data, student, optimiser and trainer of one (method, seed) run (walkers split by ``collective``)."""
+    """Data, student, optimiser and trainer of one (method, seed) run (walkers split by ``collective``).
+
+    Data and the student's initial means are drawn on the CPU (the same on every device); on another
+    ``device`` the model, data and walkers live there and the walkers draw from a generator of that
+    device seeded with ``seed`` (reproducible on that device, not equal to the CPU run)."""
     gen = torch.Generator().manual_seed(seed)
     data = make_data(cfg, gen)
     model = student(cfg, gen)
+    if torch.device(device).type != "cpu":
+        data, model = data.to(device), model.to(device)
+        gen = torch.Generator(device).manual_seed(seed)
     factor = cfg.cd_lr_factor if method == "cd" else 1.0
     groups = [{"params": [model.free_log_weights], "lr": cfg.lr_weights * factor}]
     if cfg.learn_means:
@@ -106,10 +113,14 @@ def run_one(
     resume: bool,
     progress: bool | None,
     collective: Collective = LOCAL,
+    device: torch.device | str = "cpu",
+    compile: bool = False,
 ) -> dict[str, Any]:
-    """Train one (method, seed) and return its metrics (raises DivergenceError on blow-up)."""
-    trainer, model, data = build_trainer(cfg, method, seed, collective)
-    t_model = teacher(cfg)
+    """Train one (method, seed) and return its metrics (raises DivergenceError on blow-up).  ``compile``:
+    the walkers' Langevin steps run compiled (rounding only: not a recorded setting)."""
+    trainer, model, data = build_trainer(cfg, method, seed, collective, device)
+    trainer.phase = replace(trainer.phase, compile=compile)
+    t_model = teacher(cfg).to(data.device)
     with torch.no_grad():
         entropy = float(t_model(data).mean() + t_model.log_z())  # E_data[U_*] + log Z_*
     midpoint = 0.5 * (cfg.left + cfg.right)
@@ -209,6 +220,8 @@ def run_study(
     progress: bool | None = None,
     collective: Collective = LOCAL,
     overwrite: bool = False,
+    device: torch.device | str = "cpu",
+    compile: bool = False,
 ) -> dict[str, Any]:
     """All (method, seed) runs; writes metrics.json and the plots; returns the metrics (with ``notes``
     from the output directory's checks, e.g. an extended ``iters``).
@@ -221,7 +234,7 @@ def run_study(
         methods,
         seeds,
         out,
-        lambda method, seed, ckpt: run_one(cfg, method, seed, ckpt, resume, progress, collective),
+        lambda method, seed, ckpt: run_one(cfg, method, seed, ckpt, resume, progress, collective, device, compile),
         resume=resume,
         overwrite=overwrite,
         progress=progress,
@@ -254,6 +267,8 @@ def main(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None,
         collective=coll,
         overwrite=args.overwrite,
+        device=resolve_device(args.device),
+        compile=args.compile,
     )
     if not coll.is_main:
         return 0

@@ -12,7 +12,7 @@ import torch
 from ..energies import GaussianMixture
 from ..sampling.walkers import SCOPES
 from ..training import METHODS, negative_phase
-from .study import add_output_args, add_walker_args, int_list, name_list
+from .study import add_device_arg, add_output_args, add_walker_args, int_list, name_list
 
 DTYPE = torch.float64
 
@@ -120,6 +120,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         help="estimator population size M, walkers that give log Z but never enter the gradient "
         "(default: N/4 for jarzynski, 0 for pcd/cd; 0 = off; a value applies to every method)",
     )
+    add_device_arg(p)
+    p.add_argument("--compile", action="store_true", help="run the walkers' Langevin steps compiled (torch.compile)")
     add_output_args(p, "runs/gmm")
 
 
