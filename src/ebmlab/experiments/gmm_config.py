@@ -11,8 +11,8 @@ import torch
 
 from ..energies import GaussianMixture
 from ..sampling.walkers import SCOPES
-from ..training import METHODS, negative_phase
-from .study import add_device_arg, add_output_args, add_walker_args, int_list, name_list
+from ..training import negative_phase
+from .study import add_device_arg, add_method_args, add_output_args, add_walker_args
 
 DTYPE = torch.float64
 
@@ -88,13 +88,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         default="quick",
         help="quick (default, minutes on a laptop), paper (the published settings), tiny (smoke test)",
     )
-    p.add_argument(
-        "--methods",
-        type=name_list(METHODS),
-        default=list(METHODS),
-        help="comma-separated subset of " + ",".join(METHODS),
-    )
-    p.add_argument("--seeds", type=int_list, default=None, help="comma-separated seeds (default: preset's)")
+    add_method_args(p)
     p.add_argument(
         "--dim",
         type=int,

@@ -35,7 +35,6 @@ from ..data.projection import SPACES
 from ..data.subsets import imbalanced_digit_split
 from ..distributed import LOCAL, Collective
 from ..io import write_json
-from ..training import METHODS
 from . import mnist_lowdim_plots, mnist_plots
 from .mnist_config import (
     DEFAULT_SPACE,
@@ -53,11 +52,10 @@ from .mnist_lowdim import LowDimStudy, lowdim_study
 from .mnist_pixels import PixelStudy, pixel_study
 from .study import (
     add_device_arg,
+    add_method_args,
     add_output_args,
     add_walker_args,
     exit_code,
-    int_list,
-    name_list,
     run_grid,
 )
 
@@ -229,13 +227,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         help="quick (smoke test), cpu (default; the study on a CPU: 5 seeds in lda/pca, 3 in pixels), "
         "paper (pixels only: the published settings, for a GPU)",
     )
-    p.add_argument(
-        "--methods",
-        type=name_list(METHODS),
-        default=list(METHODS),
-        help="comma-separated subset of " + ",".join(METHODS),
-    )
-    p.add_argument("--seeds", type=int_list, default=None, help="comma-separated seeds (default: preset's)")
+    add_method_args(p)
     p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files (default: $EBMLAB_DATA)")
     p.add_argument("--iters", type=int, default=None, help="training iterations (override the preset)")
     p.add_argument("--walkers", type=int, default=None, help="number of walkers N (override the preset)")

@@ -29,6 +29,7 @@ from ..distributed import LOCAL, Collective
 from ..io import read_json, write_json
 from ..sampling.resampling import RESAMPLERS
 from ..sampling.smc import SAMPLERS
+from ..training import METHODS
 from ..training.checkpoint import settings_diff
 from ..training.validation import DivergenceError
 
@@ -72,6 +73,17 @@ def add_output_args(p: argparse.ArgumentParser, default_out: str) -> None:
     mode.add_argument("--resume", action="store_true", help="continue the runs in --out (same settings)")
     mode.add_argument("--overwrite", action="store_true", help="delete this study's results in --out first")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_method_args(p: argparse.ArgumentParser) -> None:
+    """--methods (a subset of the training methods, all by default) and --seeds (None = the preset's)."""
+    p.add_argument(
+        "--methods",
+        type=name_list(METHODS),
+        default=list(METHODS),
+        help="comma-separated subset of " + ",".join(METHODS),
+    )
+    p.add_argument("--seeds", type=int_list, default=None, help="comma-separated seeds (default: preset's)")
 
 
 def add_walker_args(p: argparse.ArgumentParser) -> None:
@@ -269,6 +281,7 @@ __all__ = [
     "DEVICES",
     "STUDY_FILE",
     "add_device_arg",
+    "add_method_args",
     "add_output_args",
     "add_walker_args",
     "check_config",
