@@ -31,9 +31,8 @@ def time_per_iter(coll, walkers_per_process: int, iters: int, distributed: bool,
     """Wall and CPU seconds per training iteration on this process (after 3 warm-up iterations)."""
     coll = coll if distributed else LOCAL
     n = walkers_per_process * coll.world_size
-    cfg = replace(PRESETS["paper"], n_walkers=n, n_data=n, iters=iters + 3)
+    cfg = replace(PRESETS["paper"], n_walkers=n, n_data=n, iters=iters + 3, noise=noise)
     trainer, _, _ = build_trainer(cfg, "jarzynski", 0, coll)
-    trainer.noise = noise  # the study's build_trainer keeps the default; the mode is read at every iteration
     trainer.run(3, progress=False)
     coll.barrier()
     start, cpu = time.perf_counter(), time.process_time()

@@ -93,3 +93,15 @@ def test_unknown_method_and_resampler_are_rejected(capsys):
 def test_module_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "ebmlab", "gmm", "--help"], capture_output=True, text=True, check=True)
     assert "--ess-threshold" in out.stdout and "--preset" in out.stdout
+
+
+def test_noise_mode_is_a_recorded_setting(tmp_path):
+    """--noise changes the numbers under torchrun, so it is part of the recorded config (and of resume checks)."""
+    from ebmlab.cli import build_parser
+    from ebmlab.experiments.gmm_config import config_from_args
+
+    argv = ["gmm", "--preset", "tiny", "--noise", "per-rank"]
+    assert config_from_args(build_parser(argv).parse_args(argv)).noise == "per-rank"
+    assert config_from_args(build_parser(argv[:3]).parse_args(argv[:3])).noise == "replicated"
+    with pytest.raises(SystemExit):
+        build_parser(["gmm", "--noise", "shared"]).parse_args(["gmm", "--noise", "shared"])

@@ -101,6 +101,7 @@ def build_trainer(
         generator=gen,
         log_z_walkers=cfg.log_z_walkers,
         collective=collective,
+        noise=cfg.noise,
     )
     return trainer, model, data
 

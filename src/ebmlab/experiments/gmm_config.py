@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..distributed import NOISE_MODES
 from ..energies import GaussianMixture
 from ..sampling.walkers import SCOPES
 from ..training import negative_phase
@@ -37,6 +38,7 @@ class GmmConfig:
     resampler: str = "systematic"
     ess_threshold: float = 0.5
     resample_scope: str = "global"  # with several processes: "global" or "local" resampling
+    noise: str = "replicated"  # with several processes: "replicated" (= 1 process) or "per-rank" streams
     log_z_walkers: int | None = None  # estimator population size M (None: N/4 for Jarzynski, 0 for PCD/CD)
     kernel: str = "ula"  # walker kernel: "ula" or "mala"
     cess_target: float | None = None  # ESS-controlled updates (Jarzynski only); None = off
@@ -114,6 +116,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         help="estimator population size M, walkers that give log Z but never enter the gradient "
         "(default: N/4 for jarzynski, 0 for pcd/cd; 0 = off; a value applies to every method)",
     )
+    p.add_argument(
+        "--noise",
+        choices=NOISE_MODES,
+        default=None,
+        help="under torchrun: draw the whole population's noise in every process (replicated, default: the "
+        "1-process numbers) or per-rank counter-based streams (cheaper, reproducible for a given process count)",
+    )
     add_device_arg(p)
     p.add_argument("--compile", action="store_true", help="run the walkers' Langevin steps compiled (torch.compile)")
     add_output_args(p, "runs/gmm")
@@ -134,6 +143,7 @@ def config_from_args(args: argparse.Namespace) -> GmmConfig:
             "resampler",
             "ess_threshold",
             "resample_scope",
+            "noise",
             "log_z_walkers",
             "kernel",
             "cess_target",
