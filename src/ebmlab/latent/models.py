@@ -88,12 +88,20 @@ class MLPGenerator(nn.Module):
 class LatentEBMPrior(nn.Module):
     """Energy-based prior on z relative to N(0, I): ``energy(z)`` = E_alpha(z), ``forward(z)`` = U_prior(z).
 
-    E_alpha is an MLP d -> hidden -> 1 with LeakyReLU(leak) (DAMC: 200-200, leak 0.2).
+    E_alpha is an MLP d -> hidden -> 1 with LeakyReLU(leak) (DAMC: 200-200, leak 0.2), or with the
+    ``activation`` module factory when given (the official LEBM code: ``nn.GELU``).
     """
 
-    def __init__(self, latent_dim: int, hidden: Sequence[int] = (200, 200), leak: float = 0.2):
+    def __init__(
+        self,
+        latent_dim: int,
+        hidden: Sequence[int] = (200, 200),
+        leak: float = 0.2,
+        activation: Callable[[], nn.Module] | None = None,
+    ):
         super().__init__()
-        self.mlp = MLPEnergy(latent_dim, hidden, activation=lambda: nn.LeakyReLU(leak), zero_init_output=False)
+        act = activation if activation is not None else lambda: nn.LeakyReLU(leak)
+        self.mlp = MLPEnergy(latent_dim, hidden, activation=act, zero_init_output=False)
         self.latent_dim = latent_dim
 
     def energy(self, z: Tensor) -> Tensor:

@@ -44,9 +44,11 @@ def pinwheel(
     rate: float = 0.25,
 ) -> Tensor:
     """n points (n, 2) of a pinwheel with ``arms`` arms: a point at radius ~ 1 + radial noise on arm k is
-    rotated by 2 pi k / arms + rate * exp(radius)."""
-    feats = torch.randn(n, 2, generator=generator) * torch.tensor([radial_std, tangential_std]) + torch.tensor([1.0, 0])
-    arm = torch.randint(arms, (n,), generator=generator)
+    rotated by 2 pi k / arms + rate * exp(radius).  The points lie on the generator's device."""
+    dev = generator.device
+    scale, shift = torch.tensor([radial_std, tangential_std], device=dev), torch.tensor([1.0, 0], device=dev)
+    feats = torch.randn(n, 2, generator=generator, device=dev) * scale + shift
+    arm = torch.randint(arms, (n,), generator=generator, device=dev)
     angle = 2 * math.pi * arm / arms + rate * torch.exp(feats[:, 0])
     c, s = torch.cos(angle), torch.sin(angle)
     return torch.stack([c * feats[:, 0] - s * feats[:, 1], s * feats[:, 0] + c * feats[:, 1]], dim=1)
@@ -55,7 +57,7 @@ def pinwheel(
 def observe(model: LatentModel, z: Tensor, generator: torch.Generator) -> Tensor:
     """x = G(z) + sigma eps, (n, 2)."""
     with torch.no_grad():
-        return model.generator(z) + model.sigma * torch.randn(z.shape, generator=generator)
+        return model.generator(z) + model.sigma * torch.randn(z.shape, generator=generator, device=z.device)
 
 
 def reconstruction_error(model: LatentModel, x: Tensor, z: Tensor) -> float:
@@ -69,7 +71,7 @@ def kde_grid(z: Tensor, bandwidth: float = 0.15, lim: float = 4.0, n_grid: int =
     g = torch.linspace(-lim, lim, n_grid, dtype=torch.float64)
     gx, gy = torch.meshgrid(g, g, indexing="xy")
     grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
-    d2 = torch.cdist(grid, z.double()).square()
+    d2 = torch.cdist(grid, z.detach().cpu().double()).square()
     dens = torch.exp(-d2 / (2 * bandwidth**2)).mean(1) / (2 * math.pi * bandwidth**2)
     return dens.reshape(n_grid, n_grid).numpy()
 

@@ -1,0 +1,183 @@
+"""Building blocks of the MNIST tasks of ``ebmlab latent``: model and sampler from a preset, the training
+run with periodic evaluations, and the amortisation diagnostic."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..latent.diffusion import ConvEncoder, LatentDiffusion
+from ..latent.loop import LatentTrainer, LoopConfig
+from ..latent.models import ConvGenerator, LatentEBMPrior, LatentModel
+from ..latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, LEBMSampler, config_dict, langevin
+from .latent_config import LatentPreset, ema_half_life_iters, ema_rate, learning_rates
+
+Sampler = LEBMSampler | DAMCSampler
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "gelu": nn.GELU}
+
+
+def build_mnist(
+    p: LatentPreset,
+    sampler_name: str,
+    latent_dim: int,
+    sigma: float,
+    refine_steps: int,
+    device: torch.device,
+    anomaly: bool = False,
+) -> tuple[LatentModel, Sampler, LoopConfig]:
+    """Model, sampler and loop settings of one MNIST run on ``device`` (set the global torch seed first).
+
+    anomaly=True takes the DAMC anomaly script's choices: prior chains from Q_bar(x) only, each Q step the
+    sum of a fully conditional and a fully unconditional loss, no weight decay; and the anomaly lrs.
+    """
+    lr_g, lr_e, lr_q = learning_rates(p, anomaly)
+    prior = LatentEBMPrior(latent_dim, (p.ebm_hidden,) * 2, activation=ACTIVATIONS[p.ebm_activation])
+    model = LatentModel(ConvGenerator(latent_dim, p.ngf), prior, sigma).to(device)
+    common = dict(prior_steps=p.prior_steps, eval_prior_steps=p.eval_prior_steps, refine_steps=refine_steps)
+    if sampler_name == "lebm":
+        sampler: Sampler = LEBMSampler(ChainConfig(post_steps=p.lebm_post_steps, **common))
+        energy_reg = p.lebm_energy_reg
+    else:
+        q = LatentDiffusion(
+            latent_dim, ConvEncoder(p.cond_dim, p.nif), p.cond_dim, nf=p.nf, t_dim=p.t_dim, n_steps=p.diffusion_steps
+        ).to(device)
+        script = dict(prior_init="posterior", cond_loss="both", weight_decay=0.0) if anomaly else {}
+        rho = ema_rate(p.iters, p.ema_every, p.ema_half_life, p.ema_rho)
+        sampler = DAMCSampler(
+            q,
+            ChainConfig(post_steps=p.damc_post_steps, **common),
+            DAMCConfig(q_updates=p.q_updates, lr=lr_q, ema_rho=rho, ema_every=p.ema_every, **script),
+        )
+        energy_reg = 0.0
+    loop = LoopConfig(
+        batch_size=p.batch_size,
+        lr_g=lr_g,
+        lr_e=lr_e,
+        energy_reg=energy_reg,
+        clip=math.inf if p.clip is None else p.clip,
+    )
+    return model, sampler, loop
+
+
+def eval_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    """The random stream of one evaluation, seeded by (run seed, iteration): evaluations never touch the
+    training stream, so results do not depend on how often, or whether after a resume, one evaluates."""
+    return torch.Generator(device).manual_seed(seed * 1_000_003 + step + 1)
+
+
+def in_batches(fn: Callable[[Tensor], Tensor], x: Tensor, batch: int = 256) -> Tensor:
+    """fn over x in chunks (gradients allowed inside fn, e.g. Langevin), concatenated."""
+    return torch.cat([fn(x[i : i + batch]) for i in range(0, x.shape[0], batch)])
+
+
+def pixel_mse(model: LatentModel, x: Tensor, z: Tensor) -> float:
+    """Per-pixel mean squared error of g(z) against x (images in [-1, 1])."""
+    with torch.no_grad():
+        return float(in_batches(model.generator, z).sub(x).square().mean())
+
+
+def amortisation_diagnostic(model: LatentModel, sampler: Sampler, x: Tensor, gen: torch.Generator) -> dict[str, float]:
+    """Per-pixel reconstruction MSE on images x of: the training chains (their posterior LD steps from their
+    starts) and the same LD from N(0, I) starts (``mse_normal_start``); DAMC also the EMA sampler's draws
+    z0 ~ Q_bar(z | x) before any LD (``mse_ema_q``).  LEBM's training chains are the N(0, I) starts."""
+    c = sampler.chains
+    z_normal = torch.randn(x.shape[0], model.latent_dim, generator=gen, device=x.device)
+    ld = langevin(model.posterior_energy(x), z_normal, c.post_steps, c.post_s, gen)
+    out = {"mse_normal_start": pixel_mse(model, x, ld)}
+    if isinstance(sampler, DAMCSampler):
+        z0, z_pos = sampler.posterior_chains(model, x, gen)
+        out |= {"mse_ema_q": pixel_mse(model, x, z0), "mse_chains": pixel_mse(model, x, z_pos)}
+    else:
+        out["mse_chains"] = out["mse_normal_start"]
+    return out
+
+
+def train(
+    trainer: LatentTrainer,
+    p: LatentPreset,
+    ckpt: Path,
+    resume: bool,
+    desc: str,
+    evaluate: Callable[[LatentTrainer], dict[str, Any]],
+    diag_x: Tensor,
+    seed: int,
+    progress: bool | None = None,
+) -> float:
+    """Run the loop to p.iters with checkpoints (continuing from ``ckpt`` when resuming); returns the wall
+    time.  History rows get ``evaluate(trainer)`` (key "eval") every p.eval_every iterations before the end
+    and the amortisation diagnostic on ``diag_x`` (key "diag") every p.diag_every iterations and at the end."""
+    if resume and ckpt.exists():
+        trainer.resume(ckpt)
+
+    def callback(tr: LatentTrainer, row: dict[str, Any]) -> None:
+        k = tr.step_count
+        if k % p.eval_every == 0 and k < p.iters:
+            row["eval"] = evaluate(tr)
+        if k % p.diag_every == 0 or k == p.iters:
+            row["diag"] = amortisation_diagnostic(tr.model, tr.sampler, diag_x, eval_generator(seed, k, diag_x.device))
+
+    start = time.perf_counter()
+    trainer.run(
+        p.iters,
+        checkpoint_path=ckpt,
+        checkpoint_every=p.checkpoint_every,
+        desc=desc,
+        callback=callback,
+        progress=progress,
+    )
+    return time.perf_counter() - start
+
+
+def rows_with(history: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """``{"step": iteration, **row[key]}`` for the history rows holding ``key`` (iteration = step + 1)."""
+    return [{"step": r["step"] + 1, **r[key]} for r in history if key in r]
+
+
+def diagnostic_summary(diag: list[dict[str, Any]]) -> dict[str, Any]:
+    """The amortisation diagnostic's record for metrics.json: every row and the end-of-training verdict."""
+    last = diag[-1]
+    out: dict[str, Any] = {"amortisation": diag, "amortisation_final": last}
+    if "mse_ema_q" in last:
+        out["amortised_chains_beat_normal_start"] = last["mse_chains"] < last["mse_normal_start"]
+    return out
+
+
+def diag_images(x_train: Tensor, n: int, seed: int = 0) -> Tensor:
+    """A fixed seeded subset of n training images (independent of the run seed) for the diagnostic."""
+    g = torch.Generator().manual_seed(seed)
+    return x_train[torch.randperm(x_train.shape[0], generator=g)[:n].to(x_train.device)]
+
+
+def describe(model: LatentModel, sampler: Sampler, loop: LoopConfig) -> dict[str, Any]:
+    """Sampler and loop settings and parameter counts of one run."""
+    sizes = {
+        "generator": sum(v.numel() for v in model.generator.parameters()),
+        "ebm": sum(v.numel() for v in model.prior.parameters()),
+    }
+    out: dict[str, Any] = {"sampler_config": config_dict(sampler)}
+    if isinstance(sampler, DAMCSampler):
+        sizes["diffusion"] = sum(v.numel() for v in sampler.q.parameters())
+        cfg = sampler.config
+        out["ema"] = {
+            "rho": cfg.ema_rho,
+            "every": cfg.ema_every,
+            "half_life_iters": ema_half_life_iters(cfg.ema_rho, cfg.ema_every),
+        }
+    return out | {
+        "parameters": sizes,
+        "sigma": model.sigma,
+        "latent_dim": model.latent_dim,
+        "learning_rates": {
+            "g": loop.lr_g,
+            "e": loop.lr_e,
+            **({"q": sampler.config.lr} if isinstance(sampler, DAMCSampler) else {}),
+        },
+        "clip": loop.clip if math.isfinite(loop.clip) else None,
+        "energy_reg": loop.energy_reg,
+    }

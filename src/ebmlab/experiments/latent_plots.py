@@ -1,0 +1,71 @@
+"""Figures of ``ebmlab latent``: image grids, the toy's KDE panels, anomaly-score histograms and the
+amortisation diagnostic over training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..latent.toy import kde_grid
+from .plotting import plt, save
+
+
+def image_grid(images: torch.Tensor, path: Path, title: str, ncol: int = 10) -> None:
+    """Save images (N, 1, 28, 28) in [-1, 1] as a grid PNG."""
+    x = images[: (images.shape[0] // ncol) * ncol].detach().cpu().clamp(-1, 1).add(1).div(2).squeeze(1).numpy()
+    rows = x.shape[0] // ncol
+    grid = x.reshape(rows, ncol, 28, 28).transpose(0, 2, 1, 3).reshape(rows * 28, ncol * 28)
+    fig, ax = plt.subplots(figsize=(ncol * 0.6, rows * 0.6 + 0.4))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    save(fig, path)
+
+
+def toy_kde(panels: list[tuple[str, torch.Tensor]], title: str, path: Path) -> None:
+    """KDE heat maps (bandwidth 0.15, [-4, 4]^2) of (title, latents (n, 2)) panels side by side."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(11, 3.8))
+    for ax, (name, z) in zip(axes, panels):
+        ax.imshow(kde_grid(z.cpu()), origin="lower", extent=(-4, 4, -4, 4), cmap="viridis")
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([-4, 0, 4])
+        ax.set_yticks([-4, 0, 4])
+    fig.suptitle(title, fontsize=10)
+    save(fig, path)
+
+
+def score_histogram(scores: np.ndarray, is_anom: np.ndarray, digit: int, title: str, path: Path) -> None:
+    """Histograms of the anomaly scores of normal and held-out test images."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    bins = np.linspace(scores.min(), np.quantile(scores, 0.99), 50)
+    ax.hist(scores[is_anom == 0], bins, alpha=0.6, density=True, label="normal")
+    ax.hist(scores[is_anom == 1], bins, alpha=0.6, density=True, label=f"digit {digit} (anomaly)")
+    ax.set_xlabel("score = |x - g(z)|^2 + E(z) + |z|^2/2")
+    ax.set_title(title, fontsize=10)
+    ax.legend()
+    save(fig, path)
+
+
+DIAG_LINES = {
+    "mse_ema_q": ("EMA sampler draws z0 ~ Q_bar(z|x), no LD", "tab:orange", "--"),
+    "mse_chains": ("training chains (after the posterior LD steps)", "tab:blue", "-"),
+    "mse_normal_start": ("same LD steps from N(0, I)", "tab:gray", ":"),
+}
+
+
+def amortisation_plot(diag: list[dict[str, Any]], title: str, path: Path) -> None:
+    """Per-pixel reconstruction MSE of the training images over training, one line per chain start."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    steps = [r["step"] for r in diag]
+    for key, (label, color, style) in DIAG_LINES.items():
+        if key in diag[0] and not (key == "mse_chains" and "mse_ema_q" not in diag[0]):
+            ax.plot(steps, [r[key] for r in diag], style, color=color, marker="o", ms=3, label=label)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("per-pixel MSE of g(z) (training images)")
+    ax.set_yscale("log")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    save(fig, path)
