@@ -124,10 +124,11 @@ def test_importance_log_likelihood_matches_closed_form():
     g = torch.Generator().manual_seed(2)
     x = torch.randn(6, 3, generator=g, dtype=torch.float64)
     exact = exact_log_marginal(model, x, m, s) + D * math.log(s)
-    est, se = importance_log_marginal(model, x, torch.zeros(6, D, dtype=torch.float64), LikelihoodConfig(400), g)
+    est, se = importance_log_marginal(model, x, torch.zeros(6, 2, D, dtype=torch.float64), LikelihoodConfig(402), g)
     assert bool((se > 1e-4).all())  # a non-trivial check: the weights are not constant
     assert bool(((est - exact).abs() < 4 * se + 1e-3).all())
-    ais_est, ais_se = ais_log_marginal(model, x, 200, 60, 0.05, g)
+    ais_est, ais_se, acceptance = ais_log_marginal(model, x, 200, 60, 0.05, g)
+    assert 0.5 < acceptance <= 1
     assert bool(((ais_est - exact).abs() < 4 * ais_se + 2e-3).all())
     log_z = prior_log_z_ais(model, 2000, 30, 0.2, g)
     assert abs(float(log_z.log_z) - D * math.log(s)) < 4 * float(log_z.se) + 1e-3
