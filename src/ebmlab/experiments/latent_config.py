@@ -79,16 +79,18 @@ class LatentPreset:
     prior_walker_steps: int = 5
     # test log-likelihood (importance sampling) and the AIS estimates of log Z_alpha and of the marginal
     loglik_samples: int = 130  # split over loglik_starts Student-t components and a defensive N(0, I)
-    loglik_starts: int = 4
-    loglik_newton_steps: int = 5
+    loglik_starts: int = 2
+    loglik_newton_steps: int = 3
     ais_prior_walkers: int = 1000
     ais_prior_temps: int = 200
-    ais_check_images: int = 16
-    ais_check_chains: int = 32
-    ais_check_temps: int = 1000
+    ais_check_images: int = 8
+    ais_check_chains: int = 16
+    ais_check_temps: int = 500
     ais_check_step: float = 0.002
     # toy prior: the DAMC toy's fixed generator and pinwheel latents, with a learned 2-D EBM prior
-    toy_prior_iters: int = 1000
+    toy_prior_iters: int = 300
+    toy_prior_batch: int = 200
+    toy_prior_post_steps: int = 30
     toy_prior_n: int = 5000
     toy_prior_hidden: int = 128
     toy_prior_lr_e: float = 1e-3
@@ -161,7 +163,8 @@ _QUICK = dict(
     classifier_epochs=1, n_generate=40, anomaly_max_test=60, checkpoint_every=2,
     prior_walkers=32, log_z_walkers=32, prior_walker_steps=2, loglik_samples=9, loglik_starts=2, loglik_newton_steps=1,
     ais_prior_walkers=50, ais_prior_temps=5, ais_check_images=2, ais_check_chains=4, ais_check_temps=5,
-    toy_prior_iters=4, toy_prior_n=200, toy_prior_hidden=16, toy_prior_test_n=50, toy_prior_true_n=20000,
+    toy_prior_iters=4, toy_prior_batch=50, toy_prior_post_steps=5, toy_prior_n=200, toy_prior_hidden=16,
+    toy_prior_test_n=50, toy_prior_true_n=20000,
 )  # fmt: skip
 _PAPER = dict(
     diffusion_steps=100, nf=4, t_dim=128, cond_dim=1024, nif=128, q_updates=6, toy_iters=3000,

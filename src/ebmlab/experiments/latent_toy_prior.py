@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,15 @@ LIM, N_GRID = 4.0, 100
 
 
 def toy_prior_sampler(p: LatentPreset, name: str, device: torch.device) -> Sampler:
-    """LEBM: posterior LD from N(0, I) (toy_chain_steps, s = 0.1), prior LD 60 steps; DAMC: the toy amortiser;
-    jarzynski: weighted walkers with either posterior."""
-    chains = ChainConfig(prior_steps=p.prior_steps, post_steps=p.toy_chain_steps, eval_prior_steps=p.eval_prior_steps)
+    """LEBM: posterior LD from N(0, I) (toy_prior_post_steps, s = 0.1), prior LD (prior_steps); DAMC: the toy
+    amortiser with as many posterior steps; jarzynski: weighted walkers with either posterior."""
+    steps = p.toy_prior_post_steps
+    chains = ChainConfig(prior_steps=p.prior_steps, post_steps=steps, eval_prior_steps=p.eval_prior_steps)
     posterior = p.posterior if name == "jarzynski" else name
-    sampler: Sampler = toy_sampler(p, device) if posterior == "damc" else LEBMSampler(chains)
+    if posterior == "damc":
+        sampler: Sampler = toy_sampler(replace(p, toy_chain_steps=steps), device)
+    else:
+        sampler = LEBMSampler(chains)
     return JarzynskiPriorSampler(sampler, weighted_config(p)) if name == "jarzynski" else sampler
 
 
@@ -58,7 +63,7 @@ def run_toy_prior(
     x_test = observe(model, pinwheel(p.toy_prior_test_n, gen), gen)
     sampler = toy_prior_sampler(p, sampler_name, device)
     reg = p.lebm_energy_reg if sampler_name == "lebm" else 0.0
-    loop = LoopConfig(batch_size=p.toy_batch, lr_e=p.toy_prior_lr_e, energy_reg=reg)
+    loop = LoopConfig(batch_size=p.toy_prior_batch, lr_e=p.toy_prior_lr_e, energy_reg=reg)
     trainer = LatentTrainer(model, sampler, x_train, loop, gen)
     if resume and ckpt.exists():
         trainer.resume(ckpt)
