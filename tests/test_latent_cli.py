@@ -8,13 +8,28 @@ from ebmlab.cli import main
 
 FIELDS = {
     "toy": ("error_sampler", "error_reference", "mmd_sampler_vs_reference", "wall_time_s"),
-    "generate": ("test_mse", "frechet_sampler", "frechet_prior_ld", "classifier_accuracy", "wall_time_s"),
-    "anomaly": ("auprc", "heldout_digit", "wall_time_s"),
+    "generate": (
+        "test_mse",
+        "frechet_sampler",
+        "frechet_prior_ld",
+        "classifier_accuracy",
+        "wall_time_s",
+        "amortisation",
+        "amortisation_final",
+    ),
+    "anomaly": (
+        "auprc",
+        "auprc_best_test_selected",
+        "auprc_best_iteration",
+        "heldout_digit",
+        "wall_time_s",
+        "amortisation",
+    ),
 }
 PNGS = {
     "toy": ["toy_kde_{s}_seed0.png"],
-    "generate": ["samples_{s}_seed0.png", "reconstructions_{s}_seed0.png"],
-    "anomaly": ["anomaly7_scores_{s}_seed0.png"],
+    "generate": ["samples_{s}_seed0.png", "reconstructions_{s}_seed0.png", "amortisation_{s}_seed0.png"],
+    "anomaly": ["anomaly7_scores_{s}_seed0.png", "anomaly7_amortisation_{s}_seed0.png"],
 }
 
 
@@ -46,6 +61,15 @@ def test_quick_run_end_to_end(task, sampler, tmp_path, mnist_dir):
         assert key in run and run[key] is not None, key
     if task == "anomaly":
         assert 0.0 <= run["auprc"] <= 1.0 and run["heldout_digit"] == 7
+        assert run["sigma"] == 1.0  # digit 7: the reference's sigma 1
+        values = [(e["auprc"], e["step"]) for e in run["evals"]] + [(run["auprc"], 4)]
+        assert (run["auprc_best_test_selected"], run["auprc_best_iteration"]) == max(values)
+    if task != "toy":  # the amortisation diagnostic every diag_every (2) iterations and at the end (4)
+        diag = run["amortisation"]
+        assert [r["step"] for r in diag] == [2, 4] and diag[-1] == run["amortisation_final"]
+        keys = {"mse_chains", "mse_normal_start"} | ({"mse_ema_q"} if sampler == "damc" else set())
+        assert all(set(r) == keys | {"step"} for r in diag)
+        assert ("amortised_chains_beat_normal_start" in run) == (sampler == "damc")
     if task == "generate":
         assert run["test_mse"] > 0 and 0 <= run["classifier_accuracy"] <= 1
     if task != "toy":
@@ -85,3 +109,27 @@ def test_bad_options(extra, match, tmp_path, capsys):
 def test_unknown_sampler_rejected_by_argparse(tmp_path):
     with pytest.raises(SystemExit):
         main(["latent", "--task", "toy", "--sampler", "mcmc", "--out", str(tmp_path)])
+
+
+def test_heldout_one_uses_the_reference_sigma(tmp_path, mnist_dir):
+    out = tmp_path / "out"
+    argv = ["latent", "--task", "anomaly", "--heldout-digit", "1", "--sampler", "lebm", "--preset", "quick"]
+    assert main(argv + ["--iters", "2", "--out", str(out), "--data-dir", str(mnist_dir), "--device", "cpu"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["runs"]["0"]["sigma"] == 0.1 and metrics["device"] == "cpu"
+    assert metrics["runs"]["0"]["data"] == {"source": "test", "n_images": 10000}
+
+
+def test_non_empty_out_needs_resume_or_overwrite(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["latent", "--task", "toy", "--sampler", "lebm", "--preset", "quick", "--out", str(out)]
+    assert main(argv) == 0
+    assert main(argv) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(argv + ["--overwrite"]) == 0
+
+
+def test_preset_for_another_sampler_refused(tmp_path, capsys):
+    argv = ["latent", "--task", "toy", "--sampler", "damc", "--preset", "lebm-official", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert "for --sampler lebm only" in capsys.readouterr().err

@@ -74,9 +74,11 @@ def amortisation_plot(diag: list[dict[str, Any]], title: str, path: Path) -> Non
     """Per-pixel reconstruction MSE of the training images over training, one line per chain start."""
     fig, ax = plt.subplots(figsize=(6, 3.8))
     steps = [r["step"] for r in diag]
-    for key, (label, color, style) in DIAG_LINES.items():
-        if key in diag[0] and not (key == "mse_chains" and "mse_ema_q" not in diag[0]):
-            ax.plot(steps, [r[key] for r in diag], style, color=color, marker="o", ms=3, label=label)
+    lines = dict(DIAG_LINES)
+    if "mse_ema_q" not in diag[0]:  # LEBM: the training chains are the N(0, I)-started ones
+        lines = {"mse_chains": ("training chains: posterior LD from N(0, I)", "tab:gray", ":")}
+    for key, (label, color, style) in lines.items():
+        ax.plot(steps, [r[key] for r in diag], style, color=color, marker="o", ms=3, label=label)
     ax.set_xlabel("iteration")
     ax.set_ylabel("per-pixel MSE of g(z) (training images)")
     ax.set_yscale("log")
