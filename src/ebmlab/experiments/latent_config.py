@@ -86,7 +86,7 @@ class LatentPreset:
     ais_check_images: int = 8
     ais_check_chains: int = 16
     ais_check_temps: int = 500
-    ais_check_step: float = 0.002
+    ais_check_step: float = 0.02  # MALA step of the AIS check (0.002 barely moved the MNIST chains)
     # toy prior: the DAMC toy's fixed generator and pinwheel latents, with a learned 2-D EBM prior
     toy_prior_iters: int = 300
     toy_prior_batch: int = 200
