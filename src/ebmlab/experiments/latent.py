@@ -4,10 +4,16 @@ Tasks (each writes ``metrics.json`` and PNGs into ``--out``, on the study skelet
 
 - toy (:mod:`.latent_toy`): the 2-D posterior of the DAMC code; the sampler's posterior samples vs a
   long-run Langevin reference: reconstruction errors, MMD, KDE heat maps.
+- toy-prior (:mod:`.latent_toy_prior`): the same generator and pinwheel latents with a learned 2-D EBM prior;
+  KL of the true latent density to the learned prior by quadrature, exact vs estimated log-likelihoods.
 - generate (:mod:`.latent_generate`): MNIST generator + EBM prior; per-pixel test MSE, prior-sample grids,
   and the Frechet distance in the feature space of a 10-class classifier trained on a disjoint split.
 - anomaly (:mod:`.latent_anomaly`): train on all digits but ``--heldout-digit``; final and best-of-evaluations
-  AUPRC of the negative-log-joint score.
+  AUPRC of the negative-log-joint score and of -log p(x).
+
+Samplers: lebm, damc, and jarzynski (weighted persistent prior walkers, :mod:`ebmlab.latent.weighted_prior`,
+with ``--posterior lebm|damc`` chains).  generate and anomaly report the test log-likelihood in nats per image
+(:mod:`.latent_loglik`).
 
 MNIST comes from the test set in ``--data-dir`` (or ``$EBMLAB_DATA``; the paper preset's anomaly task pools
 the training set too when the directory holds it).  Splits are seeded and fixed (independent of ``--seeds``):
@@ -20,25 +26,45 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from ..io import write_json
 from .latent_anomaly import run_anomaly
-from .latent_config import DEFAULT_SEEDS, PRESETS, SAMPLERS, TASKS, preset
+from .latent_config import DEFAULT_SEEDS, POSTERIORS, PRESETS, SAMPLERS, TASKS, preset
 from .latent_generate import run_generate
 from .latent_toy import run_toy
+from .latent_toy_prior import run_toy_prior
 from .study import add_device_arg, add_output_args, exit_code, int_list, resolve_device, run_grid, seed_summary
 
 HEADLINE = {
     "toy": ("error_sampler", "error_reference", "mmd_sampler_vs_reference"),
-    "generate": ("test_mse", "frechet_sampler", "frechet_prior_ld", "classifier_accuracy"),
-    "anomaly": ("auprc", "auprc_best_test_selected"),
+    "toy-prior": ("kl_true_vs_prior", "loglik", "loglik_quadrature", "log_z", "log_z_quadrature"),
+    "generate": ("test_mse", "frechet_sampler", "frechet_prior_ld", "classifier_accuracy", "loglik", "loglik_se"),
+    "anomaly": ("auprc", "auprc_best_test_selected", "auprc_neg_loglik", "loglik"),
 }
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", choices=TASKS, required=True, help="toy, generate (MNIST) or anomaly (MNIST)")
-    p.add_argument("--sampler", choices=SAMPLERS, required=True, help="lebm (short-run Langevin) or damc")
+    p.add_argument("--task", choices=TASKS, required=True, help="toy, toy-prior, generate (MNIST) or anomaly (MNIST)")
+    p.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        required=True,
+        help="lebm (short-run Langevin), damc, or jarzynski (weighted persistent prior walkers)",
+    )
+    p.add_argument(
+        "--posterior",
+        choices=POSTERIORS,
+        default=None,
+        help="--sampler jarzynski: its posterior chains, lebm (short-run, default) or damc (amortised)",
+    )
+    p.add_argument(
+        "--compare-with",
+        type=lambda text: [Path(d) for d in text.split(",") if d],
+        default=[],
+        help="toy-prior: comma-separated output directories of other samplers' runs to draw beside this one",
+    )
     p.add_argument("--heldout-digit", type=int, default=None, help="anomaly task: the digit held out (1,4,5,7,9)")
     p.add_argument(
         "--preset",
@@ -67,7 +93,11 @@ def check_digit(task: str, digit: int | None) -> None:
 
 def main(args: argparse.Namespace) -> int:
     check_digit(args.task, args.heldout_digit)
-    p = preset(args.preset, args.sampler, args.iters)
+    if args.compare_with and args.task != "toy-prior":
+        raise ValueError(f"--compare-with applies only to --task toy-prior, not {args.task}")
+    if args.task == "toy" and args.sampler == "jarzynski":
+        raise ValueError("--task toy has a fixed N(0, I) prior and no prior sampler; use --task toy-prior")
+    p = preset(args.preset, args.sampler, args.iters, args.posterior)
     device = resolve_device(args.device)
     seeds = args.seeds or DEFAULT_SEEDS[args.preset]
     progress = False if args.no_progress else None
@@ -79,6 +109,10 @@ def main(args: argparse.Namespace) -> int:
     def run_one(_: str, seed: int, ckpt) -> dict[str, Any]:
         if args.task == "toy":
             return run_toy(p, args.sampler, seed, args.out, device)
+        if args.task == "toy-prior":
+            return run_toy_prior(
+                p, args.sampler, seed, args.out, ckpt, args.resume, device, args.compare_with, progress
+            )
         if args.task == "generate":
             return run_generate(p, args.sampler, seed, args.out, ckpt, args.data_dir, args.resume, device, progress)
         return run_anomaly(p, args.sampler, seed, digit, args.out, ckpt, args.data_dir, args.resume, device, progress)

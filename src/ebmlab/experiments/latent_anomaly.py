@@ -27,6 +27,7 @@ from .latent_build import (
     train,
 )
 from .latent_config import LatentPreset, anomaly_sigma
+from .latent_loglik import loglik_metrics
 from .latent_plots import amortisation_plot, score_histogram
 
 
@@ -105,12 +106,18 @@ def run_anomaly(
     wall = train(trainer, p, ckpt, resume, desc, evaluate, diag_images(x_train, p.diag_n), seed, progress)
     s = anomaly_scores(model, sampler, x_test, eval_generator(seed, p.iters, device))
     final = auprc(is_anom, s)
+    loglik, log_p = loglik_metrics(model, sampler, x_test, p, eval_generator(seed, p.iters, device), check=False)
+    log_p = log_p.cpu().numpy()
     evals = rows_with(trainer.history, "eval")
     diag = rows_with(trainer.history, "diag")
     metrics = {
         "status": "ok",
         "heldout_digit": digit,
         "auprc": final,
+        "auprc_neg_loglik": auprc(is_anom, -log_p),
+        "loglik_normal": float(log_p[is_anom == 0].mean()),
+        "loglik_anomalous": float(log_p[is_anom == 1].mean()),
+        **loglik,
         **best_of(evals, final, p.iters),
         "anomaly_fraction": float(is_anom.mean()),
         "n_train": int(x_train.shape[0]),

@@ -16,9 +16,10 @@ from ..latent.diffusion import ConvEncoder, LatentDiffusion
 from ..latent.loop import LatentTrainer, LoopConfig
 from ..latent.models import ConvGenerator, LatentEBMPrior, LatentModel
 from ..latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, LEBMSampler, config_dict, langevin
+from ..latent.weighted_prior import JarzynskiPriorSampler, WeightedPriorConfig, posterior_of
 from .latent_config import LatentPreset, ema_half_life_iters, ema_rate, learning_rates
 
-Sampler = LEBMSampler | DAMCSampler
+Sampler = LEBMSampler | DAMCSampler | JarzynskiPriorSampler
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "gelu": nn.GELU}
 
 
@@ -35,26 +36,26 @@ def build_mnist(
 
     anomaly=True takes the DAMC anomaly script's choices: prior chains from Q_bar(x) only, each Q step the
     sum of a fully conditional and a fully unconditional loss, no weight decay; and the anomaly lrs.
+    ``jarzynski``: weighted prior walkers (``p.prior_*``) with ``p.posterior``'s posterior chains, the
+    prior's output layer at zero, and no energy regulariser.
     """
     lr_g, lr_e, lr_q = learning_rates(p, anomaly)
-    prior = LatentEBMPrior(latent_dim, (p.ebm_hidden,) * 2, activation=ACTIVATIONS[p.ebm_activation])
+    weighted = sampler_name == "jarzynski"
+    prior = LatentEBMPrior(
+        latent_dim, (p.ebm_hidden,) * 2, activation=ACTIVATIONS[p.ebm_activation], zero_init_output=weighted
+    )
     model = LatentModel(ConvGenerator(latent_dim, p.ngf), prior, sigma).to(device)
-    common = dict(prior_steps=p.prior_steps, eval_prior_steps=p.eval_prior_steps, refine_steps=refine_steps)
-    if sampler_name == "lebm":
-        sampler: Sampler = LEBMSampler(ChainConfig(post_steps=p.lebm_post_steps, **common))
+    if (p.posterior if weighted else sampler_name) == "lebm":
+        sampler: Sampler = LEBMSampler(chain_config(p, p.lebm_post_steps, refine_steps))
         energy_reg = p.lebm_energy_reg
     else:
         q = LatentDiffusion(
             latent_dim, ConvEncoder(p.cond_dim, p.nif), p.cond_dim, nf=p.nf, t_dim=p.t_dim, n_steps=p.diffusion_steps
         ).to(device)
-        script = dict(prior_init="posterior", cond_loss="both", weight_decay=0.0) if anomaly else {}
-        rho = ema_rate(p.iters, p.ema_every, p.ema_half_life, p.ema_rho)
-        sampler = DAMCSampler(
-            q,
-            ChainConfig(post_steps=p.damc_post_steps, **common),
-            DAMCConfig(q_updates=p.q_updates, lr=lr_q, ema_rho=rho, ema_every=p.ema_every, **script),
-        )
+        sampler = damc_sampler(p, q, refine_steps, lr_q, anomaly)
         energy_reg = 0.0
+    if weighted:
+        sampler, energy_reg = JarzynskiPriorSampler(sampler, weighted_config(p)), 0.0
     loop = LoopConfig(
         batch_size=p.batch_size,
         lr_g=lr_g,
@@ -63,6 +64,34 @@ def build_mnist(
         clip=math.inf if p.clip is None else p.clip,
     )
     return model, sampler, loop
+
+
+def chain_config(p: LatentPreset, post_steps: int, refine_steps: int) -> ChainConfig:
+    """Langevin settings of a preset with the sampler's posterior and refinement steps."""
+    return ChainConfig(
+        prior_steps=p.prior_steps, post_steps=post_steps, eval_prior_steps=p.eval_prior_steps, refine_steps=refine_steps
+    )
+
+
+def damc_sampler(p: LatentPreset, q: LatentDiffusion, refine_steps: int, lr_q: float, anomaly: bool) -> DAMCSampler:
+    """The DAMC sampler of a preset around the diffusion model q (anomaly: the anomaly script's choices)."""
+    script = dict(prior_init="posterior", cond_loss="both", weight_decay=0.0) if anomaly else {}
+    rho = ema_rate(p.iters, p.ema_every, p.ema_half_life, p.ema_rho)
+    return DAMCSampler(
+        q,
+        chain_config(p, p.damc_post_steps, refine_steps),
+        DAMCConfig(q_updates=p.q_updates, lr=lr_q, ema_rho=rho, ema_every=p.ema_every, **script),
+    )
+
+
+def weighted_config(p: LatentPreset) -> WeightedPriorConfig:
+    """The jarzynski sampler's walker settings of a preset (prior step h = s^2/2 with the chains' s = 0.4)."""
+    return WeightedPriorConfig(
+        n_walkers=p.prior_walkers,
+        log_z_walkers=p.log_z_walkers,
+        kernel=p.prior_kernel,
+        n_steps=p.prior_walker_steps,
+    )
 
 
 def eval_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
@@ -90,7 +119,7 @@ def amortisation_diagnostic(model: LatentModel, sampler: Sampler, x: Tensor, gen
     z_normal = torch.randn(x.shape[0], model.latent_dim, generator=gen, device=x.device)
     ld = langevin(model.posterior_energy(x), z_normal, c.post_steps, c.post_s, gen)
     out = {"mse_normal_start": pixel_mse(model, x, ld)}
-    if isinstance(sampler, DAMCSampler):
+    if isinstance(posterior_of(sampler), DAMCSampler):
         z0, z_pos = sampler.posterior_chains(model, x, gen)
         out |= {"mse_ema_q": pixel_mse(model, x, z0), "mse_chains": pixel_mse(model, x, z_pos)}
     else:
@@ -160,10 +189,13 @@ def describe(model: LatentModel, sampler: Sampler, loop: LoopConfig) -> dict[str
         "generator": sum(v.numel() for v in model.generator.parameters()),
         "ebm": sum(v.numel() for v in model.prior.parameters()),
     }
-    out: dict[str, Any] = {"sampler_config": config_dict(sampler)}
-    if isinstance(sampler, DAMCSampler):
-        sizes["diffusion"] = sum(v.numel() for v in sampler.q.parameters())
-        cfg = sampler.config
+    posterior = posterior_of(sampler)
+    is_damc = isinstance(posterior, DAMCSampler)
+    settings = sampler.describe() if isinstance(sampler, JarzynskiPriorSampler) else config_dict(sampler)
+    out: dict[str, Any] = {"sampler_config": settings}
+    if is_damc:
+        sizes["diffusion"] = sum(v.numel() for v in posterior.q.parameters())
+        cfg = posterior.config
         out["ema"] = {
             "rho": cfg.ema_rho,
             "every": cfg.ema_every,
@@ -176,7 +208,7 @@ def describe(model: LatentModel, sampler: Sampler, loop: LoopConfig) -> dict[str
         "learning_rates": {
             "g": loop.lr_g,
             "e": loop.lr_e,
-            **({"q": sampler.config.lr} if isinstance(sampler, DAMCSampler) else {}),
+            **({"q": posterior.config.lr} if is_damc else {}),
         },
         "clip": loop.clip if math.isfinite(loop.clip) else None,
         "energy_reg": loop.energy_reg,

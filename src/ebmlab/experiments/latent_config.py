@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
-TASKS = ("toy", "generate", "anomaly")
-SAMPLERS = ("lebm", "damc")
+TASKS = ("toy", "toy-prior", "generate", "anomaly")
+SAMPLERS = ("lebm", "damc", "jarzynski")
+POSTERIORS = ("lebm", "damc")  # the posterior chains of the jarzynski sampler
 EBM_ACTIVATIONS = ("leaky_relu", "gelu")
 
 
@@ -70,6 +71,31 @@ class LatentPreset:
     anomaly_pool_train: bool = False  # pool the 60k training images with the test set when --data-dir has them
     checkpoint_every: int = 100
     samplers: tuple[str, ...] = SAMPLERS  # the samplers this preset is meant for
+    # Jarzynski-weighted prior walkers (--sampler jarzynski)
+    posterior: str = "lebm"  # its posterior chains: lebm (short-run) or damc (amortised)
+    prior_walkers: int = 256
+    log_z_walkers: int = 256
+    prior_kernel: str = "mala"
+    prior_walker_steps: int = 5
+    # test log-likelihood (importance sampling) and the AIS estimates of log Z_alpha and of the marginal
+    loglik_samples: int = 130  # split over loglik_starts Student-t components and a defensive N(0, I)
+    loglik_starts: int = 2
+    loglik_newton_steps: int = 3
+    ais_prior_walkers: int = 1000
+    ais_prior_temps: int = 200
+    ais_check_images: int = 8
+    ais_check_chains: int = 16
+    ais_check_temps: int = 500
+    ais_check_step: float = 0.02  # MALA step of the AIS check (0.002 barely moved the MNIST chains)
+    # toy prior: the DAMC toy's fixed generator and pinwheel latents, with a learned 2-D EBM prior
+    toy_prior_iters: int = 300
+    toy_prior_batch: int = 200
+    toy_prior_post_steps: int = 30
+    toy_prior_n: int = 5000
+    toy_prior_hidden: int = 128
+    toy_prior_lr_e: float = 1e-3
+    toy_prior_test_n: int = 1000
+    toy_prior_true_n: int = 1_000_000  # exact pinwheel draws for the true cell probabilities
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -92,6 +118,8 @@ class LatentPreset:
                 raise ValueError(f"anomaly_sigma_per_digit needs (digit 0-9, sigma > 0) pairs, got {(digit, s)}")
         if self.anomaly_lrs is not None and (len(self.anomaly_lrs) != 3 or min(self.anomaly_lrs) <= 0):
             raise ValueError(f"anomaly_lrs must be three rates (G, E, Q) > 0, got {self.anomaly_lrs}")
+        if self.posterior not in POSTERIORS:
+            raise ValueError(f"posterior must be one of {list(POSTERIORS)}, got {self.posterior!r}")
         if not self.samplers or set(self.samplers) - set(SAMPLERS):
             raise ValueError(f"samplers must be a non-empty subset of {list(SAMPLERS)}, got {self.samplers}")
 
@@ -133,6 +161,10 @@ _QUICK = dict(
     lebm_post_steps=3, damc_post_steps=3, eval_prior_steps=5, refine_steps=2, anomaly_refine_steps=2,
     eval_every=2, diag_every=2, diag_n=16, train_per_digit=8, test_per_digit=4, classifier_per_digit=10,
     classifier_epochs=1, n_generate=40, anomaly_max_test=60, checkpoint_every=2,
+    prior_walkers=32, log_z_walkers=32, prior_walker_steps=2, loglik_samples=9, loglik_starts=2, loglik_newton_steps=1,
+    ais_prior_walkers=50, ais_prior_temps=5, ais_check_images=2, ais_check_chains=4, ais_check_temps=5,
+    toy_prior_iters=4, toy_prior_batch=50, toy_prior_post_steps=5, toy_prior_n=200, toy_prior_hidden=16,
+    toy_prior_test_n=50, toy_prior_true_n=20000,
 )  # fmt: skip
 _PAPER = dict(
     diffusion_steps=100, nf=4, t_dim=128, cond_dim=1024, nif=128, q_updates=6, toy_iters=3000,
@@ -156,8 +188,9 @@ PRESETS: dict[str, LatentPreset] = {
 DEFAULT_SEEDS = {"quick": [0], "cpu": [0], "paper": [0, 1, 2], "lebm-official": [0]}
 
 
-def preset(name: str, sampler: str, iters: int | None = None) -> LatentPreset:
-    """The named preset for ``sampler``, with ``iters`` (also the toy's) overriding its length."""
+def preset(name: str, sampler: str, iters: int | None = None, posterior: str | None = None) -> LatentPreset:
+    """The named preset for ``sampler``, with ``iters`` (also the toys') overriding its length and
+    ``posterior`` the jarzynski sampler's posterior chains."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     p = PRESETS[name]
@@ -166,5 +199,11 @@ def preset(name: str, sampler: str, iters: int | None = None) -> LatentPreset:
     if iters is not None:
         if iters < 1:
             raise ValueError(f"--iters must be >= 1, got {iters}")
-        p = replace(p, iters=iters, toy_iters=iters)
+        p = replace(p, iters=iters, toy_iters=iters, toy_prior_iters=iters)
+    if posterior is not None:
+        if sampler != "jarzynski":
+            raise ValueError(
+                f"--posterior chooses the jarzynski sampler's posterior chains; not for --sampler {sampler}"
+            )
+        p = replace(p, posterior=posterior)
     return p

@@ -29,6 +29,7 @@ from .latent_build import (
     train,
 )
 from .latent_config import LatentPreset
+from .latent_loglik import loglik_metrics
 from .latent_plots import amortisation_plot, image_grid
 
 
@@ -90,6 +91,7 @@ def run_generate(
     with torch.no_grad():
         x_s, x_ld, x_rec = model.generator(z_s), model.generator(z_ld), model.generator(z_rec)
     n_real = min(n, x_train.shape[0])
+    loglik = loglik_metrics(model, sampler, x_test, p, g_eval)[0]
     diag = rows_with(trainer.history, "diag")
     metrics = {
         "status": "ok",
@@ -106,12 +108,17 @@ def run_generate(
         "wall_time_s": wall,
         "eval_wall_time_s": time.perf_counter() - start,
         "final_loss_g": trainer.history[-1]["loss_g"],
+        **loglik,
         "evals": rows_with(trainer.history, "eval"),
         **diagnostic_summary(diag),
         **describe(model, sampler, loop),
     }
     name = sampler_name.upper()
-    what = "q_phi(z)" if sampler_name == "damc" else f"prior LD ({sampler.chains.eval_prior_steps} steps)"
+    what = {
+        "damc": "q_phi(z)",
+        "lebm": f"prior LD ({sampler.chains.eval_prior_steps} steps)",
+        "jarzynski": "weighted prior walkers + MALA",
+    }[sampler_name]
     image_grid(
         x_s[:100],
         out / f"samples_{sampler_name}_seed{seed}.png",

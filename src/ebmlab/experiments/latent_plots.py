@@ -37,6 +37,20 @@ def toy_kde(panels: list[tuple[str, torch.Tensor]], title: str, path: Path) -> N
     save(fig, path)
 
 
+def density_panels(panels: list[tuple[str, np.ndarray | torch.Tensor]], title: str, path: Path) -> None:
+    """Heat maps on [-4, 4]^2 side by side: each panel a density grid (n, n) (rows = second coordinate) or
+    latents (N, 2) shown by their KDE (bandwidth 0.15); one colour scale per panel."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.6), squeeze=False)
+    for ax, (name, v) in zip(axes[0], panels):
+        grid = kde_grid(v.cpu()) if isinstance(v, torch.Tensor) else v
+        ax.imshow(grid, origin="lower", extent=(-4, 4, -4, 4), cmap="viridis")
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([-4, 0, 4])
+        ax.set_yticks([-4, 0, 4])
+    fig.suptitle(title, fontsize=10)
+    save(fig, path)
+
+
 def score_histogram(scores: np.ndarray, is_anom: np.ndarray, digit: int, title: str, path: Path) -> None:
     """Histograms of the anomaly scores of normal and held-out test images."""
     fig, ax = plt.subplots(figsize=(5, 3.5))

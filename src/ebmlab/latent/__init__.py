@@ -16,6 +16,7 @@ from .diffusion import (
 from .loop import LatentTrainer, LoopConfig
 from .models import ConvGenerator, GaussianPrior, LatentEBMPrior, LatentModel, MLPGenerator
 from .samplers import ChainConfig, DAMCConfig, DAMCSampler, LEBMSampler, gradient_descent, langevin
+from .weighted_prior import JarzynskiPriorSampler, WeightedPriorConfig
 
 __all__ = [
     "ChainConfig",
@@ -26,6 +27,7 @@ __all__ = [
     "DAMCSampler",
     "Denoiser",
     "GaussianPrior",
+    "JarzynskiPriorSampler",
     "LEBMSampler",
     "LatentDiffusion",
     "LatentEBMPrior",
@@ -34,6 +36,7 @@ __all__ = [
     "LoopConfig",
     "MLPEncoder",
     "MLPGenerator",
+    "WeightedPriorConfig",
     "alpha_sigma",
     "ancestral_sample",
     "ddpm_posterior",

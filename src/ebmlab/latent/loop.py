@@ -4,7 +4,9 @@ Each iteration, in the DAMC code's order: (1) a minibatch x; (2)-(4) posterior s
 samples z_neg from the sampler; (5) the sampler learns from (x, z_pos) (DAMC; a no-op for LEBM); (6) one
 generator step on L_G = mean_i sum_pixels (x_i - g(z_pos_i))^2; (7) one prior step on
 L_E = mean E(z_pos) - mean E(z_neg) (+ energy_reg (mean E(z_pos)^2 + mean E(z_neg)^2)); (8) every
-decay_every iterations all learning rates x decay (floored at lr_floor).
+decay_every iterations all learning rates x decay (floored at lr_floor).  The means over z_neg are
+weighted by the sampler's ``prior_weights()`` where its prior samples carry weights (the Jarzynski
+walkers); a generator without trainable parameters (a fixed, known generator) skips step (6).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from ..training import checkpoint as ckpt
 from ..training.loop import run_loop
 from .models import LatentModel
 from .samplers import DAMCSampler, LEBMSampler
+from .weighted_prior import JarzynskiPriorSampler
+
+Sampler = LEBMSampler | DAMCSampler | JarzynskiPriorSampler
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,7 @@ class LatentTrainer:
     def __init__(
         self,
         model: LatentModel,
-        sampler: LEBMSampler | DAMCSampler,
+        sampler: Sampler,
         data: Tensor,
         config: LoopConfig,
         generator: torch.Generator,
@@ -64,7 +69,8 @@ class LatentTrainer:
         if not torch.isfinite(data).all():
             raise ValueError("data contains NaN or infinite values; clean them first")
         self.model, self.sampler, self.data, self.config, self.generator = model, sampler, data, config, generator
-        self.opt_g = torch.optim.Adam(model.generator.parameters(), lr=config.lr_g, betas=config.betas)
+        g_params = [p for p in model.generator.parameters() if p.requires_grad]
+        self.opt_g = torch.optim.Adam(g_params, lr=config.lr_g, betas=config.betas) if g_params else None
         prior_params = list(model.prior.parameters())
         self.opt_e = torch.optim.Adam(prior_params, lr=config.lr_e, betas=config.betas) if prior_params else None
         self.step_count = 0
@@ -109,16 +115,24 @@ class LatentTrainer:
         row: dict[str, Any] = {"step": k, **self.sampler.learn(x, z_pos, self.generator)}
 
         loss_g = (x - model.generator(z_pos)).flatten(1).square().sum(1).mean()
-        self._optimizer_step(self.opt_g, loss_g, "generator loss")
+        if self.opt_g is not None:
+            self._optimizer_step(self.opt_g, loss_g, "generator loss")
         row["loss_g"] = float(loss_g.detach())
         if self.opt_e is not None:
             e_pos, e_neg = model.prior.energy(z_pos), model.prior.energy(z_neg)
-            loss_e = e_pos.mean() - e_neg.mean()
+            w = self.sampler.prior_weights()
+
+            def prior_mean(t: Tensor) -> Tensor:
+                return t.mean() if w is None else (w * t).sum()
+
+            loss_e = e_pos.mean() - prior_mean(e_neg)
             if cfg.energy_reg:
-                loss_e = loss_e + cfg.energy_reg * (e_pos.square().mean() + e_neg.square().mean())
+                loss_e = loss_e + cfg.energy_reg * (e_pos.square().mean() + prior_mean(e_neg.square()))
             self._optimizer_step(self.opt_e, loss_e, "prior energy loss")
             row.update(
-                loss_e=float(loss_e.detach()), e_pos=float(e_pos.detach().mean()), e_neg=float(e_neg.detach().mean())
+                loss_e=float(loss_e.detach()),
+                e_pos=float(e_pos.detach().mean()),
+                e_neg=float(prior_mean(e_neg.detach())),
             )
         self.step_count = k + 1
         if self.step_count % cfg.decay_every == 0:
@@ -155,7 +169,7 @@ class LatentTrainer:
         """Model, optimisers, sampler (networks, EMA, optimiser), step, history and every RNG state."""
         return {
             "model": self.model.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
+            "opt_g": self.opt_g.state_dict() if self.opt_g is not None else None,
             "opt_e": self.opt_e.state_dict() if self.opt_e is not None else None,
             "sampler": self.sampler.state_dict(),
             "step": self.step_count,
@@ -167,7 +181,8 @@ class LatentTrainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        self.opt_g.load_state_dict(state["opt_g"])
+        if self.opt_g is not None:
+            self.opt_g.load_state_dict(state["opt_g"])
         if self.opt_e is not None:
             self.opt_e.load_state_dict(state["opt_e"])
         self.sampler.load_state_dict(state["sampler"])

@@ -89,7 +89,9 @@ class LatentEBMPrior(nn.Module):
     """Energy-based prior on z relative to N(0, I): ``energy(z)`` = E_alpha(z), ``forward(z)`` = U_prior(z).
 
     E_alpha is an MLP d -> hidden -> 1 with LeakyReLU(leak) (DAMC: 200-200, leak 0.2), or with the
-    ``activation`` module factory when given (the official LEBM code: ``nn.GELU``).
+    ``activation`` module factory when given (the official LEBM code: ``nn.GELU``).  With
+    ``zero_init_output`` the last layer starts at zero, so E_alpha = 0 and the initial prior is exactly
+    N(0, I) with log Z_alpha = 0 (what the Jarzynski-weighted prior walkers start from).
     """
 
     def __init__(
@@ -98,10 +100,11 @@ class LatentEBMPrior(nn.Module):
         hidden: Sequence[int] = (200, 200),
         leak: float = 0.2,
         activation: Callable[[], nn.Module] | None = None,
+        zero_init_output: bool = False,
     ):
         super().__init__()
         act = activation if activation is not None else lambda: nn.LeakyReLU(leak)
-        self.mlp = MLPEnergy(latent_dim, hidden, activation=act, zero_init_output=False)
+        self.mlp = MLPEnergy(latent_dim, hidden, activation=act, zero_init_output=zero_init_output)
         self.latent_dim = latent_dim
 
     def energy(self, z: Tensor) -> Tensor:

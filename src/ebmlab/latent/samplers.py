@@ -74,13 +74,21 @@ class LEBMSampler:
     def __init__(self, chains: ChainConfig = ChainConfig()):
         self.chains = chains
 
+    def posterior_chains(self, model: LatentModel, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """(z0 ~ N(0, I), z_pos = ``post_steps`` posterior Langevin steps from z0)."""
+        c = self.chains
+        z0 = _randn(x.shape[0], model, generator)
+        return z0, langevin(model.posterior_energy(x), z0, c.post_steps, c.post_s, generator)
+
     def training_chains(self, model: LatentModel, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         c = self.chains
-        z_pos = langevin(
-            model.posterior_energy(x), _randn(x.shape[0], model, generator), c.post_steps, c.post_s, generator
-        )
+        z_pos = self.posterior_chains(model, x, generator)[1]
         z_neg = langevin(model.prior_energy, _randn(x.shape[0], model, generator), c.prior_steps, c.prior_s, generator)
         return z_pos, z_neg
+
+    def prior_weights(self) -> None:
+        """The prior samples of :meth:`training_chains` carry equal weights."""
+        return None
 
     def learn(self, x: Tensor, z_pos: Tensor, generator: torch.Generator) -> dict[str, float]:
         return {}
@@ -89,10 +97,7 @@ class LEBMSampler:
         self, model: LatentModel, x: Tensor, generator: torch.Generator, refine_steps: int | None = None
     ) -> Tensor:
         """Noisy posterior Langevin from N(0, I) (``refine_steps`` is DAMC's and is ignored here)."""
-        c = self.chains
-        return langevin(
-            model.posterior_energy(x), _randn(x.shape[0], model, generator), c.post_steps, c.post_s, generator
-        )
+        return self.posterior_chains(model, x, generator)[1]
 
     def generate(self, model: LatentModel, n: int, generator: torch.Generator) -> Tensor:
         """Prior Langevin from N(0, I), ``eval_prior_steps`` steps."""
@@ -170,6 +175,10 @@ class DAMCSampler:
         starts = z0 if self.config.prior_init == "posterior" else torch.cat([z0, _randn(x.shape[0], model, generator)])
         c = self.chains
         return z_pos, langevin(model.prior_energy, starts, c.prior_steps, c.prior_s, generator)
+
+    def prior_weights(self) -> None:
+        """The prior samples of :meth:`training_chains` carry equal weights."""
+        return None
 
     def learn(self, x: Tensor, z_pos: Tensor, generator: torch.Generator) -> dict[str, float]:
         """``q_updates`` optimiser steps of the eps-loss on (x, z_pos); EMA update every ``ema_every`` calls."""

@@ -1,0 +1,100 @@
+"""Test log-likelihood of a trained latent EBM for ``ebmlab latent`` (any sampler): importance sampling of
+log p~(x) from the sampler's latents, log Z_alpha from the Jarzynski walkers (``jarzynski``) or from AIS over
+the prior (LEBM, DAMC; for ``jarzynski`` the AIS value is the cross-check), and the AIS check of log p~(x)
+on a few test images (see :mod:`ebmlab.latent.likelihood`)."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..latent.likelihood import (
+    LikelihoodConfig,
+    ais_log_marginal,
+    combine,
+    importance_log_marginal,
+    prior_log_z_ais,
+)
+from ..latent.models import LatentModel
+from ..latent.weighted_prior import JarzynskiPriorSampler
+from .latent_build import Sampler, in_batches
+from .latent_config import LatentPreset
+
+PRIOR_AIS_STEP = 0.08  # MALA step h = s^2/2 with the prior chains' s = 0.4
+
+
+def z_score(a: float, se_a: float, b: float, se_b: float) -> float:
+    """(a - b) / sqrt(se_a^2 + se_b^2): the difference of two independent estimates in standard errors."""
+    return (a - b) / math.sqrt(se_a**2 + se_b**2)
+
+
+def prior_log_z(model: LatentModel, sampler: Sampler, p: LatentPreset, gen: torch.Generator) -> dict[str, Any]:
+    """log Z_alpha (relative to N(0, I)) with its SE: AIS for every sampler, the estimator population's value
+    for ``jarzynski`` (then the one used, and compared with AIS)."""
+    start = time.perf_counter()
+    est = prior_log_z_ais(model, p.ais_prior_walkers, p.ais_prior_temps, PRIOR_AIS_STEP, gen)
+    ais_z, ais_se = float(est.log_z), float(est.se)
+    out: dict[str, Any] = {
+        "log_z_prior_ais": ais_z,
+        "log_z_prior_ais_se": ais_se,
+        "log_z_prior_ais_acceptance": est.diagnostics["acceptance"],
+        "log_z_prior_ais_wall_time_s": time.perf_counter() - start,
+        "log_z_source": "ais",
+        "log_z": ais_z,
+        "log_z_se": ais_se,
+    }
+    if isinstance(sampler, JarzynskiPriorSampler):
+        log_z, se = sampler.log_z(model)
+        out |= {
+            "log_z_prior_walkers": log_z,
+            "log_z_prior_walkers_se": se,
+            "log_z_walkers_minus_ais_in_se": z_score(log_z, se, ais_z, ais_se),
+            "log_z_source": "walkers",
+            "log_z": log_z,
+            "log_z_se": se,
+        }
+    return out
+
+
+def loglik_metrics(
+    model: LatentModel, sampler: Sampler, x: Tensor, p: LatentPreset, gen: torch.Generator, check: bool = True
+) -> tuple[dict[str, Any], Tensor]:
+    """Metrics of the test log-likelihood (nats per image) of images x and the per-image log p(x) (N,).
+    check: also estimate log p~(x) by AIS on the first ``p.ais_check_images`` images and compare."""
+    start = time.perf_counter()
+    starts = torch.stack([in_batches(lambda xb: sampler.infer(model, xb, gen), x) for _ in range(p.loglik_starts)], 1)
+    cfg = LikelihoodConfig(n_samples=p.loglik_samples, newton_steps=p.loglik_newton_steps)
+    log_m, log_m_se = importance_log_marginal(model, x, starts, cfg, gen)
+    is_time = time.perf_counter() - start
+    z = prior_log_z(model, sampler, p, gen)
+    out = {
+        **combine(log_m, log_m_se, z["log_z"], z["log_z_se"]),
+        **z,
+        "loglik_is_samples": cfg.n_samples,
+        "loglik_is_starts": p.loglik_starts,
+        "loglik_is_wall_time_s": is_time,
+        "n_loglik_images": x.shape[0],
+    }
+    if check:
+        k = min(p.ais_check_images, x.shape[0])
+        start = time.perf_counter()
+        a, a_se, acc = ais_log_marginal(model, x[:k], p.ais_check_chains, p.ais_check_temps, p.ais_check_step, gen)
+        is_mean, is_se = float(log_m[:k].mean()), float(log_m_se[:k].square().sum().sqrt()) / k
+        ais_mean, ais_se = float(a.mean()), float(a_se.square().sum().sqrt()) / k
+        out["loglik_ais_check"] = {
+            "n_images": k,
+            "is_mean_log_marginal": is_mean,
+            "is_se": is_se,
+            "ais_mean_log_marginal": ais_mean,
+            "ais_se": ais_se,
+            "is_minus_ais_in_se": z_score(is_mean, is_se, ais_mean, ais_se),
+            "ais_chains": p.ais_check_chains,
+            "ais_temperatures": p.ais_check_temps,
+            "ais_acceptance": acc,
+            "wall_time_s": time.perf_counter() - start,
+        }
+    return out, log_m - z["log_z"]

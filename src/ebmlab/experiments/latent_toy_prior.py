@@ -1,0 +1,125 @@
+"""The toy-prior task of ``ebmlab latent``: the DAMC toy's fixed generator and pinwheel latents with a learned
+2-D EBM prior; the learned prior against the true latent density by quadrature (cell KL), exact marginal
+likelihoods by quadrature against the importance-sampling / log Z estimates, and density heat maps."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..latent.loop import LatentTrainer, LoopConfig
+from ..latent.models import GaussianPrior, LatentEBMPrior, LatentModel
+from ..latent.prior_density import cell_kl, cell_probabilities, grid_points, prior_log_density, quadrature_log_marginal
+from ..latent.samplers import ChainConfig, LEBMSampler
+from ..latent.toy import TOY_SIGMA, observe, pinwheel, random_mlp_generator
+from ..latent.weighted_prior import JarzynskiPriorSampler
+from .latent_build import Sampler, eval_generator, weighted_config
+from .latent_config import LatentPreset
+from .latent_loglik import loglik_metrics, z_score
+from .latent_plots import density_panels
+from .latent_toy import toy_sampler
+
+LIM, N_GRID = 4.0, 100
+
+
+def toy_prior_sampler(p: LatentPreset, name: str, device: torch.device) -> Sampler:
+    """LEBM: posterior LD from N(0, I) (toy_prior_post_steps, s = 0.1), prior LD (prior_steps); DAMC: the toy
+    amortiser with as many posterior steps; jarzynski: weighted walkers with either posterior."""
+    steps = p.toy_prior_post_steps
+    chains = ChainConfig(prior_steps=p.prior_steps, post_steps=steps, eval_prior_steps=p.eval_prior_steps)
+    posterior = p.posterior if name == "jarzynski" else name
+    if posterior == "damc":
+        sampler: Sampler = toy_sampler(replace(p, toy_chain_steps=steps), device)
+    else:
+        sampler = LEBMSampler(chains)
+    return JarzynskiPriorSampler(sampler, weighted_config(p)) if name == "jarzynski" else sampler
+
+
+def run_toy_prior(
+    p: LatentPreset,
+    sampler_name: str,
+    seed: int,
+    out: Path,
+    ckpt: Path,
+    resume: bool,
+    device: torch.device,
+    compare: list[Path],
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Train the 2-D prior with one sampler; write the density grids (npz) and PNGs (this run; and, with
+    ``compare``, this run beside the same seed's grids found in those output directories)."""
+    torch.manual_seed(seed)
+    gen = torch.Generator(device).manual_seed(seed)
+    weighted = sampler_name == "jarzynski"
+    prior = LatentEBMPrior(2, (p.toy_prior_hidden,) * 2, zero_init_output=weighted)
+    model = LatentModel(random_mlp_generator(seed), prior, TOY_SIGMA).to(device)
+    x_train = observe(model, pinwheel(p.toy_prior_n, gen), gen)
+    x_test = observe(model, pinwheel(p.toy_prior_test_n, gen), gen)
+    sampler = toy_prior_sampler(p, sampler_name, device)
+    reg = p.lebm_energy_reg if sampler_name == "lebm" else 0.0
+    loop = LoopConfig(batch_size=p.toy_prior_batch, lr_e=p.toy_prior_lr_e, energy_reg=reg)
+    trainer = LatentTrainer(model, sampler, x_train, loop, gen)
+    if resume and ckpt.exists():
+        trainer.resume(ckpt)
+    start = time.perf_counter()
+    trainer.run(p.toy_prior_iters, checkpoint_path=ckpt, checkpoint_every=p.checkpoint_every, progress=progress)
+    wall = time.perf_counter() - start
+
+    g_eval = eval_generator(seed, p.toy_prior_iters, device)
+    true_cells = cell_probabilities(pinwheel(p.toy_prior_true_n, g_eval), LIM, N_GRID)
+    _, area = grid_points(LIM, N_GRID)
+    log_q, log_z_quad = prior_log_density(model, LIM, N_GRID)
+    log_n0, _ = prior_log_density(LatentModel(model.generator, GaussianPrior(2), TOY_SIGMA), LIM, N_GRID)
+    ll_quad = quadrature_log_marginal(model, x_test, log_q + math.log(area), LIM, N_GRID)
+    ll_true = quadrature_log_marginal(model, x_test, true_cells.clamp_min(1e-300).log(), LIM, N_GRID)
+    loglik = loglik_metrics(model, sampler, x_test, p, g_eval)[0]
+    metrics: dict[str, Any] = {
+        "status": "ok",
+        "kl_true_vs_prior": cell_kl(true_cells, log_q, area),
+        "kl_true_vs_standard_normal": cell_kl(true_cells, log_n0, area),
+        "log_z_quadrature": log_z_quad,
+        "loglik_quadrature": float(ll_quad.mean()),
+        "loglik_true_prior_quadrature": float(ll_true.mean()),
+        **loglik,
+        "loglik_minus_quadrature_in_se": (loglik["loglik"] - float(ll_quad.mean())) / loglik["loglik_se"],
+        "log_z_minus_quadrature_in_se": z_score(loglik["log_z"], loglik["log_z_se"], log_z_quad, 0.0),
+        "grid": {"lim": LIM, "n": N_GRID},
+        "wall_time_s": wall,
+        "history_tail": trainer.history[-1],
+    }
+    z_gen = sampler.generate(model, 5000, g_eval)
+    density_panels(
+        [
+            ("true latents (cell probabilities)", true_cells.numpy() / area),
+            (f"learned prior (quadrature), KL {metrics['kl_true_vs_prior']:.3f}", log_q.exp().cpu().numpy()),
+            (f"{sampler_name} prior samples (KDE)", z_gen),
+        ],
+        f"toy prior, {sampler_name}, seed {seed}: KL(true || learned) by quadrature",
+        out / f"toy_prior_{sampler_name}_seed{seed}.png",
+    )
+    np.savez(
+        out / f"prior_density_{sampler_name}_seed{seed}.npz",
+        density=log_q.exp().cpu().numpy(),
+        true=true_cells.numpy() / area,
+        kl=metrics["kl_true_vs_prior"],
+        sampler=sampler_name,
+    )
+    if compare:
+        compare_panels([out, *compare], seed, out / f"toy_prior_comparison_seed{seed}.png")
+    return metrics
+
+
+def compare_panels(dirs: list[Path], seed: int, path: Path) -> None:
+    """True density beside the learned prior densities of every run of ``seed`` found in ``dirs``."""
+    runs = [np.load(f) for d in dirs for f in sorted(Path(d).glob(f"prior_density_*_seed{seed}.npz"))]
+    if not runs:
+        raise ValueError(f"no prior_density_*_seed{seed}.npz in {[str(d) for d in dirs]}: run the toy-prior task there")
+    panels = [("true latent density", runs[0]["true"])]
+    panels += [(f"{r['sampler']}: KL {float(r['kl']):.3f}", r["density"]) for r in runs]
+    density_panels(panels, f"toy prior densities, seed {seed}: KL(true || learned) by quadrature", path)

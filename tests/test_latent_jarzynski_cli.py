@@ -1,0 +1,71 @@
+"""`ebmlab latent --sampler jarzynski` quick runs end to end (toy-prior with the side-by-side figure, generate
+with DAMC posterior chains, anomaly with the -log p(x) score), JSON fields, PNGs, and option errors."""
+
+import json
+
+import pytest
+
+from ebmlab.cli import main
+
+
+def _run(out, *extra):
+    argv = ["latent", *extra, "--preset", "quick", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    return json.loads((out / "metrics.json").read_text())
+
+
+def _png(path):
+    assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+
+
+def test_toy_prior_jarzynski_and_comparison(tmp_path):
+    _run(tmp_path / "lebm", "--task", "toy-prior", "--sampler", "lebm")
+    out = tmp_path / "jarzynski"
+    metrics = _run(out, "--task", "toy-prior", "--sampler", "jarzynski", "--compare-with", str(tmp_path / "lebm"))
+    run = metrics["runs"]["0"]
+    assert run["status"] == "ok" and run["log_z_source"] == "walkers"
+    for key in ("kl_true_vs_prior", "log_z_quadrature", "loglik", "loglik_se", "loglik_quadrature"):
+        assert isinstance(run[key], float), key
+    assert run["kl_true_vs_prior"] >= 0 and run["loglik_se"] > 0
+    assert abs(run["log_z_prior_walkers"] - run["log_z_quadrature"]) < 0.05  # four iterations from log Z = 0
+    _png(out / "toy_prior_jarzynski_seed0.png")
+    _png(out / "toy_prior_comparison_seed0.png")
+
+
+def test_generate_jarzynski_damc_posterior(tmp_path, mnist_dir):
+    out = tmp_path / "out"
+    metrics = _run(
+        out, "--task", "generate", "--sampler", "jarzynski", "--posterior", "damc", "--data-dir", str(mnist_dir)
+    )
+    run = metrics["runs"]["0"]
+    assert run["sampler_config"]["name"] == "jarzynski" and run["sampler_config"]["posterior"] == "damc"
+    assert "diffusion" in run["parameters"] and "mse_ema_q" in run["amortisation_final"]
+    for key in ("test_mse", "frechet_sampler", "loglik", "loglik_se", "log_z_prior_walkers", "log_z_prior_ais"):
+        assert isinstance(run[key], float), key
+    check = run["loglik_ais_check"]
+    assert check["n_images"] == 2 and check["ais_se"] > 0
+    assert run["evals"] and all("test_mse" in r for r in run["evals"])
+    _png(out / "samples_jarzynski_seed0.png")
+    _png(out / "reconstructions_jarzynski_seed0.png")
+
+
+def test_anomaly_reports_the_normalised_score(tmp_path, mnist_dir):
+    metrics = _run(
+        tmp_path, "--task", "anomaly", "--heldout-digit", "7", "--sampler", "jarzynski", "--data-dir", str(mnist_dir)
+    )
+    run = metrics["runs"]["0"]
+    assert 0 <= run["auprc_neg_loglik"] <= 1 and 0 <= run["auprc"] <= 1
+    assert run["log_z_source"] == "walkers" and isinstance(run["loglik_normal"], float)
+
+
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (["--task", "generate", "--sampler", "lebm", "--posterior", "damc"], "--posterior chooses the jarzynski"),
+        (["--task", "generate", "--sampler", "jarzynski", "--compare-with", "x"], "only to --task toy-prior"),
+        (["--task", "toy", "--sampler", "jarzynski"], "use --task toy-prior"),
+    ],
+)
+def test_bad_options(extra, match, tmp_path, capsys):
+    assert main(["latent", *extra, "--out", str(tmp_path)]) == 2
+    assert match in capsys.readouterr().err
