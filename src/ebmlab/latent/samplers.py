@@ -28,7 +28,7 @@ def langevin(energy: EnergyFn, z: Tensor, n_steps: int, s: float, generator: tor
     """``n_steps`` noisy Langevin steps z <- z - (s^2/2) grad U + s xi (ULA, h = s^2/2) from z (N, d)."""
     state = init_state(energy, z)
     for _ in range(n_steps):
-        state, _ = ula(state, energy, 0.5 * s * s, generator)
+        state, _ = ula(state, energy, 0.5 * s * s, generator, weighted=False)  # no weights: skip the increment
     return state.x
 
 
