@@ -24,7 +24,7 @@ from ..distributed import LOCAL, Collective
 from ..energies import GaussianMixture
 from ..io import write_json
 from ..sampling.walkers import normalized_weights
-from ..training import Trainer, negative_phase
+from ..training import Trainer
 from .gmm_config import (
     DEFAULT_SEEDS,
     PRESETS,
@@ -36,7 +36,7 @@ from .gmm_config import (
     teacher,
 )
 from .gmm_plots import plot_all
-from .study import exit_code, resolve_device, run_grid, seed_summary
+from .study import exit_code, resolve_device, run_grid, seed_summary, study_phase
 
 __all__ = [
     "PRESETS",
@@ -86,12 +86,7 @@ def build_trainer(
     groups = [{"params": [model.free_log_weights], "lr": cfg.lr_weights * factor}]
     if cfg.learn_means:
         groups.append({"params": [model.means], "lr": cfg.lr_means * factor})
-    overrides: dict[str, Any] = {"step_size": cfg.step_size, "kernel": cfg.kernel, "resample_scope": cfg.resample_scope}
-    if method == "jarzynski":
-        overrides.update(resampler=cfg.resampler, ess_threshold=cfg.ess_threshold, cess_target=cfg.cess_target)
-    if method == "cd":
-        overrides["reset_every"] = cfg.cd_reset_every
-    phase = negative_phase(method, **overrides)
+    phase = study_phase(method, cfg, step_size=cfg.step_size, resample_scope=cfg.resample_scope)
     trainer = Trainer(
         model,
         data,

@@ -10,8 +10,8 @@ import torch
 from ..data.projection import PROJECTED, SPACES, check_space_dim
 from ..sampling.resampling import get_resampler
 from ..sampling.smc import SAMPLERS
-from ..training import NegativePhase, negative_phase
-from .study import resolve_device
+from ..training import NegativePhase
+from .study import resolve_device, study_phase
 
 DIGITS = (2, 3, 6)
 RATIOS = (4, 2, 1)
@@ -58,12 +58,7 @@ class StudyConfig:
     def negative_phase(self, method: str, step_size: float, **extra) -> NegativePhase:
         """The negative phase of ``method`` under these settings: ``steps_per_update`` moves of ``kernel``
         with drift step ``step_size``; resampling and ESS control for Jarzynski; CD's resets."""
-        overrides = dict(step_size=step_size, steps_per_update=self.steps_per_update, kernel=self.kernel, **extra)
-        if method == "jarzynski":
-            overrides.update(resampler=self.resampler, ess_threshold=self.ess_threshold, cess_target=self.cess_target)
-        if method == "cd":
-            overrides["reset_every"] = self.cd_reset_every
-        return negative_phase(method, **overrides)
+        return study_phase(method, self, step_size=step_size, steps_per_update=self.steps_per_update, **extra)
 
     @property
     def target_fractions(self) -> tuple[float, ...]:

@@ -29,7 +29,7 @@ from ..distributed import LOCAL, Collective
 from ..io import read_json, write_json
 from ..sampling.resampling import RESAMPLERS
 from ..sampling.smc import SAMPLERS
-from ..training import METHODS
+from ..training import METHODS, NegativePhase, negative_phase
 from ..training.checkpoint import settings_diff
 from ..training.validation import DivergenceError
 
@@ -73,6 +73,18 @@ def add_output_args(p: argparse.ArgumentParser, default_out: str) -> None:
     mode.add_argument("--resume", action="store_true", help="continue the runs in --out (same settings)")
     mode.add_argument("--overwrite", action="store_true", help="delete this study's results in --out first")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def study_phase(method: str, cfg: Any, **fields: Any) -> NegativePhase:
+    """The negative phase of ``method`` from a study config's walker settings: ``cfg.kernel``; for Jarzynski
+    ``cfg.resampler``, ``cfg.ess_threshold`` and ``cfg.cess_target``; for CD ``cfg.cd_reset_every``; plus
+    ``fields`` (step size, steps per update, ...)."""
+    overrides = dict(kernel=cfg.kernel, **fields)
+    if method == "jarzynski":
+        overrides.update(resampler=cfg.resampler, ess_threshold=cfg.ess_threshold, cess_target=cfg.cess_target)
+    if method == "cd":
+        overrides["reset_every"] = cfg.cd_reset_every
+    return negative_phase(method, **overrides)
 
 
 def add_method_args(p: argparse.ArgumentParser) -> None:
@@ -293,4 +305,5 @@ __all__ = [
     "run_grid",
     "run_or_reuse",
     "seed_summary",
+    "study_phase",
 ]
