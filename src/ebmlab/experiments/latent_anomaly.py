@@ -17,12 +17,12 @@ from ..latent.loop import LatentTrainer
 from ..latent.models import LatentModel
 from .latent_build import (
     Sampler,
-    build_mnist,
     describe,
     diag_images,
     diagnostic_summary,
     eval_generator,
     in_batches,
+    mnist_trainer,
     rows_with,
     train,
 )
@@ -90,13 +90,11 @@ def run_anomaly(
     x_all = to_signed_unit(images)
     x_train, x_test = x_all[i_train].to(device), x_all[i_test].to(device)
 
-    torch.manual_seed(seed)
-    gen = torch.Generator(device).manual_seed(seed)
     sigma = anomaly_sigma(p, digit)
-    model, sampler, loop = build_mnist(
-        p, sampler_name, p.anomaly_latent_dim, sigma, p.anomaly_refine_steps, device, anomaly=True
+    trainer = mnist_trainer(
+        p, sampler_name, x_train, p.anomaly_latent_dim, sigma, p.anomaly_refine_steps, seed, device, anomaly=True
     )
-    trainer = LatentTrainer(model, sampler, x_train, loop, gen)
+    model, sampler, loop = trainer.model, trainer.sampler, trainer.config
 
     def evaluate(tr: LatentTrainer) -> dict[str, Any]:
         g = eval_generator(seed, tr.step_count, device)

@@ -66,6 +66,25 @@ def build_mnist(
     return model, sampler, loop
 
 
+def mnist_trainer(
+    p: LatentPreset,
+    sampler_name: str,
+    x_train: Tensor,
+    latent_dim: int,
+    sigma: float,
+    refine_steps: int,
+    seed: int,
+    device: torch.device,
+    anomaly: bool = False,
+) -> LatentTrainer:
+    """The trainer of one seeded MNIST run on images ``x_train`` (N, 1, 28, 28): seeds torch's global RNG (the
+    initial weights) and the training stream on ``device`` with ``seed``, then builds as :func:`build_mnist`."""
+    torch.manual_seed(seed)
+    gen = torch.Generator(device).manual_seed(seed)
+    model, sampler, loop = build_mnist(p, sampler_name, latent_dim, sigma, refine_steps, device, anomaly=anomaly)
+    return LatentTrainer(model, sampler, x_train, loop, gen)
+
+
 def chain_config(p: LatentPreset, post_steps: int, refine_steps: int) -> ChainConfig:
     """Langevin settings of a preset with the sampler's posterior and refinement steps."""
     return ChainConfig(

@@ -18,12 +18,12 @@ from ..latent.samplers import LEBMSampler
 from ..metrics.classifier import accuracy, apply_batched, train_classifier
 from ..metrics.frechet import frechet_distance
 from .latent_build import (
-    build_mnist,
     describe,
     diag_images,
     diagnostic_summary,
     eval_generator,
     in_batches,
+    mnist_trainer,
     pixel_mse,
     rows_with,
     train,
@@ -67,10 +67,8 @@ def run_generate(
         return apply_batched(clf.features, x.cpu())
 
     feats_test = features(x_test)
-    torch.manual_seed(seed)
-    gen = torch.Generator(device).manual_seed(seed)
-    model, sampler, loop = build_mnist(p, sampler_name, p.latent_dim, p.sigma, p.refine_steps, device)
-    trainer = LatentTrainer(model, sampler, x_train, loop, gen)
+    trainer = mnist_trainer(p, sampler_name, x_train, p.latent_dim, p.sigma, p.refine_steps, seed, device)
+    model, sampler, loop = trainer.model, trainer.sampler, trainer.config
 
     def test_mse(tr: LatentTrainer, g: torch.Generator) -> float:
         return pixel_mse(tr.model, x_test, in_batches(lambda x: tr.sampler.infer(tr.model, x, g), x_test))
