@@ -43,7 +43,9 @@ def test_generate_jarzynski_damc_posterior(tmp_path, mnist_dir):
     for key in ("test_mse", "frechet_sampler", "loglik", "loglik_se", "log_z_prior_walkers", "log_z_prior_ais"):
         assert isinstance(run[key], float), key
     check = run["loglik_ais_check"]
-    assert check["n_images"] == 2 and check["ais_se"] > 0
+    assert check["n_images"] == 2 and check["ais_se"] > 0 and isinstance(check["agree"], bool)
+    assert len(check["ais_temperatures"]) == 2 and min(check["ais_temperatures"]) >= 1
+    assert all(len(check["per_image"][k]) == 2 for k in ("is", "is_se", "ais", "ais_se", "is_minus_ais_in_se"))
     assert run["evals"] and all("test_mse" in r for r in run["evals"])
     _png(out / "samples_jarzynski_seed0.png")
     _png(out / "reconstructions_jarzynski_seed0.png")

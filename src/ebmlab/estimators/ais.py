@@ -12,6 +12,11 @@ pair (Carbone et al. 2023), so the unadjusted kernel keeps the estimator unbiase
 ``ess_threshold`` the walkers are resampled (multinomially) when their ESS/N drops below it, which makes
 AIS an SMC sampler; the standard error is then the genealogy estimator of
 :func:`ebmlab.sampling.walkers.log_z_se`, which also holds without resampling.
+
+With ``betas=Tempering(...)`` the schedule is adapted (temperatures by conditional ESS, MALA step sizes by
+acceptance, preconditioners from the walkers' moments) by a pilot run on independent exact draws ``pilot``,
+then run with frozen kernels on ``x`` (:func:`ebmlab.sampling.smc.adapt_schedule`): adapting on the walkers
+that carry the estimate would bias it (upwards, by nats, on a 16-D closed-form test).
 """
 
 from __future__ import annotations
@@ -23,14 +28,10 @@ from torch import Tensor
 
 from ..sampling import smc
 from ..sampling.langevin import EnergyFn, check_step_size
-from ..sampling.walkers import ess, log_z_estimate, log_z_se
+from ..sampling.smc import Tempering, geometric_path
+from ..sampling.walkers import Walkers, ess, log_z_estimate, log_z_se
 from .estimate import Estimate
 from .validation import check_finite, check_int
-
-
-def geometric_path(energy0: EnergyFn, energy1: EnergyFn, beta: float) -> EnergyFn:
-    """The tempered energy U_b(x) = (1 - b) U_0(x) + b U_1(x), (N,) nats."""
-    return lambda x: (1 - beta) * energy0(x) + beta * energy1(x)
 
 
 def ais(
@@ -38,7 +39,7 @@ def ais(
     energy1: EnergyFn,
     x: Tensor,
     log_z0: float,
-    betas: Tensor | int,
+    betas: Tensor | int | Tempering,
     *,
     step_size: float,
     generator: torch.Generator,
@@ -47,16 +48,20 @@ def ais(
     reverse: bool = False,
     ess_threshold: float | None = None,
     progress: bool = False,
+    pilot: Tensor | None = None,
 ) -> Estimate:
     """AIS estimate of log Z_1 = log of the normalizer of exp(-U_1), in nats.
 
     energy0, energy1: callables (N, *event) -> (N,) energies; log_z0: exact log Z of exp(-U_0).
     x: (N, *event) exact draws from exp(-U_0)/Z_0 (forward) or exp(-U_1)/Z_1 (``reverse=True``).
-    betas: increasing schedule from 0 to 1 (K+1 values), or an int K for K equal steps.
-    step_size: Langevin step h; n_moves: kernel steps per temperature; ess_threshold: resample when
-    ESS/N falls below it (None = plain AIS, never).
+    betas: increasing schedule from 0 to 1 (K+1 values), an int K for K equal steps, or a
+    :class:`~ebmlab.sampling.smc.Tempering`: a schedule adapted by a pilot run on ``pilot``, exact draws
+    of the same distribution as x and independent of them (see the module docstring).
+    step_size: Langevin step h (with a Tempering: the pilot's first); n_moves: kernel steps per
+    temperature; ess_threshold: resample when ESS/N falls below it (None = plain AIS, never).
     Returns an Estimate with log_z (), se (genealogy estimator), ess (Kish, of the final weights), and
-    diagnostics log_w (N,), acceptance (MALA mean acceptance rate), n_temperatures, n_resamplings.
+    diagnostics log_w (N,), acceptance (MALA mean acceptance rate), n_temperatures, n_resamplings, and
+    with a Tempering the adapted ``betas`` and ``step_sizes``.
     """
     smc.get_sampler(kernel)
     if ess_threshold is not None:
@@ -68,22 +73,30 @@ def ais(
     log_z0 = check_finite(log_z0, "log_z0")
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    if not isinstance(x, Tensor) or x.dim() < 1 or x.shape[0] < 2 or not x.is_floating_point():
-        raise ValueError("x must be a float tensor of at least 2 draws, shape (N, *event)")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("x has NaN or inf entries: AIS starts from exact draws of the start distribution")
-    b = _schedule(betas)
-    if reverse:
-        b = b.flip(0)
-    energies = [geometric_path(energy0, energy1, float(beta)) for beta in b]
-    try:
-        walkers = smc.start(energies[0], x.detach())
-    except ValueError as exc:
-        raise ValueError(f"AIS cannot start: {exc} (energy0 and energy1 are both evaluated along the path)") from None
+    _check_draws(x, "x")
     move = smc.Move(kernel, step_size, n_steps=n_moves)
-    walkers, infos = smc.anneal(
-        walkers, energies[1:], move, generator, ess_threshold=ess_threshold, resampler="multinomial", progress=progress
-    )
+    start, end = (energy1, energy0) if reverse else (energy0, energy1)
+    extra = {}
+    if isinstance(betas, Tempering):
+        pilot = _check_draws(pilot, "pilot", x.shape)
+        schedule = smc.adapt_schedule(start, end, pilot, betas, move, generator, ess_threshold=ess_threshold)
+        walkers, infos = smc.run_schedule(
+            start, end, _start(start, end, x), schedule, move, generator, ess_threshold=ess_threshold, progress=progress
+        )
+        extra = {"betas": [t.beta for t in schedule], "step_sizes": [t.step_size for t in schedule]}
+    else:
+        if pilot is not None:
+            raise ValueError("pilot draws are only used with an adaptive schedule (betas=Tempering(...))")
+        energies = [geometric_path(start, end, float(beta)) for beta in _schedule(betas)[1:]]
+        walkers, infos = smc.anneal(
+            _start(start, end, x),
+            energies,
+            move,
+            generator,
+            ess_threshold=ess_threshold,
+            resampler="multinomial",
+            progress=progress,
+        )
     if not bool(torch.isfinite(walkers.log_w).all()):
         raise ValueError("AIS log-weights became non-finite: reduce step_size or use more temperatures")
     log_mean = log_z_estimate(walkers)
@@ -96,10 +109,33 @@ def ais(
         diagnostics={
             "log_w": walkers.log_w,
             "acceptance": sum(rates) / len(rates) if rates else math.nan,
-            "n_temperatures": len(energies) - 1,
+            "n_temperatures": len(infos),
             "n_resamplings": walkers.n_resamplings,
+            **extra,
         },
     )
+
+
+def _check_draws(x: Tensor | None, name: str, shape: torch.Size | None = None) -> Tensor:
+    """x as exact draws: a float tensor (N, *event) of >= 2 finite rows (of ``shape`` when given)."""
+    if x is None and name == "pilot":
+        raise ValueError("an adaptive schedule (betas=Tempering(...)) needs pilot=: independent exact draws like x")
+    if not isinstance(x, Tensor) or x.dim() < 1 or x.shape[0] < 2 or not x.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor of at least 2 draws, shape (N, *event)")
+    if shape is not None and x.shape != shape:
+        raise ValueError(f"{name} must have the shape of x, {tuple(shape)}; got {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} has NaN or inf entries: AIS starts from exact draws of the start distribution")
+    return x
+
+
+def _start(start: EnergyFn, end: EnergyFn, x: Tensor) -> Walkers:
+    """Equal-weight walkers at x under the path's first energy (both ends evaluated), or a ValueError saying
+    AIS cannot start there."""
+    try:
+        return smc.start(geometric_path(start, end, 0.0), x.detach())
+    except ValueError as exc:
+        raise ValueError(f"AIS cannot start: {exc} (energy0 and energy1 are both evaluated along the path)") from None
 
 
 def _schedule(betas: Tensor | int) -> Tensor:

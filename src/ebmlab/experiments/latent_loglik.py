@@ -21,6 +21,7 @@ from ..latent.likelihood import (
 )
 from ..latent.models import LatentModel
 from ..latent.weighted_prior import JarzynskiPriorSampler
+from ..sampling.smc import Tempering
 from .latent_build import Sampler, in_batches
 from .latent_config import LatentPreset
 
@@ -60,6 +61,45 @@ def prior_log_z(model: LatentModel, sampler: Sampler, p: LatentPreset, gen: torc
     return out
 
 
+def ais_check(
+    model: LatentModel, x: Tensor, log_m: Tensor, log_m_se: Tensor, p: LatentPreset, gen: torch.Generator
+) -> dict[str, Any]:
+    """log p~(x) by AIS (:func:`~ebmlab.latent.likelihood.ais_log_marginal`) on the first ``p.ais_check_images``
+    images against their IS estimates log_m +- log_m_se: the means and, per image, both values and their
+    difference in combined SEs; ``agree`` when the means are within 3 combined SEs."""
+    k = min(p.ais_check_images, x.shape[0])
+    start = time.perf_counter()
+    tempering = Tempering(cess_target=p.ais_check_cess, pilot_moves=p.ais_check_pilot_moves)
+    a, a_se, diag = ais_log_marginal(model, x[:k], p.ais_check_chains, tempering, p.ais_check_moves, gen)
+    is_k, is_se_k = log_m[:k].cpu(), log_m_se[:k].cpu()
+    is_mean, is_se = float(is_k.mean()), float(is_se_k.square().sum().sqrt()) / k
+    ais_mean, ais_se = float(a.mean()), float(a_se.square().sum().sqrt()) / k
+    z = z_score(is_mean, is_se, ais_mean, ais_se)
+    return {
+        "n_images": k,
+        "is_mean_log_marginal": is_mean,
+        "is_se": is_se,
+        "ais_mean_log_marginal": ais_mean,
+        "ais_se": ais_se,
+        "is_minus_ais_in_se": z,
+        "agree": abs(z) <= 3.0,
+        "per_image": {
+            "is": is_k.tolist(),
+            "is_se": is_se_k.tolist(),
+            "ais": a.tolist(),
+            "ais_se": a_se.tolist(),
+            "is_minus_ais_in_se": ((is_k - a) / (is_se_k.square() + a_se.square()).sqrt()).tolist(),
+        },
+        "ais_chains": p.ais_check_chains,
+        "ais_moves": p.ais_check_moves,
+        "ais_pilot_moves": p.ais_check_pilot_moves,
+        "ais_cess_target": p.ais_check_cess,
+        "ais_temperatures": diag["temperatures"],
+        "ais_acceptance": diag["acceptance"],
+        "wall_time_s": time.perf_counter() - start,
+    }
+
+
 def loglik_metrics(
     model: LatentModel, sampler: Sampler, x: Tensor, p: LatentPreset, gen: torch.Generator, check: bool = True
 ) -> tuple[dict[str, Any], Tensor]:
@@ -80,21 +120,5 @@ def loglik_metrics(
         "n_loglik_images": x.shape[0],
     }
     if check:
-        k = min(p.ais_check_images, x.shape[0])
-        start = time.perf_counter()
-        a, a_se, acc = ais_log_marginal(model, x[:k], p.ais_check_chains, p.ais_check_temps, p.ais_check_step, gen)
-        is_mean, is_se = float(log_m[:k].mean()), float(log_m_se[:k].square().sum().sqrt()) / k
-        ais_mean, ais_se = float(a.mean()), float(a_se.square().sum().sqrt()) / k
-        out["loglik_ais_check"] = {
-            "n_images": k,
-            "is_mean_log_marginal": is_mean,
-            "is_se": is_se,
-            "ais_mean_log_marginal": ais_mean,
-            "ais_se": ais_se,
-            "is_minus_ais_in_se": z_score(is_mean, is_se, ais_mean, ais_se),
-            "ais_chains": p.ais_check_chains,
-            "ais_temperatures": p.ais_check_temps,
-            "ais_acceptance": acc,
-            "wall_time_s": time.perf_counter() - start,
-        }
+        out["loglik_ais_check"] = ais_check(model, x, log_m, log_m_se, p, gen)
     return out, log_m - z["log_z"]

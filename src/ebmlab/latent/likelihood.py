@@ -19,20 +19,26 @@ tails dominate the posterior's Gaussian tails, so the weights p/q stay bounded f
 finite where a Laplace covariance is too narrow.  The estimator of p~(x) is unbiased; its log is biased low
 by about half its relative variance (reported by the SE), and a mode no start finds is still missed.
 
-:func:`ais_log_marginal` is the independent check: AIS from N(0, I) along the geometric path to the
-unnormalised posterior, with the library's AIS on the weighted-walker engine.
+:func:`ais_log_marginal` is the independent check: per image, AIS from N(0, I) along the geometric path to
+the unnormalised posterior, an SMC sampler (resampling, preconditioned MALA) on a schedule that a pilot run
+adapts (:class:`~ebmlab.sampling.smc.Tempering`).  On trained MNIST models plain AIS with a fixed step was 25
+to 45 nats below IS: its chains, isotropic in an ill-conditioned posterior (standard deviations 0.05 to 0.7),
+barely moved along the wide directions.  The adapted sampler agrees with IS within a standard error there,
+and with the closed form on a linear-Gaussian model of the same conditioning.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..estimators.ais import ais
 from ..estimators.estimate import Estimate
+from ..sampling.smc import Tempering
 from .models import LatentModel
 
 
@@ -202,36 +208,51 @@ def ais_log_marginal(
     model: LatentModel,
     x: Tensor,
     n_chains: int,
-    n_temps: int,
-    step_size: float,
+    tempering: Tempering,
+    n_moves: int,
     generator: torch.Generator,
-    n_moves: int = 1,
-) -> tuple[Tensor, Tensor, float]:
-    """AIS estimate of log p~(x) per image and its SE, (N,) float64 nats, and the MALA acceptance rate:
-    n_chains chains per image from N(0, I) along U_b = |z|^2/2 + b (E_alpha(z) + |x - g(z)|^2 / (2 sigma^2)),
-    b on a geometric grid from 1e-4 to 1 (n_temps temperatures after b = 0)."""
+    step_size: float = 0.5,
+) -> tuple[Tensor, Tensor, dict[str, Any]]:
+    """AIS estimate of log p~(x) per image and its SE, (N,) float64 nats, and diagnostics: for each image,
+    ``n_chains`` chains from N(0, I) along U_b = |z|^2/2 + b (E_alpha(z) + |x - g(z)|^2 / (2 sigma^2)) with
+    ``n_moves`` MALA steps per temperature and multinomial resampling at ESS/N < 0.5, on a schedule
+    (temperatures, step sizes, preconditioners) adapted by a pilot population of as many independent chains
+    (:class:`~ebmlab.sampling.smc.Tempering`; ``step_size`` is the pilot's first).  Each image has its own
+    populations, so resampling never mixes images.  Diagnostics: mean MALA acceptance, the temperatures per
+    image."""
     model.check_x(x)
-    n = x.shape[0]
-    x_rep = x.repeat_interleave(n_chains, 0)
     p = next(model.parameters())
-    z0 = torch.randn(n * n_chains, model.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
-    betas = torch.cat([torch.zeros(1, dtype=torch.float64), torch.logspace(-4, 0, n_temps, dtype=torch.float64)])
+    est, se, acceptance, temps = [], [], [], []
 
     def base(z: Tensor) -> Tensor:
         return 0.5 * z.square().sum(1)
 
-    est = ais(
-        base,
-        model.posterior_energy(x_rep),
-        z0,
-        0.0,
-        betas,
-        step_size=step_size,
-        generator=generator,
-        n_moves=n_moves,
+    for xi in x:
+        z = torch.randn(2, n_chains, model.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
+        post = model.posterior_energy(xi.unsqueeze(0).expand(n_chains, *xi.shape))
+        r = ais(
+            base,
+            post,
+            z[0],
+            0.0,
+            tempering,
+            step_size=step_size,
+            generator=generator,
+            n_moves=n_moves,
+            ess_threshold=0.5,
+            pilot=z[1],
+        )
+        est.append(float(r.log_z))
+        se.append(float(r.se))
+        acceptance.append(r.diagnostics["acceptance"])
+        temps.append(r.diagnostics["n_temperatures"])
+    log_norm = gaussian_log_norm(x[0].numel(), model.sigma)
+    out = torch.tensor(est, dtype=torch.float64) + log_norm
+    return (
+        out,
+        torch.tensor(se, dtype=torch.float64),
+        {"acceptance": sum(acceptance) / len(acceptance), "temperatures": temps},
     )
-    lme, se = log_mean_and_se(est.diagnostics["log_w"].reshape(n, n_chains))
-    return lme + gaussian_log_norm(x[0].numel(), model.sigma), se, float(est.diagnostics["acceptance"])
 
 
 def combine(log_marginal: Tensor, log_marginal_se: Tensor, log_z: float, log_z_se: float) -> dict[str, float]:
