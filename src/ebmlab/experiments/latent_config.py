@@ -82,7 +82,7 @@ class LatentPreset:
     loglik_starts: int = 8  # 2 starts were 0.3 nats low on MNIST (measured against 32 and 128 starts)
     loglik_newton_steps: int = 3
     ais_prior_walkers: int = 1000
-    ais_prior_temps: int = 200
+    ais_prior_moves: int = 5  # log Z_alpha by tempered SMC: MALA steps per temperature (pilot: 3)
     # the AIS check of log p~(x): per image, tempered SMC from N(0, I) on a schedule adapted by a pilot run
     ais_check_images: int = 8
     ais_check_chains: int = 64
@@ -166,7 +166,7 @@ _QUICK = dict(
     eval_every=2, diag_every=2, diag_n=16, train_per_digit=8, test_per_digit=4, classifier_per_digit=10,
     classifier_epochs=1, n_generate=40, anomaly_max_test=60, checkpoint_every=2,
     prior_walkers=32, log_z_walkers=32, prior_walker_steps=2, loglik_samples=9, loglik_starts=2, loglik_newton_steps=1,
-    ais_prior_walkers=50, ais_prior_temps=5, ais_check_images=2, ais_check_chains=12, ais_check_moves=2,
+    ais_prior_walkers=50, ais_prior_moves=1, ais_check_images=2, ais_check_chains=12, ais_check_moves=2,
     ais_check_pilot_moves=1, ais_check_cess=0.8,
     toy_prior_iters=4, toy_prior_batch=50, toy_prior_post_steps=5, toy_prior_n=200, toy_prior_hidden=16,
     toy_prior_test_n=50, toy_prior_true_n=20000,

