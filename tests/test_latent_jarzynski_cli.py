@@ -30,6 +30,7 @@ def test_toy_prior_jarzynski_and_comparison(tmp_path):
     assert abs(run["log_z_prior_walkers"] - run["log_z_quadrature"]) < 0.05  # four iterations from log Z = 0
     _png(out / "toy_prior_jarzynski_seed0.png")
     _png(out / "toy_prior_comparison_seed0.png")
+    _png(out / "loglik_check_jarzynski_seed0.png")
 
 
 def test_generate_jarzynski_damc_posterior(tmp_path, mnist_dir):
@@ -49,6 +50,7 @@ def test_generate_jarzynski_damc_posterior(tmp_path, mnist_dir):
     assert run["evals"] and all("test_mse" in r for r in run["evals"])
     _png(out / "samples_jarzynski_seed0.png")
     _png(out / "reconstructions_jarzynski_seed0.png")
+    _png(out / "loglik_check_jarzynski_seed0.png")
 
 
 def test_anomaly_reports_the_normalised_score(tmp_path, mnist_dir):

@@ -30,7 +30,7 @@ from .latent_build import (
 )
 from .latent_config import LatentPreset
 from .latent_loglik import loglik_metrics
-from .latent_plots import amortisation_plot, image_grid
+from .latent_plots import amortisation_plot, image_grid, loglik_check_plot
 
 
 def generate_split(labels: np.ndarray, p: LatentPreset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,4 +135,9 @@ def run_generate(
         f"{name} test reconstructions (pairs: data, reconstruction); MSE {mse:.4f}",
     )
     amortisation_plot(diag, f"{name} generate, seed {seed}", out / f"amortisation_{sampler_name}_seed{seed}.png")
+    loglik_check_plot(
+        [(name, metrics["loglik_ais_check"])],
+        f"{name} generate, seed {seed}: importance sampling vs AIS",
+        out / f"loglik_check_{sampler_name}_seed{seed}.png",
+    )
     return metrics

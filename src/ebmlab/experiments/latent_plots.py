@@ -85,3 +85,22 @@ def amortisation_plot(diag: list[dict[str, Any]], title: str, path: Path) -> Non
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     save(fig, path)
+
+
+def loglik_check_plot(checks: list[tuple[str, dict[str, Any]]], title: str, path: Path) -> None:
+    """IS minus AIS estimates of log p~(x) per check image, in nats, with +-3 combined standard errors, for
+    each (label, ``loglik_ais_check`` record); the legend gives the mean difference in SEs."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    offsets = np.linspace(-0.2, 0.2, len(checks)) if len(checks) > 1 else [0.0]
+    for off, (label, c) in zip(offsets, checks):
+        im = c["per_image"]
+        diff = np.asarray(im["is"]) - np.asarray(im["ais"])
+        se = np.hypot(im["is_se"], im["ais_se"])
+        ax.errorbar(np.arange(len(diff)) + off, diff, yerr=3 * se, fmt="o", capsize=3,
+                    label=f"{label}: mean {c['is_minus_ais_in_se']:+.2f} SE")  # fmt: skip
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xlabel("check image")
+    ax.set_ylabel("IS - AIS, log p~(x) (nats), bars 3 SE")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    save(fig, path)

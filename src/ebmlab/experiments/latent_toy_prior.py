@@ -22,7 +22,7 @@ from ..latent.weighted_prior import JarzynskiPriorSampler
 from .latent_build import Sampler, eval_generator, weighted_config
 from .latent_config import LatentPreset
 from .latent_loglik import loglik_metrics, z_score
-from .latent_plots import density_panels
+from .latent_plots import density_panels, loglik_check_plot
 from .latent_toy import toy_sampler
 
 LIM, N_GRID = 4.0, 100
@@ -109,6 +109,11 @@ def run_toy_prior(
         true=true_cells.numpy() / area,
         kl=metrics["kl_true_vs_prior"],
         sampler=sampler_name,
+    )
+    loglik_check_plot(
+        [(sampler_name, metrics["loglik_ais_check"])],
+        f"toy prior, {sampler_name}, seed {seed}: importance sampling vs AIS",
+        out / f"loglik_check_{sampler_name}_seed{seed}.png",
     )
     if compare:
         compare_panels([out, *compare], seed, out / f"toy_prior_comparison_seed{seed}.png")
