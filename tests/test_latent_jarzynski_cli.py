@@ -68,6 +68,7 @@ def test_anomaly_reports_the_normalised_score(tmp_path, mnist_dir):
         (["--task", "generate", "--sampler", "lebm", "--posterior", "damc"], "--posterior chooses the jarzynski"),
         (["--task", "generate", "--sampler", "jarzynski", "--compare-with", "x"], "only to --task toy-prior"),
         (["--task", "toy", "--sampler", "jarzynski"], "use --task toy-prior"),
+        (["--task", "toy-prior", "--sampler", "damc", "--energy-reg", "-0.1"], "--energy-reg) must be a finite"),
     ],
 )
 def test_bad_options(extra, match, tmp_path, capsys):

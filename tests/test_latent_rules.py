@@ -18,6 +18,7 @@ from ebmlab.experiments.latent_config import (
     anomaly_sigma,
     ema_half_life_iters,
     ema_rate,
+    energy_reg_of,
     learning_rates,
     preset,
 )
@@ -89,6 +90,8 @@ def test_lebm_official_settings_reach_the_models():
         (dict(anomaly_sigma_per_digit=((1, 0.0),)), "anomaly_sigma_per_digit"),
         (dict(anomaly_lrs=(1e-4, 1e-4)), "anomaly_lrs"),
         (dict(clip=0.0), "clip"),
+        (dict(energy_reg=-1e-3), "energy_reg"),
+        (dict(energy_reg=math.nan), "energy_reg"),
         (dict(iters=0), "iters"),
         (dict(sigma=-1.0), "sigma"),
         (dict(samplers=("mcmc",)), "samplers"),
@@ -107,6 +110,16 @@ def test_preset_lookup_errors():
     with pytest.raises(ValueError, match="--iters must be >= 1"):
         preset("cpu", "lebm", 0)
     assert preset("cpu", "damc", 40).iters == 40
+
+
+def test_energy_regulariser_defaults_and_override():
+    cpu = PRESETS["cpu"]
+    assert [energy_reg_of(cpu, s) for s in ("lebm", "damc", "jarzynski")] == [1e-3, 0.0, 0.0]
+    for s in ("lebm", "damc", "jarzynski"):
+        p = preset("cpu", s, energy_reg=5e-3)
+        assert energy_reg_of(p, s) == 5e-3
+        assert build_mnist(replace(p, ngf=2), s, 8, 1.0, 5, CPU)[2].energy_reg == 5e-3
+    assert energy_reg_of(preset("cpu", "lebm", energy_reg=0.0), "lebm") == 0.0
 
 
 def test_best_of_evaluations():

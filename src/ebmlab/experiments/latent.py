@@ -75,6 +75,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seeds", type=int_list, default=None, help="comma-separated seeds (default: preset's)")
     p.add_argument("--iters", type=int, default=None, help="override the preset's training iterations")
+    p.add_argument(
+        "--energy-reg",
+        type=float,
+        default=None,
+        help="alpha of the prior loss's regulariser alpha (E[E(z+)^2] + E[E(z-)^2]) for any sampler "
+        "(default: the preset's lebm_energy_reg for lebm, 0 for damc and jarzynski)",
+    )
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $EBMLAB_DATA)")
     add_device_arg(p)
     add_output_args(p, "runs/latent")
@@ -97,7 +104,7 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--compare-with applies only to --task toy-prior, not {args.task}")
     if args.task == "toy" and args.sampler == "jarzynski":
         raise ValueError("--task toy has a fixed N(0, I) prior and no prior sampler; use --task toy-prior")
-    p = preset(args.preset, args.sampler, args.iters, args.posterior)
+    p = preset(args.preset, args.sampler, args.iters, args.posterior, args.energy_reg)
     device = resolve_device(args.device)
     seeds = args.seeds or DEFAULT_SEEDS[args.preset]
     progress = False if args.no_progress else None

@@ -17,7 +17,7 @@ from ..latent.loop import LatentTrainer, LoopConfig
 from ..latent.models import ConvGenerator, LatentEBMPrior, LatentModel
 from ..latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, LEBMSampler, config_dict, langevin
 from ..latent.weighted_prior import JarzynskiPriorSampler, WeightedPriorConfig, posterior_of
-from .latent_config import LatentPreset, ema_half_life_iters, ema_rate, learning_rates
+from .latent_config import LatentPreset, ema_half_life_iters, ema_rate, energy_reg_of, learning_rates
 
 Sampler = LEBMSampler | DAMCSampler | JarzynskiPriorSampler
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "gelu": nn.GELU}
@@ -37,7 +37,7 @@ def build_mnist(
     anomaly=True takes the DAMC anomaly script's choices: prior chains from Q_bar(x) only, each Q step the
     sum of a fully conditional and a fully unconditional loss, no weight decay; and the anomaly lrs.
     ``jarzynski``: weighted prior walkers (``p.prior_*``) with ``p.posterior``'s posterior chains, the
-    prior's output layer at zero, and no energy regulariser.
+    prior's output layer at zero.  The energy regulariser: :func:`energy_reg_of`.
     """
     lr_g, lr_e, lr_q = learning_rates(p, anomaly)
     weighted = sampler_name == "jarzynski"
@@ -47,20 +47,18 @@ def build_mnist(
     model = LatentModel(ConvGenerator(latent_dim, p.ngf), prior, sigma).to(device)
     if (p.posterior if weighted else sampler_name) == "lebm":
         sampler: Sampler = LEBMSampler(chain_config(p, p.lebm_post_steps, refine_steps))
-        energy_reg = p.lebm_energy_reg
     else:
         q = LatentDiffusion(
             latent_dim, ConvEncoder(p.cond_dim, p.nif), p.cond_dim, nf=p.nf, t_dim=p.t_dim, n_steps=p.diffusion_steps
         ).to(device)
         sampler = damc_sampler(p, q, refine_steps, lr_q, anomaly)
-        energy_reg = 0.0
     if weighted:
-        sampler, energy_reg = JarzynskiPriorSampler(sampler, weighted_config(p)), 0.0
+        sampler = JarzynskiPriorSampler(sampler, weighted_config(p))
     loop = LoopConfig(
         batch_size=p.batch_size,
         lr_g=lr_g,
         lr_e=lr_e,
-        energy_reg=energy_reg,
+        energy_reg=energy_reg_of(p, sampler_name),
         clip=math.inf if p.clip is None else p.clip,
     )
     return model, sampler, loop

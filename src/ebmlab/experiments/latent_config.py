@@ -52,6 +52,7 @@ class LatentPreset:
     anomaly_lrs: tuple[float, float, float] | None = None  # (G, E, Q) of the anomaly task; None: lr_g, lr_e, lr_q
     clip: float | None = 100.0  # gradient-norm clip of G and E (None: no clipping)
     lebm_energy_reg: float = 1e-3
+    energy_reg: float | None = None  # alpha of the prior loss's regulariser for any sampler (None: energy_reg_of's)
     prior_steps: int = 60
     lebm_post_steps: int = 20
     damc_post_steps: int = 20
@@ -109,6 +110,8 @@ class LatentPreset:
                 raise ValueError(f"preset field {name} must be > 0, got {getattr(self, name)}")
         if self.clip is not None and not self.clip > 0:
             raise ValueError(f"preset field clip must be > 0 (or None: no clipping), got {self.clip}")
+        if self.energy_reg is not None and not (math.isfinite(self.energy_reg) and self.energy_reg >= 0):
+            raise ValueError(f"energy_reg (--energy-reg) must be a finite number >= 0, got {self.energy_reg}")
         if not 0 < self.ais_check_cess < 1:
             raise ValueError(f"preset field ais_check_cess must lie in (0, 1), got {self.ais_check_cess}")
         if self.ema_rho > 1:
@@ -193,9 +196,11 @@ PRESETS: dict[str, LatentPreset] = {
 DEFAULT_SEEDS = {"quick": [0], "cpu": [0], "paper": [0, 1, 2], "lebm-official": [0]}
 
 
-def preset(name: str, sampler: str, iters: int | None = None, posterior: str | None = None) -> LatentPreset:
-    """The named preset for ``sampler``, with ``iters`` (also the toys') overriding its length and
-    ``posterior`` the jarzynski sampler's posterior chains."""
+def preset(
+    name: str, sampler: str, iters: int | None = None, posterior: str | None = None, energy_reg: float | None = None
+) -> LatentPreset:
+    """The named preset for ``sampler``, with ``iters`` (also the toys') overriding its length,
+    ``posterior`` the jarzynski sampler's posterior chains and ``energy_reg`` the prior loss's regulariser."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     p = PRESETS[name]
@@ -211,4 +216,14 @@ def preset(name: str, sampler: str, iters: int | None = None, posterior: str | N
                 f"--posterior chooses the jarzynski sampler's posterior chains; not for --sampler {sampler}"
             )
         p = replace(p, posterior=posterior)
+    if energy_reg is not None:
+        p = replace(p, energy_reg=energy_reg)
     return p
+
+
+def energy_reg_of(p: LatentPreset, sampler: str) -> float:
+    """alpha of alpha (E[E(z_pos)^2] + E[E(z_neg)^2]) in the prior loss: ``p.energy_reg`` when set, else
+    ``p.lebm_energy_reg`` for LEBM posterior-and-prior chains and 0 for DAMC and the weighted prior."""
+    if p.energy_reg is not None:
+        return p.energy_reg
+    return p.lebm_energy_reg if sampler == "lebm" else 0.0

@@ -20,7 +20,7 @@ from ..latent.samplers import ChainConfig, LEBMSampler
 from ..latent.toy import TOY_SIGMA, observe, pinwheel, random_mlp_generator
 from ..latent.weighted_prior import JarzynskiPriorSampler
 from .latent_build import Sampler, eval_generator, weighted_config
-from .latent_config import LatentPreset
+from .latent_config import LatentPreset, energy_reg_of
 from .latent_loglik import loglik_metrics, z_score
 from .latent_plots import density_panels, loglik_check_plot
 from .latent_toy import toy_sampler
@@ -62,8 +62,7 @@ def run_toy_prior(
     x_train = observe(model, pinwheel(p.toy_prior_n, gen), gen)
     x_test = observe(model, pinwheel(p.toy_prior_test_n, gen), gen)
     sampler = toy_prior_sampler(p, sampler_name, device)
-    reg = p.lebm_energy_reg if sampler_name == "lebm" else 0.0
-    loop = LoopConfig(batch_size=p.toy_prior_batch, lr_e=p.toy_prior_lr_e, energy_reg=reg)
+    loop = LoopConfig(batch_size=p.toy_prior_batch, lr_e=p.toy_prior_lr_e, energy_reg=energy_reg_of(p, sampler_name))
     trainer = LatentTrainer(model, sampler, x_train, loop, gen)
     if resume and ckpt.exists():
         trainer.resume(ckpt)
