@@ -6,6 +6,7 @@ import json
 import pytest
 
 from ebmlab.cli import main
+from ebmlab.experiments.latent_loglik import loglik_warnings
 
 
 def _run(out, *extra):
@@ -74,3 +75,14 @@ def test_anomaly_reports_the_normalised_score(tmp_path, mnist_dir):
 def test_bad_options(extra, match, tmp_path, capsys):
     assert main(["latent", *extra, "--out", str(tmp_path)]) == 2
     assert match in capsys.readouterr().err
+
+
+def test_failed_log_likelihood_checks_are_reported():
+    ok = {"loglik_ais_check": {"agree": True, "is_minus_ais_in_se": 1.2}, "loglik_minus_quadrature_in_se": -2.9}
+    bad_ais = {"loglik_ais_check": {"agree": False, "is_minus_ais_in_se": -83.7}}
+    bad_quad = {"loglik_ais_check": {"agree": True, "is_minus_ais_in_se": 0.1}, "loglik_minus_quadrature_in_se": 355.1}
+    assert loglik_warnings({0: ok, 1: {"status": "failed"}}) == []
+    notes = loglik_warnings({0: ok, 1: bad_ais, 2: bad_quad})
+    assert len(notes) == 2
+    assert notes[0].startswith("seed 1: WARNING") and "-83.7 SE" in notes[0]
+    assert notes[1].startswith("seed 2: WARNING") and "+355.1 SE from its quadrature" in notes[1]

@@ -33,6 +33,7 @@ from ..io import write_json
 from .latent_anomaly import run_anomaly
 from .latent_config import DEFAULT_SEEDS, POSTERIORS, PRESETS, SAMPLERS, TASKS, preset
 from .latent_generate import run_generate
+from .latent_loglik import loglik_warnings
 from .latent_toy import run_toy
 from .latent_toy_prior import run_toy_prior
 from .study import add_device_arg, add_output_args, exit_code, int_list, resolve_device, run_grid, seed_summary
@@ -136,6 +137,7 @@ def main(args: argparse.Namespace) -> int:
         progress=progress,
     )
     runs = by_variant[tag]
+    notes = notes + loglik_warnings(runs)
     summary = seed_summary(runs.values(), HEADLINE[args.task] + ("wall_time_s",))
     metrics = {
         **settings,

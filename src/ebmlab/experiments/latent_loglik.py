@@ -121,3 +121,20 @@ def loglik_metrics(
     if check:
         out["loglik_ais_check"] = ais_check(model, x, log_m, log_m_se, p, gen)
     return out, log_m - z["log_z"]
+
+
+def loglik_warnings(runs: dict[Any, dict[str, Any]]) -> list[str]:
+    """One line per finished run whose log-likelihood failed a check: the AIS check of log p~(x) (``agree``
+    false) or, on the toy, the quadrature value (beyond 3 SE).  Empty when every check passes."""
+    out = []
+    for seed, r in sorted(runs.items()):
+        check = r.get("loglik_ais_check")
+        if check is not None and not check["agree"]:
+            out.append(
+                f"seed {seed}: WARNING the AIS check of log p~(x) disagrees with importance sampling by "
+                f"{check['is_minus_ais_in_se']:+.1f} SE; the test log-likelihood is not verified"
+            )
+        z_quad = r.get("loglik_minus_quadrature_in_se")
+        if z_quad is not None and abs(z_quad) > 3.0:
+            out.append(f"seed {seed}: WARNING the test log-likelihood is {z_quad:+.1f} SE from its quadrature value")
+    return out
