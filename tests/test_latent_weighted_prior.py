@@ -27,7 +27,7 @@ from ebmlab.latent.likelihood import (
     importance_log_marginal,
     prior_log_z_ais,
 )
-from ebmlab.sampling.smc import Tempering
+from ebmlab.sampling.tempering import Tempering
 
 D = 2
 

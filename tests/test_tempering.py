@@ -1,4 +1,4 @@
-"""Preconditioned moves and pilot-adapted tempering (:mod:`ebmlab.sampling.smc`): the affine map, invariance and
+"""Preconditioned moves and pilot-adapted tempering (:mod:`ebmlab.sampling.tempering`): the affine map, invariance and
 mixing of preconditioned MALA on an ill-conditioned Gaussian, the conditional-ESS temperature search, and
 adaptive AIS against closed-form log Z (tolerances in standard errors)."""
 
@@ -9,8 +9,10 @@ import torch
 from torch import nn
 
 from ebmlab.estimators import ais
-from ebmlab.sampling.langevin import LangevinState, Preconditioner, init_state
-from ebmlab.sampling.smc import Move, Tempering, advance, next_temperature, start
+from ebmlab.sampling.langevin import LangevinState, init_state
+from ebmlab.sampling.preconditioner import Preconditioner
+from ebmlab.sampling.smc import Move, advance, start
+from ebmlab.sampling.tempering import Tempering, next_temperature
 from ebmlab.sampling.walkers import conditional_ess_fraction
 
 D = torch.float64

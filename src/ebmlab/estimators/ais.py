@@ -15,7 +15,7 @@ AIS an SMC sampler; the standard error is then the genealogy estimator of
 
 With ``betas=Tempering(...)`` the schedule is adapted (temperatures by conditional ESS, MALA step sizes by
 acceptance, preconditioners from the walkers' moments) by a pilot run on independent exact draws ``pilot``,
-then run with frozen kernels on ``x`` (:func:`ebmlab.sampling.smc.adapt_schedule`): adapting on the walkers
+then run with frozen kernels on ``x`` (:func:`ebmlab.sampling.tempering.adapt_schedule`): adapting on the walkers
 that carry the estimate would bias it (upwards, by nats, on a 16-D closed-form test).
 """
 
@@ -28,7 +28,7 @@ from torch import Tensor
 
 from ..sampling import smc
 from ..sampling.langevin import EnergyFn, check_step_size
-from ..sampling.smc import Tempering, geometric_path
+from ..sampling.tempering import Tempering, adapt_schedule, geometric_path, run_schedule
 from ..sampling.walkers import Walkers, ess, log_z_estimate, log_z_se
 from .estimate import Estimate
 from .validation import check_finite, check_int
@@ -55,7 +55,7 @@ def ais(
     energy0, energy1: callables (N, *event) -> (N,) energies; log_z0: exact log Z of exp(-U_0).
     x: (N, *event) exact draws from exp(-U_0)/Z_0 (forward) or exp(-U_1)/Z_1 (``reverse=True``).
     betas: increasing schedule from 0 to 1 (K+1 values), an int K for K equal steps, or a
-    :class:`~ebmlab.sampling.smc.Tempering`: a schedule adapted by a pilot run on ``pilot``, exact draws
+    :class:`~ebmlab.sampling.tempering.Tempering`: a schedule adapted by a pilot run on ``pilot``, exact draws
     of the same distribution as x and independent of them (see the module docstring).
     step_size: Langevin step h (with a Tempering: the pilot's first); n_moves: kernel steps per
     temperature; ess_threshold: resample when ESS/N falls below it (None = plain AIS, never).
@@ -78,9 +78,11 @@ def ais(
     start, end = (energy1, energy0) if reverse else (energy0, energy1)
     extra = {}
     if isinstance(betas, Tempering):
-        pilot = _check_draws(pilot, "pilot", x.shape)
-        schedule = smc.adapt_schedule(start, end, pilot, betas, move, generator, ess_threshold=ess_threshold)
-        walkers, infos = smc.run_schedule(
+        if pilot is None:
+            raise ValueError("an adaptive schedule (betas=Tempering(...)) needs pilot=: independent exact draws like x")
+        _check_draws(pilot, "pilot", x.shape)
+        schedule = adapt_schedule(start, end, pilot, betas, move, generator, ess_threshold=ess_threshold)
+        walkers, infos = run_schedule(
             start, end, _start(start, end, x), schedule, move, generator, ess_threshold=ess_threshold, progress=progress
         )
         extra = {"betas": [t.beta for t in schedule], "step_sizes": [t.step_size for t in schedule]}
@@ -116,17 +118,15 @@ def ais(
     )
 
 
-def _check_draws(x: Tensor | None, name: str, shape: torch.Size | None = None) -> Tensor:
-    """x as exact draws: a float tensor (N, *event) of >= 2 finite rows (of ``shape`` when given)."""
-    if x is None and name == "pilot":
-        raise ValueError("an adaptive schedule (betas=Tempering(...)) needs pilot=: independent exact draws like x")
+def _check_draws(x: Tensor, name: str, shape: torch.Size | None = None) -> None:
+    """Raise ValueError unless x are exact draws: a float tensor (N, *event) of >= 2 finite rows (of ``shape``
+    when given)."""
     if not isinstance(x, Tensor) or x.dim() < 1 or x.shape[0] < 2 or not x.is_floating_point():
         raise ValueError(f"{name} must be a float tensor of at least 2 draws, shape (N, *event)")
     if shape is not None and x.shape != shape:
         raise ValueError(f"{name} must have the shape of x, {tuple(shape)}; got {tuple(x.shape)}")
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} has NaN or inf entries: AIS starts from exact draws of the start distribution")
-    return x
 
 
 def _start(start: EnergyFn, end: EnergyFn, x: Tensor) -> Walkers:

@@ -21,7 +21,7 @@ from ..latent.likelihood import (
 )
 from ..latent.models import LatentModel
 from ..latent.weighted_prior import JarzynskiPriorSampler
-from ..sampling.smc import Tempering
+from ..sampling.tempering import Tempering
 from .latent_build import Sampler, in_batches
 from .latent_config import LatentPreset
 

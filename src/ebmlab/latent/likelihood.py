@@ -21,7 +21,7 @@ by about half its relative variance (reported by the SE), and a mode no start fi
 
 :func:`ais_log_marginal` is the independent check: per image, AIS from N(0, I) along the geometric path to
 the unnormalised posterior, an SMC sampler (resampling, preconditioned MALA) on a schedule that a pilot run
-adapts (:class:`~ebmlab.sampling.smc.Tempering`).  On trained MNIST models plain AIS with a fixed step was 25
+adapts (:class:`~ebmlab.sampling.tempering.Tempering`).  On trained MNIST models plain AIS with a fixed step was 25
 to 45 nats below IS: its chains, isotropic in an ill-conditioned posterior (standard deviations 0.05 to 0.7),
 barely moved along the wide directions.  The adapted sampler agrees with IS within a standard error there,
 and with the closed form on a linear-Gaussian model of the same conditioning.
@@ -38,7 +38,8 @@ from torch import Tensor
 
 from ..estimators.ais import ais
 from ..estimators.estimate import Estimate
-from ..sampling.smc import Tempering
+from ..sampling.langevin import EnergyFn
+from ..sampling.tempering import Tempering
 from .models import LatentModel
 
 
@@ -190,33 +191,48 @@ def importance_log_marginal(
     return torch.cat(est), torch.cat(se)
 
 
-def prior_log_z_ais(
-    model: LatentModel, n_walkers: int, n_moves: int, generator: torch.Generator, tempering: Tempering
+def _standard_normal_energy(z: Tensor) -> Tensor:
+    """|z|^2 / 2, (N,) nats: the energy of N(0, I) without its normaliser."""
+    return 0.5 * z.square().sum(1)
+
+
+def _tempered_from_standard_normal(
+    model: LatentModel,
+    energy: EnergyFn,
+    n: int,
+    tempering: Tempering,
+    n_moves: int,
+    generator: torch.Generator,
+    step_size: float,
 ) -> Estimate:
-    """log Z_alpha relative to N(0, I), nats: tempered SMC (preconditioned MALA, ``n_moves`` steps per
-    temperature, multinomial resampling at ESS/N < 0.5) from exact N(0, I) draws to exp(-U_prior), on a
-    schedule adapted by a pilot population of as many independent walkers.  A fixed 200-temperature schedule
-    was 1.7 nats low on a prior with log Z_alpha = 161 (sigma = 0.1); this one agrees with the Jarzynski
-    estimator walkers there within 1.2 SE, in 3 s."""
+    """log E_N(0,I)[exp(-(energy(z) - |z|^2/2))], nats: tempered SMC (preconditioned MALA, ``n_moves`` steps per
+    temperature, multinomial resampling at ESS/N < 0.5) of ``n`` exact N(0, I) draws to exp(-energy), on a
+    schedule adapted by a pilot population of ``n`` independent draws (``step_size``: the pilot's first)."""
     p = next(model.parameters())
-    z = torch.randn(2, n_walkers, model.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
-
-    def base(z: Tensor) -> Tensor:
-        return 0.5 * z.square().sum(1)
-
-    # log_z0 = 0: the estimate is log(Z_1 / Z_0) = log E_N(0,I)[exp(-E_alpha)]
+    z = torch.randn(2, n, model.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
+    # log_z0 = 0: the estimate is log(Z_1 / Z_0), Z_0 that of exp(-|z|^2/2)
     return ais(
-        base,
-        model.prior_energy,
+        _standard_normal_energy,
+        energy,
         z[0],
         0.0,
         tempering,
-        step_size=0.5,
+        step_size=step_size,
         generator=generator,
         n_moves=n_moves,
         ess_threshold=0.5,
         pilot=z[1],
     )
+
+
+def prior_log_z_ais(
+    model: LatentModel, n_walkers: int, n_moves: int, generator: torch.Generator, tempering: Tempering
+) -> Estimate:
+    """log Z_alpha relative to N(0, I), nats: log E_N(0,I)[exp(-E_alpha)] by tempered SMC of ``n_walkers``
+    walkers to exp(-U_prior) (:func:`_tempered_from_standard_normal`).  A fixed 200-temperature schedule
+    was 1.7 nats low on a prior with log Z_alpha = 161 (sigma = 0.1); this one agrees with the Jarzynski
+    estimator walkers there within 1.2 SE, in 3 s."""
+    return _tempered_from_standard_normal(model, model.prior_energy, n_walkers, tempering, n_moves, generator, 0.5)
 
 
 def ais_log_marginal(
@@ -229,34 +245,15 @@ def ais_log_marginal(
     step_size: float = 0.5,
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """AIS estimate of log p~(x) per image and its SE, (N,) float64 nats, and diagnostics: for each image,
-    ``n_chains`` chains from N(0, I) along U_b = |z|^2/2 + b (E_alpha(z) + |x - g(z)|^2 / (2 sigma^2)) with
-    ``n_moves`` MALA steps per temperature and multinomial resampling at ESS/N < 0.5, on a schedule
-    (temperatures, step sizes, preconditioners) adapted by a pilot population of as many independent chains
-    (:class:`~ebmlab.sampling.smc.Tempering`; ``step_size`` is the pilot's first).  Each image has its own
-    populations, so resampling never mixes images.  Diagnostics: mean MALA acceptance, the temperatures per
-    image."""
+    ``n_chains`` chains from N(0, I) along U_b = |z|^2/2 + b (E_alpha(z) + |x - g(z)|^2 / (2 sigma^2)) by
+    tempered SMC (:func:`_tempered_from_standard_normal`; ``step_size`` is the pilot's first).  Each image has
+    its own populations, so resampling never mixes images.  Diagnostics: mean MALA acceptance, the
+    temperatures per image."""
     model.check_x(x)
-    p = next(model.parameters())
     est, se, acceptance, temps = [], [], [], []
-
-    def base(z: Tensor) -> Tensor:
-        return 0.5 * z.square().sum(1)
-
     for xi in x:
-        z = torch.randn(2, n_chains, model.latent_dim, generator=generator, device=p.device, dtype=p.dtype)
         post = model.posterior_energy(xi.unsqueeze(0).expand(n_chains, *xi.shape))
-        r = ais(
-            base,
-            post,
-            z[0],
-            0.0,
-            tempering,
-            step_size=step_size,
-            generator=generator,
-            n_moves=n_moves,
-            ess_threshold=0.5,
-            pilot=z[1],
-        )
+        r = _tempered_from_standard_normal(model, post, n_chains, tempering, n_moves, generator, step_size)
         est.append(float(r.log_z))
         se.append(float(r.se))
         acceptance.append(r.diagnostics["acceptance"])
