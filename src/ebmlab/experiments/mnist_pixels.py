@@ -102,6 +102,7 @@ def build_trainer(
         grad_clip=cfg.grad_clip / t,
         scheduler=sched,
         collective=collective,
+        **cfg.trainer_options(method),
     )
 
 

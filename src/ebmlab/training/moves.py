@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..distributed import NoiseRows, stream_seed
 from ..sampling import smc
+from ..sampling.diagnostics import increment_split, parameter_work
 from ..sampling.summary import summarize
 from ..sampling.walkers import maybe_resample, population
 from .validation import check_worst, worst_values
@@ -54,8 +55,22 @@ class WalkerMoves:
         summaries and the acceptance counts."""
         phase, coll, gen = self.phase, self.collective, self.generator
         noise = self._noise_generator()
+        pre = self.precondition
+        before = {"": self.walkers if phase.weighted else None, "est_": self.estimator}
+        work = {  # U_k - U_{k+1} at the old positions, for the increment split
+            k: parameter_work(w.state.energy, self.energy, w.x)
+            for k, w in before.items()
+            if w is not None and self.split_increments
+        }
         walkers, info = smc.advance(
-            self.walkers, self.energy, phase.move, noise, subset=moved, rows=rows, weighted=phase.weighted
+            self.walkers,
+            self.energy,
+            phase.move,
+            noise,
+            subset=moved,
+            rows=rows,
+            weighted=phase.weighted,
+            precondition=pre,
         )
         if phase.reset_every is not None and (self.step_count + 1) % phase.reset_every == 0:
             walkers = smc.start(self.energy, coll.split(self._data_sample(self.n_walkers)), walkers.log_z_ref)
@@ -64,7 +79,9 @@ class WalkerMoves:
         estimator = self.estimator
         if estimator is not None:
             est_moved, est_rows = self._choose(self.log_z_walkers, self._estimator_batch(), estimator.n)
-            estimator, _ = smc.advance(estimator, self.energy, phase.move, noise, subset=est_moved, rows=est_rows)
+            estimator, _ = smc.advance(
+                estimator, self.energy, phase.move, noise, subset=est_moved, rows=est_rows, precondition=pre
+            )
             checks["estimator energies"] = estimator.state.energy
             finite["estimator log-weights"] = estimator.log_w
         pops = [population(walkers), None if estimator is None else population(estimator)]
@@ -72,6 +89,12 @@ class WalkerMoves:
         check_worst(self.step_count, list(checks), list(finite), worst, self.divergence_bound)
         out: dict[str, Any] = {} if counts is None else {"accept_rate": float(counts[0] / counts[1])}
         out["resampled"] = False
+        if self.split_increments:
+            for key, new in (("", walkers), ("est_", estimator)):
+                if key in work:
+                    old = before[key].log_w
+                    split = increment_split(old, work[key], new.log_w.double() - old.double(), coll)
+                    out |= {key + k: v for k, v in split.items()}
         if phase.weighted and phase.ess_threshold is not None:
             walkers, out["resampled"] = maybe_resample(
                 walkers, phase.ess_threshold, phase.resampler, gen, coll, phase.resample_scope, s_walk

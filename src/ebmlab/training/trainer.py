@@ -30,8 +30,9 @@ from torch import Tensor, nn
 
 from ..distributed import LOCAL, NOISE_MODES, Collective
 from ..sampling import smc
+from ..sampling.preconditioner import Preconditioner
 from ..sampling.walkers import Walkers, log_z_report, normalized_weights
-from .control import commit_update, snapshot
+from .control import adapt_update, commit_update, snapshot
 from .loop import run_loop
 from .moves import WalkerMoves
 from .negative_phase import NegativePhase, default_log_z_walkers
@@ -80,6 +81,17 @@ class Trainer(WalkerMoves, Checkpointable):
     iteration and the rank: no replicated draw; reproducible and resumable for a given P, but each P
     gives another run).  Per iteration the processes exchange one all-gather (weight summaries,
     divergence checks, acceptance counts) and one all-reduce per gradient dtype (with the loss).
+    lr_ess_target: ESS-adaptive learning rate (weighted training; :func:`~ebmlab.training.control.adapt_update`):
+    every optimiser step is scaled by a running factor in (0, 1] that halves until the update's conditional
+    ESS/N on the gradient's walkers reaches this target and grows back after updates that reach it at the full
+    factor (history: ``update_fraction``, ``cess``; None = off, the plain optimiser step).
+    precondition: move both populations in the fixed affine coordinates of this
+    :class:`~ebmlab.sampling.preconditioner.Preconditioner` (e.g. from the data's mean and covariance: a
+    whitened kernel; flat walkers only); the weights stay exact.
+    split_increments: record, per update, the weighted variance of the log-weight increment and of its two
+    parts, the parameter change U_k(x) - U_{k+1}(x) at the walkers' old positions and the kernel's part (the
+    rest: ULA's discretisation term; 0 for MALA), for both populations (history keys ``inc_var*``; one extra
+    energy evaluation per walker and update).
     """
 
     def __init__(
@@ -101,6 +113,9 @@ class Trainer(WalkerMoves, Checkpointable):
         divergence_bound: float = DIVERGENCE_BOUND,
         collective: Collective = LOCAL,
         noise: str = "replicated",
+        lr_ess_target: float | None = None,
+        precondition: Preconditioner | None = None,
+        split_increments: bool = False,
     ):
         validate_data(energy, data)
         if noise not in NOISE_MODES:
@@ -124,6 +139,18 @@ class Trainer(WalkerMoves, Checkpointable):
             raise ValueError(f"walker_batch={phase.walker_batch} exceeds n_walkers={n_walkers}")
         if not (isinstance(divergence_bound, (int, float)) and divergence_bound > 0):
             raise ValueError(f"divergence_bound must be a positive number, got {divergence_bound!r}")
+        if lr_ess_target is not None:
+            if not (isinstance(lr_ess_target, (int, float)) and 0 < lr_ess_target < 1):
+                raise ValueError(f"lr_ess_target must lie in (0, 1) (or be None: off), got {lr_ess_target!r}")
+            if not phase.weighted or phase.cess_target is not None:
+                raise ValueError(
+                    "lr_ess_target adapts the learning rate of weighted training: it needs a weighted phase "
+                    "without cess_target (choose one of the two ESS controls)"
+                )
+        if precondition is not None and not isinstance(precondition, Preconditioner):
+            raise TypeError(f"precondition must be a Preconditioner or None, got {type(precondition).__name__}")
+        self.lr_ess_target, self.lr_scale = lr_ess_target, 1.0
+        self.precondition, self.split_increments = precondition, bool(split_increments)
         self.energy, self.data, self.optimizer, self.phase = energy, data, optimizer, phase
         self.scheduler, self.generator, self.collective = scheduler, generator, collective
         self.n_walkers, self.log_z_walkers, self.data_batch = n_walkers, m, data_batch
@@ -243,12 +270,17 @@ class Trainer(WalkerMoves, Checkpointable):
         self._check({}, {"the parameter gradient": torch.stack([p.grad.norm() for p in params])}, replicated=True)
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
-        before = snapshot(params) if phase.cess_target is not None else None
+        controlled = phase.cess_target is not None or self.lr_ess_target is not None
+        before = snapshot(params) if controlled else None
         self.optimizer.step()
         out: dict[str, Any] = {"loss": float(totals[0])}
-        if before is not None:
+        if before is not None and phase.cess_target is not None:
             out["update_fraction"], out["cess"] = commit_update(
                 self.energy, params, before, walkers, phase.cess_target, coll
+            )
+        elif before is not None:
+            out["update_fraction"], out["cess"], self.lr_scale = adapt_update(
+                self.energy, params, before, walkers, self.lr_ess_target, self.lr_scale, coll
             )
         if self.scheduler is not None:
             self.scheduler.step()
