@@ -41,7 +41,7 @@ def test_points_and_configs():
     with pytest.raises(ValueError, match="unknown space"):
         points(["lda"], [2])
     with pytest.raises(ValueError, match="dim"):
-        points(["pca"], [51])
+        points(["pca"], [785])
     with pytest.raises(ValueError, match="choose one"):
         point_config("cpu", "pca", 16, Mechanisms(cess_target=0.9, lr_ess_target=0.9))
 

@@ -26,6 +26,7 @@ from torch import Tensor
 SPACES = ("pixels", "lda", "pca", "digits8x8")
 PROJECTED = ("lda", "pca", "digits8x8")  # spaces of standardised coordinates for an MLP energy
 DIGITS8X8_DIM = 64
+MNIST_PIXELS = 28 * 28
 
 
 def check_space_dim(space: str, dim: int | None, n_classes: int, pca_dims: int = 50) -> None:
@@ -43,8 +44,8 @@ def check_space_dim(space: str, dim: int | None, n_classes: int, pca_dims: int =
             f"--space lda gives at most {min(n_classes - 1, pca_dims)} dimensions for {n_classes} classes "
             f"(got --dim {dim}); use --space pca for more"
         )
-    if space == "pca" and dim > pca_dims:
-        raise ValueError(f"--space pca allows --dim up to {pca_dims}, got {dim}")
+    if space == "pca" and dim > MNIST_PIXELS:
+        raise ValueError(f"--space pca allows --dim up to {MNIST_PIXELS} (the pixels of an MNIST image), got {dim}")
     if space == "digits8x8" and dim != DIGITS8X8_DIM:
         raise ValueError(f"--space digits8x8 is the {DIGITS8X8_DIM} pixels of the 8x8 digits; got --dim {dim}")
 
