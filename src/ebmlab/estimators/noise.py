@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .validation import check_int
+from ..errors import check_int
 
 
 def _finite_vector(values, name: str) -> Tensor:
@@ -65,7 +65,7 @@ class StudentTNoise:
     """Product of independent Student-t marginals with integer ``df`` degrees of freedom (heavy tails)."""
 
     def __init__(self, mean: Tensor, scale: Tensor | float = 1.0, df: int = 5):
-        self.df = check_int(df, "df", 1)
+        self.df = check_int("df", df, 1)
         self.mean = _finite_vector(mean, "mean")
         self.scale = _positive(scale, "scale", self.mean)
 

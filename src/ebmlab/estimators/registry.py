@@ -20,12 +20,13 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from ..errors import check_int
 from .ais import ais
 from .estimate import Estimate
 from .mis import mis
 from .rlr import rlr
 from .two_sample import bridge, importance_sampling, nce_log_z, reciprocal_is
-from .validation import as_counts, check_int
+from .validation import as_counts
 
 
 class Proposal(Protocol):
@@ -65,7 +66,7 @@ class Problem:
         if not props or not all(hasattr(q, "log_prob") and hasattr(q, "sample") for q in props):
             raise TypeError("proposals must be a non-empty sequence of distributions with log_prob(x) and sample(n, g)")
         object.__setattr__(self, "proposals", props)
-        check_int(self.event_dim, "event_dim", 0)
+        check_int("event_dim", self.event_dim, 0)
         if self.x is None and self.y is None:
             raise ValueError("a Problem needs draws: target draws x, proposal draws y, or both")
         if any(not isinstance(t, Tensor) for t in (self.x, self.y) if t is not None):

@@ -10,7 +10,7 @@ import torch
 from ..data.projection import DIGITS8X8_DIM, PROJECTED, SPACES, check_space_dim
 from ..metrics.mass_checks import MassCheck
 from ..sampling.resampling import get_resampler
-from ..sampling.smc import SAMPLERS
+from ..sampling.smc import KERNELS
 from ..training import NegativePhase
 from .study import resolve_device, study_phase
 
@@ -53,8 +53,8 @@ class StudyConfig:
         if not 0 < self.ess_threshold <= 1:
             raise ValueError(f"ess_threshold must lie in (0, 1], got {self.ess_threshold}")
         get_resampler(self.resampler)
-        if self.kernel not in SAMPLERS:
-            raise ValueError(f"unknown kernel {self.kernel!r}; choose one of {sorted(SAMPLERS)}")
+        if self.kernel not in KERNELS:
+            raise ValueError(f"unknown kernel {self.kernel!r}; choose one of {sorted(KERNELS)}")
         if self.cess_target is not None and not 0 < self.cess_target <= 1:
             raise ValueError(f"cess_target must lie in (0, 1] (or None: off), got {self.cess_target}")
         if self.lr_ess_target is not None and not 0 < self.lr_ess_target < 1:

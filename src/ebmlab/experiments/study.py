@@ -26,12 +26,12 @@ import torch
 from tqdm.auto import tqdm
 
 from ..distributed import LOCAL, Collective
+from ..errors import DivergenceError
 from ..io import read_json, write_json
 from ..sampling.resampling import RESAMPLERS
-from ..sampling.smc import SAMPLERS
+from ..sampling.smc import KERNELS
 from ..training import METHODS, NegativePhase, negative_phase
 from ..training.checkpoint import settings_diff
-from ..training.validation import DivergenceError
 
 STUDY_FILE = "study.json"
 EXTENDABLE = ("iters",)  # settings --resume may raise: the runs continue from their checkpoints
@@ -102,7 +102,7 @@ def add_walker_args(p: argparse.ArgumentParser) -> None:
     """--resampler, --ess-threshold, --kernel, --cess-target: the weighted walkers' options (None = preset's)."""
     p.add_argument("--resampler", choices=sorted(RESAMPLERS), default=None)
     p.add_argument("--ess-threshold", type=float, default=None, help="resample when ESS/N < this, in (0, 1]")
-    p.add_argument("--kernel", choices=sorted(SAMPLERS), default=None, help="walker kernel (default ula)")
+    p.add_argument("--kernel", choices=sorted(KERNELS), default=None, help="walker kernel (default ula)")
     p.add_argument(
         "--cess-target",
         type=float,

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..training import DivergenceError
+from ..errors import DivergenceError
 from ..training import checkpoint as ckpt
 from ..training.loop import run_loop
 from .models import LatentModel

@@ -30,11 +30,11 @@ from torch import Tensor
 
 from ..sampling import smc
 from ..sampling.langevin import EnergyFn, refresh
-from ..sampling.resampling import get_resampler
+from ..sampling.populations import PopulationMove, Populations, advance_populations, estimates
+from ..sampling.resampling import Resampling, get_resampler
 from ..sampling.walkers import (
     Walkers,
     add_log_weights,
-    ess_fraction,
     log_z_estimate,
     log_z_se,
     normalized_weights,
@@ -79,6 +79,15 @@ class WeightedPriorConfig:
         """The engine's move of one iteration."""
         return smc.Move(self.kernel, self.step_size, n_steps=self.n_steps)
 
+    def population_move(self) -> PopulationMove:
+        """How the walkers and the estimator population move and resample each iteration."""
+        return PopulationMove(
+            self.move(),
+            True,
+            Resampling(self.ess_threshold, self.resampler),
+            Resampling(self.ess_threshold, "multinomial"),
+        )
+
 
 def reweighted(walkers: Walkers, energy: EnergyFn) -> Walkers:
     """The walkers reweighted, without moving, to ``energy`` (the identity kernel: A += U_old(z) - U_new(z)),
@@ -115,6 +124,7 @@ class JarzynskiPriorSampler:
         self.chains = posterior.chains
         self.walkers: Walkers | None = None
         self.estimator: Walkers | None = None
+        self.iteration = 0  # training_chains calls so far (named by a DivergenceError)
         self._report: dict[str, Any] = {}
 
     @property
@@ -147,29 +157,27 @@ class JarzynskiPriorSampler:
         z_pos = self.posterior_chains(model, x, generator)[1]
         if self.walkers is None:
             self._start(model, generator)
-        cfg, energy = self.config, model.prior_energy
-        walkers, info = smc.step(
-            self.walkers, energy, cfg.move(), generator, ess_threshold=cfg.ess_threshold, resampler=cfg.resampler
+        pops, info = advance_populations(
+            Populations(self.walkers, self.estimator),
+            model.prior_energy,
+            self.config.population_move(),
+            generator,
+            iteration=self.iteration,
         )
-        estimator, est_info = smc.step(
-            self.estimator, energy, cfg.move(), generator, ess_threshold=cfg.ess_threshold, resampler="multinomial"
-        )
-        for what, t in (("prior walker energies", walkers.state.energy), ("prior log-weights", walkers.log_w)):
-            if not bool(torch.isfinite(t).all()):
-                raise ValueError(f"non-finite {what}: the prior moved too far for the walkers (lower lr_e or step)")
-        self.walkers, self.estimator = walkers, estimator
+        self.walkers, self.estimator, self.iteration = pops.walkers, pops.estimator, self.iteration + 1
+        est = estimates(pops, info.summaries)
         self._report = {
-            "prior_ess_frac": float(ess_fraction(walkers.log_w)),
+            "prior_ess_frac": est["ess_frac"],
             "prior_resampled": info.resampled,
-            "log_z_prior": float(log_z_estimate(estimator)),
-            "log_z_prior_se": float(log_z_se(estimator)),
-            "log_z_prior_coupled": float(log_z_estimate(walkers)),
-            "estimator_ess_frac": float(ess_fraction(estimator.log_w)),
-            "estimator_resampled": est_info.resampled,
+            "log_z_prior": est["log_z_est"],
+            "log_z_prior_se": est["log_z_se"],
+            "log_z_prior_coupled": est["log_z_est_coupled"],
+            "estimator_ess_frac": est["est_ess_frac"],
+            "estimator_resampled": info.estimator_resampled,
         }
         if info.accept_rate is not None:
-            self._report["prior_accept_rate"] = float(info.accept_rate)
-        return z_pos, walkers.x
+            self._report["prior_accept_rate"] = info.accept_rate
+        return z_pos, pops.walkers.x
 
     def prior_weights(self) -> Tensor:
         """Normalised, detached weights (N,) of the prior samples of the last :meth:`training_chains`."""
@@ -222,11 +230,17 @@ class JarzynskiPriorSampler:
             "posterior": self.posterior.state_dict(),
             "walkers": pack(self.walkers),
             "estimator": pack(self.estimator),
+            "iteration": self.iteration,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if set(state) != {"posterior", "walkers", "estimator"}:
+        if (
+            not {"posterior", "walkers", "estimator"}
+            <= set(state)
+            <= {"posterior", "walkers", "estimator", "iteration"}
+        ):
             raise ValueError(f"not a jarzynski sampler state (keys {sorted(state)}): written by another sampler?")
         self.posterior.load_state_dict(state["posterior"])
         self.walkers = None if state["walkers"] is None else walkers_from_dict(state["walkers"])
         self.estimator = None if state["estimator"] is None else walkers_from_dict(state["estimator"])
+        self.iteration = int(state.get("iteration", 0))

@@ -191,8 +191,8 @@ def mala_chain_ends(
     give the model's class masses with binomial standard errors, as far as the chains have mixed."""
     state, accepted = init_state(energy, x0), torch.zeros((), dtype=torch.float64)
     for _ in range(steps):
-        state, acc, _ = mala(state, energy, step_size, generator)
-        accepted += acc.double().mean()
+        state, info = mala(state, energy, step_size, generator)
+        accepted += info.accepted.double().mean()
     return state.x, float(accepted / steps) if steps else math.nan
 
 

@@ -39,8 +39,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..deprecation import renamed
 from ..distributed import LOCAL, Collective, NoiseRows
-from .langevin import EnergyFn, LangevinState, check_step_size, init_state, mala, refresh, ula
+from .langevin import EnergyFn, KernelInfo, LangevinState, check_step_size, init_state, mala, refresh, ula
 from .preconditioner import Preconditioner
 from .walkers import (
     SCOPES,
@@ -50,16 +51,17 @@ from .walkers import (
     maybe_resample,
 )
 
-KernelStep = Callable[..., tuple[LangevinState, "Tensor | None", "Tensor | None"]]
+KernelStep = Callable[..., tuple[LangevinState, KernelInfo]]
 
 
 @dataclass(frozen=True)
 class Kernel:
     """A Langevin kernel as the engine drives it.
 
-    step(state, energy, step_size, generator, noise_std, rows, weighted, compile) -> (state, log-weight
-    increment or None, accepted (N,) bool or None).  invariant: the kernel leaves exp(-U) invariant at a fixed
-    energy, so walkers are reweighted before moving and the move adds no weight.
+    step(state, energy, step_size, generator, noise_std, rows, weighted, compile) -> (state,
+    :class:`~ebmlab.sampling.langevin.KernelInfo`), the signature of :func:`~ebmlab.sampling.langevin.ula` and
+    :func:`~ebmlab.sampling.langevin.mala`.  invariant: the kernel leaves exp(-U) invariant at a fixed energy,
+    so walkers are reweighted before moving and the move adds no weight.
     """
 
     name: str
@@ -67,30 +69,20 @@ class Kernel:
     invariant: bool
 
 
-def _ula_step(state, energy, step_size, generator, noise_std, rows, weighted, compile):
-    new, inc = ula(state, energy, step_size, generator, noise_std, rows, weighted, compile)
-    return new, inc, None
-
-
-def _mala_step(state, energy, step_size, generator, noise_std, rows, weighted, compile):
-    new, accepted, _ = mala(state, energy, step_size, generator, noise_std, rows, compile)
-    return new, None, accepted
-
-
-# The samplers the engine drives, by name (the ``kernel`` of a Move or a NegativePhase); register a
-# Kernel here to make another one available everywhere (training, AIS, users' schedules).
-SAMPLERS: dict[str, Kernel] = {
-    "ula": Kernel("ula", _ula_step, invariant=False),
-    "mala": Kernel("mala", _mala_step, invariant=True),
+# The kernels the engine drives, by name (the ``kernel`` of a Move or a NegativePhase); register a Kernel
+# here to make another one available everywhere (training, AIS, users' schedules).
+KERNELS: dict[str, Kernel] = {
+    "ula": Kernel("ula", ula, invariant=False),
+    "mala": Kernel("mala", mala, invariant=True),
 }
 
 
-def get_sampler(name: str) -> Kernel:
+def get_kernel(name: str) -> Kernel:
     """Look up a kernel by name; a clear ValueError lists the valid names."""
     try:
-        return SAMPLERS[name]
+        return KERNELS[name]
     except KeyError:
-        raise ValueError(f"unknown kernel {name!r}; choose one of {sorted(SAMPLERS)}") from None
+        raise ValueError(f"unknown kernel {name!r}; choose one of {sorted(KERNELS)}") from None
 
 
 @dataclass(frozen=True)
@@ -106,7 +98,7 @@ class Move:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        get_sampler(self.kernel)
+        get_kernel(self.kernel)
         check_step_size(self.step_size, self.noise_std)
         if isinstance(self.n_steps, bool) or not isinstance(self.n_steps, int) or self.n_steps < 1:
             raise ValueError(f"n_steps must be an integer >= 1, got {self.n_steps!r}")
@@ -165,7 +157,7 @@ def advance(
     of this :class:`~ebmlab.sampling.preconditioner.Preconditioner` (flat walkers, not compiled); the weights
     are unchanged by it.  On return every walker is cached under ``energy``.
     """
-    kernel = get_sampler(move.kernel)
+    kernel = get_kernel(move.kernel)
     if precondition is not None and move.compile:
         raise ValueError("a preconditioned move cannot run compiled (its energy is a new function per map)")
     state, n = walkers.state, walkers.n
@@ -179,7 +171,7 @@ def advance(
     moved_inc = None
     accepted = []
     for _ in range(move.n_steps):
-        moving, step_inc, acc = kernel.step(
+        moving, info = kernel.step(
             moving,
             move_energy,
             move.step_size,
@@ -189,10 +181,10 @@ def advance(
             weighted and not kernel.invariant,
             move.compile,
         )
-        if step_inc is not None:
-            moved_inc = step_inc if moved_inc is None else moved_inc + step_inc
-        if acc is not None:
-            accepted.append(acc)
+        if info.increment is not None:
+            moved_inc = info.increment if moved_inc is None else moved_inc + info.increment
+        if info.accepted is not None:
+            accepted.append(info.accepted)
     if precondition is not None:
         moving = precondition.to_x(moving)
     if subset is None:
@@ -275,15 +267,17 @@ def anneal(
     return walkers, infos
 
 
+__getattr__ = renamed(__name__, {"SAMPLERS": f"{__name__}.KERNELS", "get_sampler": f"{__name__}.get_kernel"})
+
 __all__ = [
-    "SAMPLERS",
+    "KERNELS",
     "SCOPES",
     "Kernel",
     "Move",
     "MoveInfo",
     "advance",
     "anneal",
-    "get_sampler",
+    "get_kernel",
     "start",
     "step",
 ]

@@ -32,10 +32,8 @@ from torch import Tensor
 
 from ..distributed import LOCAL, Collective
 from .langevin import LangevinState
-from .resampling import get_resampler
+from .resampling import SCOPES, get_resampler
 from .summary import Population, WeightSummary, summarize
-
-SCOPES = ("global", "local")
 
 
 @dataclass(frozen=True)

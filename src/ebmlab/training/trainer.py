@@ -30,8 +30,9 @@ from torch import Tensor, nn
 
 from ..distributed import LOCAL, NOISE_MODES, Collective
 from ..sampling import smc
+from ..sampling.populations import Populations, estimates
 from ..sampling.preconditioner import Preconditioner
-from ..sampling.walkers import Walkers, log_z_report, normalized_weights
+from ..sampling.walkers import Walkers, normalized_weights
 from .control import adapt_update, commit_update, snapshot
 from .loop import run_loop
 from .moves import WalkerMoves
@@ -225,13 +226,7 @@ class Trainer(WalkerMoves, Checkpointable):
     def _estimates(self) -> dict[str, float]:
         """ESS/N of the gradient's walkers, log Z estimates with standard errors, exact log Z if known
         (from the weight summaries kept with the walkers: no communication)."""
-        s_walk, s_est = self.summaries
-        out = {"ess_frac": float(s_walk.ess_fraction)}
-        if self.estimator is not None:
-            out |= log_z_report(self.estimator, summary=s_est)
-            out["est_ess_frac"] = float(s_est.ess_fraction)
-        if self.phase.weighted:
-            out |= log_z_report(self.walkers, suffix="_coupled" if self.estimator is not None else "", summary=s_walk)
+        out = estimates(Populations(self.walkers, self.estimator), self.summaries, self.phase.weighted)
         if self.has_exact_log_z:
             out["log_z_exact"] = exact_log_z(self.energy)
         return out

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 from ...sampling.resampling import RESAMPLERS
-from ...sampling.smc import SAMPLERS
+from ...sampling.smc import KERNELS
 from ..study import add_method_args, add_output_args, exit_code, int_list, name_list
 from .config import DEFAULT_DIMS, PRESET_NAMES, QUICK_DIMS, SCALING_SPACES, Mechanisms, default_seeds
 from .run import run_sweep
@@ -40,7 +40,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     add_method_args(p)
     p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files (default: $EBMLAB_DATA)")
     mech = p.add_argument_group("mechanisms (default: the preset's plain Jarzynski weights)")
-    mech.add_argument("--kernel", choices=sorted(SAMPLERS), default=None, help="walker kernel (ula: the preset's)")
+    mech.add_argument("--kernel", choices=sorted(KERNELS), default=None, help="walker kernel (ula: the preset's)")
     mech.add_argument("--steps-per-update", type=int, default=None, help="walker moves per parameter update")
     mech.add_argument("--cess-target", type=float, default=None, help="ESS-controlled updates, in (0, 1]")
     mech.add_argument(

@@ -86,7 +86,7 @@ def point_config(name: str, space: str, dim: int, mechanisms: Mechanisms | None 
         fields["mass_check"] = _CPU_CHECK if name == "cpu" else _QUICK_CHECK
     if space == "pca" and dim > 8:
         fields["ais_step_size"] = base.ais_step_size * (8 / dim) ** (1 / 3)
-    return replace(base, **fields, **(mechanisms or Mechanisms()).overrides())
+    return replace(base, **(fields | (mechanisms or Mechanisms()).overrides()))
 
 
 def default_seeds(name: str) -> list[int]:
