@@ -53,18 +53,24 @@ def test_all_three_agree_with_the_closed_form(seed):
     exact = float(mixture().log_z().detach())
     for name in ("smc", "is"):
         assert abs(out[name]["log_z"] - exact) <= 4 * out[name]["log_z_se"] + 1e-3, (name, out[name])
-    assert out["reliable"] == [True, True, True] and out["tv_reliable"]
+    assert out["reliable"] == [True, True, True] and out["tv_reliable"] and out["unreliable_reasons"] == []
+    assert out["chains"]["usable"] and out["pairs"] == ["smc-is", "smc-chains", "is-chains"]
     assert out["smc"]["ess_frac"] >= SMALL.min_ess_frac
     assert out["tv"] == pytest.approx(
         0.5 * float((torch.tensor(out["smc"]["masses"]) - torch.tensor([4, 2, 1]) / 7).abs().sum())
     )
 
 
-def test_chains_stuck_in_one_mode_make_the_masses_unreliable():
-    walkers = MEANS[0].expand(500, DIM).clone()  # every chain starts in the first mode and never moves
-    out = run_check(0, walkers, MassCheck(**{**vars(SMALL), "chain_steps": 0}))
-    assert out["chains"]["masses"] == pytest.approx([1.0, 0.0, 0.0])
-    assert not out["tv_reliable"] and not all(out["reliable"])
+def test_chains_that_remember_their_start_are_left_out_and_a_lone_smc_is_unreliable():
+    walkers = MEANS[0].expand(500, DIM).clone()  # half the chains start in the first mode and never move
+    stuck = MassCheck(**{**vars(SMALL), "chain_steps": 0})
+    out = run_check(0, walkers, stuck)
+    assert out["chains"]["starts"]["walkers"]["masses"] == pytest.approx([1.0, 0.0, 0.0])
+    assert not out["chains"]["usable"] and out["is"]["usable"]
+    assert out["pairs"] == ["smc-is"] and out["tv_reliable"]  # the importance sampler still checks the SMC
+    alone = run_check(0, walkers, MassCheck(**{**vars(stuck), "min_is_ess": 10**6}))  # IS counted as collapsed
+    assert not alone["is"]["usable"] and not alone["tv_reliable"] and alone["pairs"] == []
+    assert alone["unreliable_reasons"] == ["no independent estimator is usable (IS collapsed, chains unmixed)"]
 
 
 def test_agreement_counts_combined_standard_errors():

@@ -33,7 +33,7 @@ from typing import Any
 from ..data.digits8x8 import load_digits8x8
 from ..data.mnist import load_mnist
 from ..data.projection import SPACES
-from ..data.subsets import imbalanced_digit_split
+from ..data.subsets import DigitSplit, imbalanced_digit_split
 from ..distributed import LOCAL, Collective
 from ..io import write_json
 from . import mnist_lowdim_plots, mnist_plots
@@ -130,6 +130,15 @@ def run_one(
     }
 
 
+def load_split(cfg: StudyConfig, data_dir: str | None) -> DigitSplit:
+    """The study's data split: the 8x8 digits (``digits8x8``) or one MNIST set from ``data_dir``."""
+    if cfg.space == "digits8x8":
+        images, labels = load_digits8x8(cfg.split_seed)
+    else:
+        images, labels = load_mnist(data_dir, split=cfg.split)
+    return imbalanced_digit_split(images, labels, DIGITS, RATIOS, cfg.ebm_unit, cfg.heldout_unit, cfg.split_seed)
+
+
 def run_study(
     cfg: StudyConfig,
     methods: list[str],
@@ -159,11 +168,7 @@ def run_study(
         )
     if not collective.is_main:
         progress = False
-    if cfg.space == "digits8x8":
-        images, labels = load_digits8x8(cfg.split_seed)
-    else:
-        images, labels = load_mnist(data_dir, split=cfg.split)
-    split = imbalanced_digit_split(images, labels, DIGITS, RATIOS, cfg.ebm_unit, cfg.heldout_unit, cfg.split_seed)
+    split = load_split(cfg, data_dir)
     study: Study = (
         pixel_study(cfg, split, out, resume, progress, device)
         if isinstance(cfg, PixelConfig)

@@ -11,14 +11,17 @@ and anything else started from that model share the blind spot.  So each mass is
 - ``is``: importance sampling from a mixture of one Gaussian per class, fitted to that class's training
   points, plus the initial model as a defensive component (Hesterberg 1995), which starts from the data, not
   from the initial model; self-normalised masses with their delta-method standard errors and the ESS;
-- ``chains``: long MALA chains at the final parameters started from the trained walkers (resampled by
-  their weights), labelled at their ends; binomial standard errors, valid as far as the chains have mixed.
+- ``chains``: long MALA chains at the final parameters, half started from the trained walkers and half from
+  the tempered SMC's particles (each resampled by its weights), labelled at their ends; binomial standard
+  errors.  They count only when the two halves agree: chains that still remember where they started say
+  nothing about the model.
 
-A mass is *reliable* when every pair of usable estimators agrees within ``tolerance`` (3) combined standard
-errors and the tempered SMC kept its final ESS/N at or above ``min_ess_frac``; the importance sampler counts
-only while its ESS is at least ``min_is_ess`` draws (in high dimension a Gaussian proposal often collapses onto
-one draw, whose tiny reported standard error would condemn every other estimate).  A total-variation distance
-computed from any unreliable mass is not a result.
+A mass is *reliable* when the tempered SMC kept its final ESS/N at or above ``min_ess_frac``, at least one
+independent estimator is usable, and every pair of usable estimators agrees within ``tolerance`` (3) combined
+standard errors.  The importance sampler is usable while its ESS is at least ``min_is_ess`` draws (in high
+dimension a Gaussian proposal often collapses onto one draw, whose tiny reported standard error would condemn
+every other estimate); the chains while their two halves agree.  A total-variation distance computed from
+any unreliable mass is not a result.
 """
 
 from __future__ import annotations
@@ -202,32 +205,55 @@ def importance_class_masses(
     }
 
 
+def _chains_from(
+    energy: nn.Module, x: Tensor, log_w: Tensor | None, cfg: MassCheck, generator: torch.Generator
+) -> tuple[Tensor, float, float]:
+    """``cfg.chains`` MALA chains started at points x (N, d) drawn by their weights (``log_w`` None: equal):
+    during the first fifth of the steps the step size is tuned towards acceptance ``CHAIN_ACCEPT`` every
+    ``TUNE_EVERY`` steps, then frozen.  Returns the chain ends, the frozen step and the acceptance after it."""
+    probs = torch.full((x.shape[0],), 1.0 / x.shape[0]) if log_w is None else torch.softmax(log_w.double(), 0)
+    idx = torch.multinomial(probs, cfg.chains, True, generator=generator)
+    y, h = x[idx].detach(), cfg.chain_step_size
+    tune = cfg.chain_steps // 5 // TUNE_EVERY
+    for _ in range(tune):
+        y, acc = mala_chain_ends(energy, y, TUNE_EVERY, h, generator)
+        h *= math.exp(2.0 * (acc - CHAIN_ACCEPT))
+    ends, acceptance = mala_chain_ends(energy, y, cfg.chain_steps - tune * TUNE_EVERY, h, generator)
+    return ends, h, acceptance
+
+
 def chain_class_masses(
     energy: nn.Module,
-    walkers: Tensor,
-    log_w: Tensor | None,
+    starts: dict[str, tuple[Tensor, Tensor | None]],
     labeller: Labeller,
     n_classes: int,
     cfg: MassCheck,
     generator: torch.Generator,
 ) -> dict[str, Any]:
-    """Masses (C,) and binomial SEs from ``cfg.chains`` MALA chains of ``cfg.chain_steps`` steps started at
-    walkers (N, d) drawn by their weights (``log_w`` None: equal).  During the first fifth of the steps the
-    step size (from ``cfg.chain_step_size``) is tuned towards acceptance ``CHAIN_ACCEPT`` every
-    ``TUNE_EVERY`` steps, then frozen; returns the frozen step and the acceptance after tuning."""
-    probs = None if log_w is None else torch.softmax(log_w.double(), 0)
-    n = walkers.shape[0]
-    idx = torch.multinomial(
-        torch.full((n,), 1.0 / n) if probs is None else probs, cfg.chains, True, generator=generator
-    )
-    x, h = walkers[idx].detach(), cfg.chain_step_size
-    tune = cfg.chain_steps // 5 // TUNE_EVERY
-    for _ in range(tune):
-        x, acc = mala_chain_ends(energy, x, TUNE_EVERY, h, generator)
-        h *= math.exp(2.0 * (acc - CHAIN_ACCEPT))
-    ends, acceptance = mala_chain_ends(energy, x, cfg.chain_steps - tune * TUNE_EVERY, h, generator)
-    masses, se = weighted_class_masses(labeller(ends), None, n_classes)
-    return {"masses": masses.tolist(), "masses_se": se.tolist(), "acceptance": acceptance, "step_size": h}
+    """Masses (C,) and binomial SEs from MALA chains at fixed parameters run from each set of ``starts``
+    (name -> (points (N, d), log-weights or None)), ``cfg.chains`` chains of ``cfg.chain_steps`` steps each.
+
+    The chains have *mixed* (``usable``) when the sets' end fractions agree within ``cfg.tolerance`` combined
+    SEs in every class; then the pooled ends are the estimate.  When they do not, each set still remembers
+    where it started, so the chains say nothing about the model's masses and are left out of the verdict.
+    """
+    per_start, ends_all, steps = {}, [], {}
+    for name, (x, log_w) in starts.items():
+        ends, h, acceptance = _chains_from(energy, x, log_w, cfg, generator)
+        m, se = weighted_class_masses(labeller(ends), None, n_classes)
+        per_start[name] = {"masses": m.tolist(), "masses_se": se.tolist(), "acceptance": acceptance}
+        steps[name] = h
+        ends_all.append(ends)
+    mixed, _ = agreement(per_start, cfg.tolerance) if len(per_start) > 1 else ([True] * n_classes, [])
+    masses, se = weighted_class_masses(labeller(torch.cat(ends_all)), None, n_classes)
+    return {
+        "masses": masses.tolist(),
+        "masses_se": se.tolist(),
+        "usable": all(mixed),
+        "starts": per_start,
+        "step_sizes": steps,
+        "acceptance": sum(v["acceptance"] for v in per_start.values()) / len(per_start),
+    }
 
 
 CHAIN_ACCEPT, TUNE_EVERY = 0.6, 50
@@ -264,27 +290,38 @@ def check_class_masses(
 
     base: the initial model (exact ``sample``/``log_z``); target: the class fractions the TV refers to;
     train: (points (n, d), labels (n,)) for the class Gaussians; walkers: (positions (N, d), log-weights or
-    None) to start the chains from.  Returns the three blocks, ``pairs`` (estimator pairs, in the order of the
-    z-scores ``z``), ``reliable`` per class, ``tv`` from the tempered SMC and ``tv_reliable``.
+    None) to start half the chains from.  Returns the three blocks, ``pairs`` (usable estimator pairs, in the
+    order of the z-scores ``z``), ``reliable`` per class, ``unreliable_reasons``, ``tv`` from the tempered SMC
+    and ``tv_reliable``.
     """
     n_classes = len(target)
     proposal = ClassGaussians(*train, n_classes, base, cfg.defensive, cfg.ridge)
+    smc = tempered_class_masses(energy, base, labeller, n_classes, cfg, generator)
+    x_smc, log_w_smc = smc.pop("x"), smc.pop("log_w")
+    smc["far_mass"] = far_mass(x_smc, log_w_smc, train[0])
     results = {
-        "smc": tempered_class_masses(energy, base, labeller, n_classes, cfg, generator),
+        "smc": smc,
         "is": importance_class_masses(energy, proposal, labeller, n_classes, cfg.is_draws, generator),
-        "chains": chain_class_masses(energy, *walkers, labeller, n_classes, cfg, generator),
+        "chains": chain_class_masses(
+            energy, {"walkers": walkers, "smc": (x_smc, log_w_smc)}, labeller, n_classes, cfg, generator
+        ),
     }
     results["is"]["usable"] = results["is"]["ess_frac"] * cfg.is_draws >= cfg.min_is_ess
     usable = {k: v for k, v in results.items() if v.get("usable", True)}
     ok, z = agreement(usable, cfg.tolerance)
-    results["smc"]["far_mass"] = far_mass(results["smc"].pop("x"), results["smc"].pop("log_w"), train[0])
-    smc_ok = results["smc"]["ess_frac"] >= cfg.min_ess_frac
-    reliable = [o and smc_ok for o in ok]
+    smc_ok, checked = smc["ess_frac"] >= cfg.min_ess_frac, len(usable) >= 2
+    reasons = [
+        *([] if smc_ok else ["the tempered SMC's final ESS/N is below min_ess_frac"]),
+        *([] if checked else ["no independent estimator is usable (IS collapsed, chains unmixed)"]),
+        *([] if all(ok) else ["the usable estimators disagree beyond the tolerance"]),
+    ]
+    reliable = [o and smc_ok and checked for o in ok]
     return results | {
         "pairs": [f"{a}-{b}" for a, b in combinations(usable, 2)],
         "z": z,
         "reliable": reliable,
-        "tv": total_variation(results["smc"]["masses"], target),
+        "unreliable_reasons": reasons,
+        "tv": total_variation(smc["masses"], target),
         "tv_reliable": all(reliable),
     }
 

@@ -55,6 +55,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     mech.add_argument("--iters", type=int, default=None, help="training iterations (override the preset)")
     mech.add_argument("--ess-threshold", type=float, default=None, help="resample when ESS/N < this, in (0, 1]")
     mech.add_argument("--resampler", choices=sorted(RESAMPLERS), default=None)
+    p.add_argument(
+        "--recheck",
+        action="store_true",
+        help="with --resume: measure the final models of the finished runs again with the current mass check "
+        "(from their checkpoints; training and its CPU time are kept)",
+    )
     add_output_args(p, "runs/scaling")
 
 
@@ -74,6 +80,7 @@ def main(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         progress=False if args.no_progress else None,
+        recheck=args.recheck,
     )
     for note in sweep["notes"]:
         print(note)

@@ -17,10 +17,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ...io import write_csv, write_json
+from ...io import read_json, write_csv, write_json
 from ...metrics.masses import total_variation
-from ..mnist import run_study
+from ..mnist import load_split, run_study
 from ..mnist_config import LowDimConfig
+from ..mnist_lowdim import lowdim_study
 from ..study import prepare_out
 from . import plots
 from .config import Mechanisms, point_config, point_name, points
@@ -62,8 +63,11 @@ def run_record(run: dict[str, Any], cfg: LowDimConfig) -> dict[str, Any]:
             "smc_ancestors": smc["ancestors"],
             "smc_far_mass": smc["far_mass"],
             "is_ess_frac": check["is"]["ess_frac"],
+            "is_usable": check["is"]["usable"],
             "chain_acceptance": check["chains"]["acceptance"],
+            "chains_usable": check["chains"].get("usable", True),
             "mass_z": dict(zip(check["pairs"], check["z"])),
+            "unreliable_reasons": check.get("unreliable_reasons", []),
         }
     est = final.get("estimator_log_z")
     if est is not None:
@@ -91,6 +95,29 @@ def summarize_point(records: dict[str, dict[str, dict[str, Any]]]) -> dict[str, 
     return out
 
 
+def recheck_point(cfg: LowDimConfig, sub: Path, methods: list[str], seeds: list[int], data_dir: str | None) -> int:
+    """Measure the final models of the finished runs in ``sub`` again with the current three-way check, from
+    their final checkpoints (training, its evaluations and its CPU time are kept as recorded); returns the
+    number of runs rechecked."""
+    if cfg.mass_check is None:
+        return 0
+    study, count = lowdim_study(cfg, load_split(cfg, data_dir)), 0
+    for method in methods:
+        for seed in seeds:
+            done, ckpt = sub / "runs" / f"{method}_seed{seed}.json", sub / "checkpoints" / f"{method}_seed{seed}.pt"
+            if not (done.exists() and ckpt.exists()):
+                continue
+            result = read_json(done, "run file")
+            if result.get("status") != "ok":
+                continue
+            trainer = study.build_trainer(method, seed)
+            trainer.resume(ckpt)
+            result["final"]["checked"] = study.checked_masses(trainer, seed)
+            write_json(result, done)
+            count += 1
+    return count
+
+
 def run_sweep(
     preset: str,
     spaces: list[str],
@@ -104,10 +131,14 @@ def run_sweep(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool | None = None,
+    recheck: bool = False,
 ) -> dict[str, Any]:
     """Run (or, with ``resume``, reuse) the study at every point into ``out/<point>/`` and write the sweep's
     ``metrics.json`` and plots into ``out``; several processes may each run some points into one ``out``
-    (the later ones with ``resume``), and a last ``resume`` call with every point assembles them."""
+    (the later ones with ``resume``), and a last ``resume`` call with every point assembles them.  ``recheck``
+    (with ``resume``): first measure every finished run's final model again (:func:`recheck_point`)."""
+    if recheck and not resume:
+        raise ValueError("--recheck measures the final models of finished runs again: it needs --resume")
     mechanisms = mechanisms or Mechanisms()
     grid = points(spaces, dims)
     recorded = {"preset": preset, "mechanisms": asdict(mechanisms)}  # the points may differ between calls
@@ -119,6 +150,10 @@ def run_sweep(
     for space, dim in grid:
         cfg = point_config(preset, space, dim, mechanisms)
         sub = out / point_name(space, dim)
+        if recheck:
+            notes.append(
+                f"{point_name(space, dim)}: rechecked {recheck_point(cfg, sub, methods, seeds, data_dir)} runs"
+            )
         metrics = run_study(cfg, methods, seeds, sub, data_dir, resume=resume, progress=progress)
         records = {
             m: {s: ({"status": "ok"} | run_record(r, cfg)) if r["status"] == "ok" else r for s, r in by_seed.items()}
