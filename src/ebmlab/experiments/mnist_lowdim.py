@@ -36,7 +36,8 @@ from ..metrics.regions import RegionClassifier
 from ..sampling import smc
 from ..training import Trainer
 from .mnist_config import DIGITS, LowDimConfig
-from .mnist_eval import estimates, eval_generator, mass_fields, walker_log_weights
+from .mnist_eval import estimates, mass_fields, walker_log_weights
+from .study import eval_generator
 
 
 def make_energy(cfg: LowDimConfig, seed: int) -> MLPEnergy:

@@ -15,7 +15,6 @@ from torch import Tensor
 from ..distributed import NoiseRows, stream_seed
 from ..sampling import smc
 from ..sampling.populations import PopulationMove, Populations, advance_populations
-from ..sampling.resampling import Resampling
 from ..sampling.walkers import Walkers
 
 
@@ -55,15 +54,7 @@ class WalkerMoves:
         check for divergence, and resample on low ESS (:func:`~ebmlab.sampling.populations.advance_populations`)."""
         phase = self.phase
         how = PopulationMove(
-            phase.move,
-            phase.weighted,
-            None
-            if phase.ess_threshold is None
-            else Resampling(phase.ess_threshold, phase.resampler, phase.resample_scope),
-            Resampling(
-                0.5 if phase.ess_threshold is None else phase.ess_threshold, "multinomial", phase.resample_scope
-            ),
-            self.divergence_bound,
+            phase.move, phase.weighted, phase.resampling, phase.estimator_resampling, self.divergence_bound
         )
         pops, info = advance_populations(
             Populations(self.walkers, self.estimator),
