@@ -184,3 +184,23 @@ def test_an_impossible_walker_count_is_one_line(tmp_path, capsys):
     argv = ["gmm", "--preset", "tiny", "--methods", "jarzynski", "--log-z-walkers", "1000000000000000"]
     err = _cli_error(capsys, [*argv, "--out", str(tmp_path), "--no-progress"])
     assert "out of memory" in err and "--log-z-walkers" in err
+
+
+def test_latent_checkpoint_may_change_the_run_length_settings(tmp_path):
+    """The DAMC EMA rate scales with the run length, which --resume may extend: not a settings mismatch."""
+    from ebmlab.latent import DAMCConfig, DAMCSampler, LatentDiffusion, MLPEncoder
+
+    def trainer(rho):
+        torch.manual_seed(0)
+        model = LatentModel(MLPGenerator(2, 3, (8,)), LatentEBMPrior(2, (8,)), 0.5)
+        q = LatentDiffusion(2, MLPEncoder(3, 16, (16,)), 16, nf=1, t_dim=16, n_steps=3)
+        sampler = DAMCSampler(q, ChainConfig(prior_steps=2, post_steps=2), DAMCConfig(q_updates=1, ema_rho=rho))
+        data = torch.randn(16, 3, generator=torch.Generator().manual_seed(5))
+        return LatentTrainer(model, sampler, data, LoopConfig(batch_size=8), torch.Generator().manual_seed(0))
+
+    trainer(0.5).run(1, checkpoint_path=tmp_path / "c.pt", progress=False)
+    trainer(0.25).resume(tmp_path / "c.pt")
+    with pytest.raises(ValueError, match=r"loop\.batch_size"):
+        t = trainer(0.5)
+        t.config = LoopConfig(batch_size=4)
+        t.resume(tmp_path / "c.pt")

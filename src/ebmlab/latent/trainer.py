@@ -48,6 +48,10 @@ class LoopConfig:
             raise ValueError("learning rates must be > 0 and decay in (0, 1]")
 
 
+# settings a resumed run may change: the DAMC EMA rate scales with the run's length (an extended run)
+RUN_LENGTH_SETTINGS = ("sampler.damc.ema_rho ",)
+
+
 class LatentTrainer:
     """Trains ``model`` (generator + latent prior) on ``data`` (n, *x_shape) with ``sampler``.
 
@@ -184,9 +188,8 @@ class LatentTrainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`; a ValueError names every setting it was written with that differs."""
         current = self._settings()
-        diff = ckpt.settings_diff(
-            state.get("settings", {"loop": state["config"], "sampler": current["sampler"]}), current
-        )
+        saved = state.get("settings", {"loop": state["config"], "sampler": current["sampler"]})  # older checkpoints
+        diff = [d for d in ckpt.settings_diff(saved, current) if not d.startswith(RUN_LENGTH_SETTINGS)]
         if diff:
             raise ValueError(
                 "the latent checkpoint was written with other settings: " + "; ".join(diff) + ". Resume with the "
