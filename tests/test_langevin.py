@@ -96,7 +96,7 @@ def test_one_energy_evaluation_per_step():
 
 def test_weighted_ula_corrects_discretisation_bias():
     """U = x^2/2, h = 0.5, walkers from N(0,1), theta fixed: unweighted ULA drifts to variance
-    1/(1 - h/2) = 4/3 while the weighted second moment stays 1 (science note, section 7)."""
+    1/(1 - h/2) = 4/3 while the weighted second moment stays 1 (docs/method.md, section 2)."""
     g = torch.Generator().manual_seed(3)
     target = Gaussian(torch.zeros(1, dtype=D), 1.0)
     n, h = 40_000, 0.5

@@ -29,6 +29,7 @@ from torch import Tensor
 from ..errors import check_int
 from ..sampling import smc
 from ..sampling.langevin import EnergyFn, check_step_size
+from ..sampling.resampling import check_threshold
 from ..sampling.tempering import Tempering, adapt_schedule, geometric_path, run_schedule
 from ..sampling.walkers import Walkers, ess, log_z_estimate, log_z_se
 from .estimate import Estimate
@@ -66,9 +67,7 @@ def ais(
     """
     smc.get_kernel(kernel)
     if ess_threshold is not None:
-        ess_threshold = check_finite(ess_threshold, "ess_threshold")
-        if not 0 < ess_threshold <= 1:
-            raise ValueError(f"ess_threshold must lie in (0, 1] (or be None for plain AIS), got {ess_threshold}")
+        ess_threshold = check_threshold(ess_threshold)
     check_step_size(step_size)
     check_int("n_moves", n_moves, 1)
     log_z0 = check_finite(log_z0, "log_z0")

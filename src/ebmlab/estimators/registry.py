@@ -15,7 +15,6 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -24,17 +23,10 @@ from ..errors import check_int
 from .ais import ais
 from .estimate import Estimate
 from .mis import mis
+from .noise import Proposal
 from .rlr import rlr
 from .two_sample import bridge, importance_sampling, nce_log_z, reciprocal_is
 from .validation import as_counts
-
-
-class Proposal(Protocol):
-    """A normalised distribution: ``log_prob(x)`` (*, N, *event) -> (*, N) and ``sample(n, generator)``."""
-
-    def log_prob(self, x: Tensor) -> Tensor: ...
-
-    def sample(self, n: int, generator: torch.Generator) -> Tensor: ...
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import torch
 
 from ..data.projection import DIGITS8X8_DIM, PROJECTED, SPACES, check_space_dim
 from ..metrics.mass_checks import MassCheck
-from ..sampling.resampling import get_resampler
+from ..sampling.resampling import Resampling, check_threshold
 from ..sampling.smc import KERNELS
 from ..training import NegativePhase
 from .study import resolve_device, study_phase
@@ -50,13 +50,11 @@ class StudyConfig:
             raise ValueError(f"need n_walkers >= 2 and log_z_walkers >= 0, got {self.n_walkers}, {self.log_z_walkers}")
         if self.iters < self.eval_every or self.eval_every < 1:
             raise ValueError(f"need 1 <= eval_every ({self.eval_every}) <= iters ({self.iters})")
-        if not 0 < self.ess_threshold <= 1:
-            raise ValueError(f"ess_threshold must lie in (0, 1], got {self.ess_threshold}")
-        get_resampler(self.resampler)
+        Resampling(self.ess_threshold, self.resampler)
         if self.kernel not in KERNELS:
             raise ValueError(f"unknown kernel {self.kernel!r}; choose one of {sorted(KERNELS)}")
-        if self.cess_target is not None and not 0 < self.cess_target <= 1:
-            raise ValueError(f"cess_target must lie in (0, 1] (or None: off), got {self.cess_target}")
+        if self.cess_target is not None:
+            check_threshold(self.cess_target, "cess_target")
         if self.lr_ess_target is not None and not 0 < self.lr_ess_target < 1:
             raise ValueError(f"lr_ess_target must lie in (0, 1) (or None: off), got {self.lr_ess_target}")
         if self.lr_ess_target is not None and self.cess_target is not None:
@@ -128,7 +126,7 @@ class LowDimConfig(StudyConfig):
 
 @dataclass(frozen=True)
 class PixelConfig(StudyConfig):
-    """The study on 28x28 pixels in [-1, 1] (Carbone et al. 2023, section 4 of the science note).
+    """The study on 28x28 pixels in [-1, 1] (Carbone et al. 2023, section 4).
 
     h and kappa act on U (drift h grad U); T = noise_std^2 / (2 step_size); the trainer sees V = U/T.
     Model masses: ``chains`` independent MALA chains of ``chain_steps`` steps at the current

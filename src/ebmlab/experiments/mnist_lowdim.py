@@ -38,7 +38,8 @@ from ..sampling import smc
 from ..sampling.preconditioner import Preconditioner
 from ..training import Trainer
 from .mnist_config import DIGITS, LowDimConfig
-from .mnist_eval import estimates, eval_generator, mass_fields, walker_log_weights
+from .mnist_eval import estimates, mass_fields, walker_log_weights
+from .study import eval_generator
 
 
 def make_energy(cfg: LowDimConfig, seed: int) -> MLPEnergy:

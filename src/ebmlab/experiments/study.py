@@ -284,6 +284,13 @@ def seed_summary(results: Iterable[dict[str, Any]], keys: Iterable[str]) -> dict
     return out
 
 
+def eval_generator(seed: int, step: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """The generator (on ``device``) of an evaluation's own draws at training step ``step`` of the run with seed
+    ``seed``: seeded apart from every training stream (those are seeded by the run seeds), so evaluating never
+    changes training and a resumed run evaluates identically."""
+    return torch.Generator(device).manual_seed(1_000_003 * (seed + 1) + step)
+
+
 def exit_code(results: Iterable[dict[str, Any]]) -> int:
     """0 when every run finished, 1 when any diverged."""
     return 0 if all(r.get("status") == "ok" for r in results) else 1
@@ -297,6 +304,7 @@ __all__ = [
     "add_output_args",
     "add_walker_args",
     "check_config",
+    "eval_generator",
     "exit_code",
     "int_list",
     "name_list",

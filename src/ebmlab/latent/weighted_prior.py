@@ -14,7 +14,7 @@ comes from persistent walkers of the library's weighted-walker engine (:mod:`ebm
   (:meth:`JarzynskiPriorSampler.prior_weights`; the loop applies them);
 - a separate *estimator population*, moved the same way along the same parameter path but never used in
   the gradient, gives the running log Z_alpha with its genealogy standard error (resampled
-  multinomially): the gradient's own walkers are biased low by feedback (science note on Jarzynski, s. 8).
+  multinomially): the gradient's own walkers are biased low by feedback (docs/method.md, section 3).
 
 Posterior chains, the sampler's learning and inference come from a posterior sampler: LEBM (short-run
 Langevin from N(0, I)) or DAMC (amortised chains, ``--posterior damc``).
@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..errors import check_int
 from ..sampling import smc
 from ..sampling.langevin import EnergyFn, refresh
 from ..sampling.populations import PopulationMove, Populations, advance_populations, estimates
@@ -65,15 +66,9 @@ class WeightedPriorConfig:
     eval_steps: int = 20
 
     def __post_init__(self) -> None:
-        for name in ("n_walkers", "log_z_walkers"):
-            if getattr(self, name) < 2:
-                raise ValueError(f"{name} must be >= 2, got {getattr(self, name)}")
-        if not 0 < self.ess_threshold <= 1:
-            raise ValueError(f"ess_threshold must lie in (0, 1], got {self.ess_threshold}")
-        if self.eval_steps < 0:
-            raise ValueError(f"eval_steps must be >= 0, got {self.eval_steps}")
-        get_resampler(self.resampler)
-        self.move()  # validates kernel, step size and n_steps
+        for name, minimum in (("n_walkers", 2), ("log_z_walkers", 2), ("eval_steps", 0)):
+            check_int(name, getattr(self, name), minimum)
+        self.population_move()  # validates the move (kernel, step size, n_steps) and the resampling
 
     def move(self) -> smc.Move:
         """The engine's move of one iteration."""
@@ -244,3 +239,12 @@ class JarzynskiPriorSampler:
         self.walkers = None if state["walkers"] is None else walkers_from_dict(state["walkers"])
         self.estimator = None if state["estimator"] is None else walkers_from_dict(state["estimator"])
         self.iteration = int(state.get("iteration", 0))
+
+
+# every latent sampler (prior and posterior chains, learning, inference): what the latent trainer drives
+Sampler = LEBMSampler | DAMCSampler | JarzynskiPriorSampler
+
+
+def sampler_settings(sampler: Sampler) -> dict[str, Any]:
+    """Any latent sampler's settings as plain data (metrics.json, and what a checkpoint must agree with)."""
+    return sampler.describe() if isinstance(sampler, JarzynskiPriorSampler) else config_dict(sampler)

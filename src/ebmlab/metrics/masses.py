@@ -41,14 +41,17 @@ def total_variation(p: Tensor | list[float], q: Tensor | list[float]) -> float:
     return 0.5 * float((p - q).abs().sum())
 
 
-def grid_points(half_width: float, n: int, dim: int) -> Tensor:
-    """Centres (n^dim, dim) float64 of the n^dim equal cells of the cube [-half_width, half_width]^dim."""
+def grid_points(
+    half_width: float, n: int, dim: int, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+) -> Tensor:
+    """Centres (n^dim, dim) of the n^dim equal cells of the cube [-half_width, half_width]^dim (the one grid
+    of the package), in lexicographic order: the last coordinate varies fastest."""
     if dim not in (1, 2):
         raise ValueError(f"grid quadrature is for 1-D or 2-D models, got dim={dim}; use a sampling estimate")
     if not (half_width > 0 and n >= 2):
         raise ValueError(f"need half_width > 0 and n >= 2 cells per axis, got {half_width}, {n}")
     h = 2.0 * half_width / n
-    axis = -half_width + h * (torch.arange(n, dtype=torch.float64) + 0.5)
+    axis = -half_width + h * (torch.arange(n, dtype=dtype, device=device) + 0.5)
     return torch.cartesian_prod(*[axis] * dim).reshape(-1, dim)
 
 

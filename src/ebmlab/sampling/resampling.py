@@ -107,10 +107,11 @@ def get_resampler(name: str) -> Resampler:
 
 
 def check_threshold(threshold: float, name: str = "ess_threshold") -> float:
-    """``threshold`` if it is a number in (0, 1] (an ESS fraction), else a one-line ValueError naming ``name``."""
+    """``threshold`` as a float if it is a number in (0, 1] (an ESS fraction; NaN refused), else a one-line
+    ValueError naming ``name``: the one check of every ESS threshold and target."""
     ok = isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and math.isfinite(threshold)
     if not (ok and 0 < threshold <= 1):
-        raise ValueError(f"{name} must be a number in (0, 1] (a fraction of the walkers), got {threshold!r}")
+        raise ValueError(f"{name} must lie in (0, 1] (a fraction of the walkers), got {threshold!r}")
     return float(threshold)
 
 
@@ -128,4 +129,4 @@ class Resampling:
         check_threshold(self.threshold)
         get_resampler(self.scheme)
         if self.scope not in SCOPES:
-            raise ValueError(f"resampling scope must be one of {SCOPES}, got {self.scope!r}")
+            raise ValueError(f"resample_scope must be one of {SCOPES}, got {self.scope!r}")

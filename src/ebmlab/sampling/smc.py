@@ -43,8 +43,8 @@ from ..deprecation import renamed
 from ..distributed import LOCAL, Collective, NoiseRows
 from .langevin import EnergyFn, KernelInfo, LangevinState, check_step_size, init_state, mala, refresh, ula
 from .preconditioner import Preconditioner
+from .resampling import SCOPES, Resampling
 from .walkers import (
-    SCOPES,
     Walkers,
     add_log_weights,
     make_walkers,
@@ -129,6 +129,15 @@ def start(energy: EnergyFn, x: Tensor, log_z0: float | Tensor = 0.0) -> Walkers:
     return make_walkers(state, log_z0)
 
 
+def check_subset(subset: Tensor, n: int) -> None:
+    """Raise ValueError unless ``subset`` is a non-empty 1-D integer tensor of indices in [0, n)."""
+    if not isinstance(subset, Tensor) or subset.dim() != 1 or subset.is_floating_point() or subset.dtype == torch.bool:
+        raise ValueError(f"subset must be a 1-D integer tensor of walker indices, got {subset!r:.80}")
+    lo, hi = torch.stack([subset.min(), subset.max()]).tolist() if subset.numel() else (0, -1)
+    if not subset.numel() or lo < 0 or hi >= n:
+        raise ValueError(f"subset must hold walker indices in [0, {n}), got {subset.numel()} from {lo} to {hi}")
+
+
 def _complement(n: int, subset: Tensor) -> Tensor:
     keep = torch.ones(n, dtype=torch.bool, device=subset.device)
     keep[subset] = False
@@ -161,6 +170,8 @@ def advance(
     if precondition is not None and move.compile:
         raise ValueError("a preconditioned move cannot run compiled (its energy is a new function per map)")
     state, n = walkers.state, walkers.n
+    if subset is not None:
+        check_subset(subset, n)
     inc = None
     if kernel.invariant:
         state, inc = refresh(state, energy)
@@ -223,7 +234,10 @@ def step(
     scope: str = "global",
     precondition: Preconditioner | None = None,
 ) -> tuple[Walkers, MoveInfo]:
-    """:func:`advance` (weighted) then resample when the global ESS/N < ``ess_threshold`` (None = never)."""
+    """:func:`advance` (weighted) then resample when the global ESS/N < ``ess_threshold`` (None = never) by
+    ``resampler`` over ``scope`` (a :class:`~ebmlab.sampling.resampling.Resampling`, checked before moving)."""
+    if ess_threshold is not None:
+        Resampling(ess_threshold, resampler, scope)
     walkers, info = advance(
         walkers, energy, move, generator, subset=subset, rows=rows, coll=coll, precondition=precondition
     )
@@ -247,8 +261,8 @@ def anneal(
     """Run :func:`step` along a schedule of energies (the walkers start cached under the one before the
     first); ``move``: one :class:`Move` for every energy or one per energy; ``preconditioners``: one (or
     None) per energy.  Returns the final walkers and one :class:`MoveInfo` per energy."""
-    if ess_threshold is not None and not 0 < ess_threshold <= 1:
-        raise ValueError(f"ess_threshold must lie in (0, 1] or be None, got {ess_threshold!r}")
+    if ess_threshold is not None:
+        Resampling(ess_threshold, resampler)  # checked before the first move
     energies = list(energies)
     moves = [move] * len(energies) if isinstance(move, Move) else list(move)
     pres = [None] * len(energies) if preconditioners is None else list(preconditioners)

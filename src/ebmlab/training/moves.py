@@ -15,7 +15,6 @@ from torch import Tensor
 from ..distributed import NoiseRows, stream_seed
 from ..sampling import smc
 from ..sampling.populations import PopulationMove, Populations, advance_populations
-from ..sampling.resampling import Resampling
 from ..sampling.walkers import Walkers
 
 
@@ -57,12 +56,8 @@ class WalkerMoves:
         how = PopulationMove(
             phase.move,
             phase.weighted,
-            None
-            if phase.ess_threshold is None
-            else Resampling(phase.ess_threshold, phase.resampler, phase.resample_scope),
-            Resampling(
-                0.5 if phase.ess_threshold is None else phase.ess_threshold, "multinomial", phase.resample_scope
-            ),
+            phase.resampling,
+            phase.estimator_resampling,
             self.divergence_bound,
             self.precondition,
             self.split_increments,

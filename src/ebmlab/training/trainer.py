@@ -7,7 +7,7 @@ target, :mod:`ebmlab.training.control`); (3)-(4) walker move and log-weight upda
 (:func:`ebmlab.sampling.smc.advance`); (5) CD reset; (6) resampling when ESS/N falls below the threshold.
 
 The gradient's own walkers give a log Z estimate biased low by feedback: the update raises the energy
-where they sit, so their next increments U_k - U_{k+1} are biased (science note, section 8).  An
+where they sit, so their next increments U_k - U_{k+1} are biased (docs/method.md, section 3).  An
 *estimator population* of ``log_z_walkers`` walkers, drawn from the initial model and moved with the
 same kernel along the same parameter path but never used in the gradient, is unbiased given the path;
 when it exists the reported ``log_z_est`` / ``log_z_se`` / ``ce_est`` come from it and the gradient
@@ -20,6 +20,7 @@ ESS/N, and what the iteration did (resampled, acceptance rate, committed update 
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -140,6 +141,8 @@ class Trainer(WalkerMoves, Checkpointable):
             raise ValueError(f"walker_batch={phase.walker_batch} exceeds n_walkers={n_walkers}")
         if not (isinstance(divergence_bound, (int, float)) and divergence_bound > 0):
             raise ValueError(f"divergence_bound must be a positive number, got {divergence_bound!r}")
+        if not (isinstance(energy_reg, (int, float)) and math.isfinite(energy_reg) and energy_reg >= 0):
+            raise ValueError(f"energy_reg must be a finite number >= 0 (0 = off), got {energy_reg!r}")
         if lr_ess_target is not None:
             if not (isinstance(lr_ess_target, (int, float)) and 0 < lr_ess_target < 1):
                 raise ValueError(f"lr_ess_target must lie in (0, 1) (or be None: off), got {lr_ess_target!r}")
