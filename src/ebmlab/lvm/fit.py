@@ -261,10 +261,14 @@ class LatentFit:
         )
 
     def trajectory(self) -> dict[str, Tensor]:
-        """The history and the final state stacked: each field (K + 1, B[, p]), row K = theta_K now."""
-        rows = [*self.history, {"step": self.step_count, "theta": self.theta(), **self.estimates()}]
-        keys = [k for k in rows[-1] if k != "step" and all(k in r for r in rows)]
-        return {k: torch.stack([torch.as_tensor(r[k]) for r in rows]) for k in keys}
+        """The history stacked: theta and the estimates (K + 1, B[, p]) with row K the current theta_K;
+        what an iteration did (``resampled``, cumulative ``wall_s``) (K, B) or (K,)."""
+        now = {"theta": self.theta(), **self.estimates()}
+        out = {k: torch.stack([*(r[k] for r in self.history), v]) for k, v in now.items()}
+        for k in ("resampled", "wall_s"):
+            if self.history and k in self.history[0]:
+                out[k] = torch.stack([torch.as_tensor(r[k]) for r in self.history])
+        return out
 
     def settings(self) -> dict[str, Any]:
         return {
