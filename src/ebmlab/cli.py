@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "estimators": ("ebmlab.experiments.estimators", "normalizing-constant estimator experiments"),
     "mnist": ("ebmlab.experiments.mnist", "imbalanced-MNIST study: Jarzynski vs PCD vs CD"),
     "latent": ("ebmlab.experiments.latent", "latent-space EBM priors: short-run LEBM and DAMC"),
+    "lvm": ("ebmlab.experiments.lvm", "latent-variable models by maximum marginal likelihood (JALA-EM)"),
 }
 DISTRIBUTED = ("gmm", "mnist")  # commands that run under torchrun with walkers split across processes
 
