@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import torch
@@ -37,56 +37,16 @@ from torch import Tensor, nn
 
 from ..sampling import smc
 from ..sampling.langevin import LangevinState, refresh
-from ..sampling.resampling import get_resampler
 from ..sampling.walkers import Walkers, walkers_to_dict
 from ..training import checkpoint as ckpt
 from ..training.loop import run_loop
 from ..training.validation import DivergenceError, check_int
+from .config import METHODS, FitConfig
 from .groups import group_log_z, group_log_z_se, group_summary, group_weights, resample_groups, start_groups
 from .start import Flat, standard_normal_start
 
-METHODS = ("jala", "pgd", "soul")
 CHECKPOINT_FORMAT = 1
 Start = Callable[[int, torch.Generator], tuple[Tensor, Tensor, Tensor]]
-
-
-@dataclass(frozen=True)
-class FitConfig:
-    """method: "jala" (weighted walkers), "pgd" or "soul" (unweighted).  step_size: Langevin step h.
-    kernel: the engine's kernel ("ula"; "mala" reweights by the AIS work only).  chain_steps: SOUL's Langevin
-    steps per update (1 for the others).  ess_threshold / resampler: resampling of the gradient's walkers (jala;
-    None = never).  estimator: run the estimator population (jala), of ``n_walkers`` walkers, resampled
-    multinomially at ``estimator_threshold`` (None = never) so that its genealogy standard error holds."""
-
-    method: str = "jala"
-    step_size: float = 1e-6
-    kernel: str = "ula"
-    chain_steps: int = 1
-    ess_threshold: float | None = None
-    resampler: str = "systematic"
-    estimator: bool = True
-    estimator_threshold: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
-        smc.Move(self.kernel, self.step_size)
-        check_int("chain_steps", self.chain_steps, 1)
-        if self.method != "soul" and self.chain_steps != 1:
-            raise ValueError(f"chain_steps applies to soul only; {self.method} moves its walkers once per update")
-        get_resampler(self.resampler)
-        for name in ("ess_threshold", "estimator_threshold"):
-            t = getattr(self, name)
-            if t is not None and not (isinstance(t, (int, float)) and 0 < t <= 1):
-                raise ValueError(f"{name} must lie in (0, 1] or be None, got {t!r}")
-
-    @property
-    def weighted(self) -> bool:
-        return self.method == "jala"
-
-    @property
-    def move(self) -> smc.Move:
-        return smc.Move(self.kernel, self.step_size)
 
 
 class LatentFit:
@@ -94,7 +54,8 @@ class LatentFit:
 
     potential: nn.Module (B, N, d) -> (B, N) energies in nats, attributes ``groups`` (B) and ``dim`` (d); its
     parameters are theta, each with leading dimension B (e.g. :class:`~ebmlab.lvm.start.Whitened`).
-    optimizer: over the potential's parameters.  n_walkers: N per fit.  generator: every random draw.
+    optimizer: over the potential's parameters.  config: :class:`FitConfig` (default: JALA-EM, h = 1e-6).
+    n_walkers: N per fit.  generator: every random draw.
     log_z0 (B,): the exact log p_theta0(y) when the walkers start from the exact posterior (N(0, I) for a
     whitened potential); None: importance-weighted start (:func:`~ebmlab.lvm.start.standard_normal_start`).
     start(n, generator) -> (x (B, n, d), log-weights (B, n), log Z reference (B,)): another initial sampler.
@@ -107,12 +68,13 @@ class LatentFit:
         *,
         n_walkers: int,
         generator: torch.Generator,
-        config: FitConfig = FitConfig(),
+        config: FitConfig | None = None,
         log_z0: Tensor | None = None,
         start: Start | None = None,
     ):
         if not isinstance(potential, nn.Module):
             raise TypeError(f"potential must be an nn.Module (B, N, d) -> (B, N), got {type(potential).__name__}")
+        config = FitConfig() if config is None else config
         if not isinstance(config, FitConfig):
             raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
         self.n_walkers = check_int("n_walkers", n_walkers, 2)
@@ -229,14 +191,12 @@ class LatentFit:
                 raise DivergenceError(step, f"{what} is NaN or infinite")
 
     def _check_walkers(self) -> None:
-        pops = {"walker energies": self.walkers}
-        if self.estimator is not None:
-            pops["estimator energies"] = self.estimator
+        pops = {"walker": self.walkers, "estimator": self.estimator}
         for what, w in pops.items():
-            if not bool(torch.isfinite(w.state.energy).all()):
-                raise DivergenceError(self.step_count, f"{what} are NaN or infinite")
-            if bool(torch.isnan(w.log_w).any()):
-                raise DivergenceError(self.step_count, f"{what.split()[0]} log-weights are NaN")
+            if w is not None and not bool(torch.isfinite(w.state.energy).all()):
+                raise DivergenceError(self.step_count, f"{what} energies are NaN or infinite")
+            if w is not None and bool(torch.isnan(w.log_w).any()):
+                raise DivergenceError(self.step_count, f"{what} log-weights are NaN")
 
     # -- driving, results and checkpoints -------------------------------------------------------------------
     def run(

@@ -51,7 +51,7 @@ class ErrorModelConfig(WalkerSettings):
 @dataclass(frozen=True)
 class LogisticConfig:
     n_walkers: tuple[int, ...] = (10, 50, 100)
-    iters: int = 500
+    iters: int = 300
     step_size: float = 0.05  # Langevin step in the Laplace-whitened coordinates
     lr: float = 0.01  # Adam, every method
     prior_var: float = 5.0
