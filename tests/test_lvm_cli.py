@@ -10,7 +10,7 @@ from ebmlab.cli import main
 @pytest.mark.parametrize(
     "experiment, key, pngs",
     [
-        ("order-selection", "table", ("mae.png", "evidence_error.png")),
+        ("order-selection", "table", ("mae.png", "evidence_error.png", "evidence_ratio.png")),
         ("error-model", "choices", ("evidence_gap.png",)),
         ("logistic", "summary", ("theta_vs_time.png", "lppd.png")),
     ],

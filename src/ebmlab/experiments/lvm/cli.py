@@ -101,6 +101,7 @@ def _order_selection(cfg, runs, seeds, out: Path) -> dict[str, Any]:
         for k, key in (("estimator population", "log_z_est"), ("coupled", "log_z_coupled"))
     }
     plots.evidence_errors(errors, out / "evidence_error.png", "every candidate fit at theta_K")
+    plots.evidence_ratio(checks["by_order"], out / "evidence_ratio.png")
     cols = ("estimator", "coupled", "ml2", "bic")
     print("p*  d_y  " + "  ".join(f"{c:>13}" for c in cols) + "  paper JALA/BIC")
     for r in rows:
@@ -108,6 +109,8 @@ def _order_selection(cfg, runs, seeds, out: Path) -> dict[str, Any]:
         paper = f"{r['paper_jala_em']:.2f} / {r['paper_ols_bic']:.2f}" if "paper_jala_em" in r else ""
         print(f"{r['p_true']:>2}  {r['d_y']:>3}  {vals}  {paper}")
     print(f"evidence at theta_K within 3 SE of the closed form: {checks['within_3se']:.3f} of {checks['n_fits']} fits")
+    for name in ("est", "coupled"):
+        print(f"mean Z_hat / Z ({name}): {checks[f'ratio_{name}_mean']:.3f} +- {checks[f'ratio_{name}_se']:.3f}")
     return {"table": rows, "checks": checks}
 
 

@@ -96,3 +96,20 @@ def logistic_lppd(runs: dict[str, dict[str, Any]], path: Path) -> None:
     ax.set_xticks(range(len(names)), names, rotation=30, fontsize=8)
     ax.set(ylabel="test LPPD (nats per point)")
     save(fig, path)
+
+
+def evidence_ratio(by_order: list[dict[str, Any]], path: Path) -> None:
+    """Mean of Z_hat / Z at theta_K (+- 2 SE) against the candidate order, for both estimates (1 = unbiased)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    orders = np.array([r["order"] for r in by_order])
+    for off, (name, label, color) in zip(
+        (-0.08, 0.08),
+        (("est", "estimator population", "tab:blue"), ("coupled", "coupled (paper's estimate)", "tab:orange")),
+    ):
+        mean = [r[f"ratio_{name}_mean"] for r in by_order]
+        se = [2 * r[f"ratio_{name}_se"] for r in by_order]
+        ax.errorbar(orders + off, mean, yerr=se, label=label, color=color, marker="o", ms=3, capsize=2, lw=1)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set(xlabel="candidate order", ylabel="mean of Z_hat / Z at theta_K (+- 2 SE)")
+    ax.legend(fontsize=8)
+    save(fig, path)
