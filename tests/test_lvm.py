@@ -337,6 +337,8 @@ def test_bad_fit_inputs_are_refused():
     opt = torch.optim.Adam(pot.parameters())
     with pytest.raises(TypeError, match="FitConfig"):
         LatentFit(pot, opt, n_walkers=4, generator=torch.Generator(), config={"method": "jala"})
+    with pytest.raises(ValueError, match="log_z0 must be"):
+        LatentFit(pot, opt, n_walkers=4, generator=torch.Generator(), log_z0=torch.zeros(3))
     with pytest.raises(ValueError, match="n_walkers"):
         LatentFit(pot, opt, n_walkers=1, generator=torch.Generator())
 

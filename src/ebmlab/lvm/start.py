@@ -118,7 +118,12 @@ def standard_normal_start(
     b, d = potential.groups, potential.dim
     u = torch.randn((b, n, d), generator=generator, dtype=torch.float64)
     if log_z0 is not None:
-        ref = torch.as_tensor(log_z0, dtype=torch.float64).expand(b).clone()
+        ref = torch.as_tensor(log_z0, dtype=torch.float64)
+        if ref.shape not in ((), (b,)) or not bool(torch.isfinite(ref).all()):
+            raise ValueError(
+                f"log_z0 must be a finite number or a ({b},) tensor (one per fit), got shape {tuple(ref.shape)}"
+            )
+        ref = ref.expand(b).clone()
         return u, torch.zeros(b, n, dtype=torch.float64), ref
     with torch.no_grad():
         energy = potential(u)
