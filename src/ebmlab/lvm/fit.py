@@ -92,7 +92,7 @@ class LatentFit:
 
         self.walkers = self._start(start)
         self.estimator = self._start(start) if config.weighted and config.estimator else None
-        self.step_count, self.wall_time_s = 0, 0.0
+        self.step_count, self.wall_time_s, self.cpu_time_s = 0, 0.0, 0.0
         self.history: list[dict[str, Any]] = []
 
     def _start(self, start: Start) -> Walkers:
@@ -140,7 +140,7 @@ class LatentFit:
     # -- one iteration --------------------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
         """One iteration; returns its history row (tensors (B,) and (B, p))."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         row: dict[str, Any] = {"step": self.step_count, "theta": self.theta(), **self.estimates()}
         cfg = self.config
         self.optimizer.zero_grad(set_to_none=True)
@@ -172,7 +172,8 @@ class LatentFit:
             )
         self.step_count += 1
         self.wall_time_s += time.perf_counter() - t0
-        row["wall_s"] = self.wall_time_s
+        self.cpu_time_s += time.process_time() - c0
+        row["wall_s"], row["cpu_s"] = self.wall_time_s, self.cpu_time_s
         self.history.append(row)
         return row
 
@@ -222,10 +223,11 @@ class LatentFit:
 
     def trajectory(self) -> dict[str, Tensor]:
         """The history stacked: theta and the estimates (K + 1, B[, p]) with row K the current theta_K;
-        what an iteration did (``resampled``, cumulative ``wall_s``) (K, B) or (K,)."""
+        what an iteration did (``resampled``; cumulative ``wall_s`` and ``cpu_s``, the process's CPU time, a
+        steadier clock on a shared machine) (K, B) or (K,)."""
         now = {"theta": self.theta(), **self.estimates()}
         out = {k: torch.stack([*(r[k] for r in self.history), v]) for k, v in now.items()}
-        for k in ("resampled", "wall_s"):
+        for k in ("resampled", "wall_s", "cpu_s"):
             if self.history and k in self.history[0]:
                 out[k] = torch.stack([torch.as_tensor(r[k]) for r in self.history])
         return out
@@ -252,6 +254,7 @@ class LatentFit:
             "generator": self.generator.get_state(),
             "history": self.history,
             "wall_time_s": self.wall_time_s,
+            "cpu_time_s": self.cpu_time_s,
         }
         ckpt.save_atomic(state, path)
 
@@ -264,6 +267,7 @@ class LatentFit:
         self.walkers = _walkers(state["walkers"])
         self.estimator = None if state["estimator"] is None else _walkers(state["estimator"])
         self.step_count, self.wall_time_s = int(state["step"]), float(state["wall_time_s"])
+        self.cpu_time_s = float(state["cpu_time_s"])
         self.generator.set_state(state["generator"])
         self.history = list(state["history"])
 

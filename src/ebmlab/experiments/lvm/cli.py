@@ -131,13 +131,15 @@ def _error_model(cfg, runs, seeds, out: Path) -> dict[str, Any]:
 
 
 def _logistic(cfg, runs, seeds, out: Path) -> dict[str, Any]:
-    rows = logistic.summary(runs)
+    rows = logistic.summary(runs, cfg.theta_tol)
     plots.logistic_theta(runs, list(cfg.n_walkers), out / "theta_vs_time.png")
     plots.logistic_lppd(runs, out / "lppd.png")
     for r in rows:
         print(
-            f"{r['variant']:>10}: theta {r['theta_final_mean']:.3f} +- {r['theta_final_sd']:.3f}, "
-            f"LPPD {r['lppd_mean']:.4f} +- {r['lppd_sd']:.4f}, {r['wall_time_s_mean']:.2f} s"
+            f"{r['variant']:>10}: theta {r['theta_final_mean']:.3f} +- {r['theta_final_sd']:.3f} "
+            f"(|theta - consensus| {r['abs_dev_consensus_mean']:.3f}), "
+            f"LPPD {r['lppd_mean']:.4f} +- {r['lppd_sd']:.4f}, CPU {r['cpu_time_s_mean']:.2f} s, "
+            f"to within {cfg.theta_tol} of consensus {r['cpu_s_to_tol_median']:.2f} s"
         )
     return {"summary": rows}
 

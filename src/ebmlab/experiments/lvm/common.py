@@ -47,7 +47,7 @@ def run_jala(
 
 def evidence_fields(fit: LatentFit, exact: Tensor | None = None) -> dict[str, Any]:
     """Per fit, at theta_K: theta, the estimator population's and the coupled evidence (nats) with SEs,
-    ESS fractions, the closed-form evidence when given, and the wall-clock time of the whole batch."""
+    ESS fractions, the closed-form evidence when given, and the wall-clock and CPU time of the whole batch."""
     now = fit.estimates()
     out = {
         "theta": fit.theta().tolist(),
@@ -57,6 +57,7 @@ def evidence_fields(fit: LatentFit, exact: Tensor | None = None) -> dict[str, An
         "est_ess_frac": now["est_ess_frac"].tolist(),
         "ess_frac": now["ess_frac"].tolist(),
         "wall_time_s": fit.wall_time_s,
+        "cpu_time_s": fit.cpu_time_s,
         "status": "ok",
     }
     if exact is not None:

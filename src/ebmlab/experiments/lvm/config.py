@@ -59,7 +59,7 @@ class LogisticConfig:
     soul_chain: int = 5  # SOUL's Langevin steps per theta update
     ess_threshold: float = 0.5  # JALA's gradient walkers (systematic) and estimator population (multinomial)
     test_fraction: float = 0.2
-    record_every: int = 10
+    theta_tol: float = 0.05  # the time-to-converge criterion: |theta - consensus| <= theta_tol
     checkpoint_every: int = 100
     methods: tuple[str, ...] = field(default=("jala", "pgd", "soul"))
 
@@ -75,7 +75,7 @@ PRESETS = {
     },
     "logistic": {
         "cpu": LogisticConfig(),
-        "quick": LogisticConfig(n_walkers=(10,), iters=20, record_every=5, checkpoint_every=10),
+        "quick": LogisticConfig(n_walkers=(10,), iters=20, checkpoint_every=10),
     },
 }
 DEFAULT_SEEDS = {

@@ -133,7 +133,8 @@ def coverage(runs: dict[str, dict[str, Any]], cfg: OrderSelectionConfig, seeds: 
     out = _errors({k: torch.cat(t) for k, t in total.items()})
     out["by_order"] = by_order
     out["ml2_max_grad"] = max(runs[f"order{c}"][str(s)]["ml2_max_grad"] for c in cfg.candidates for s in seeds)
-    out["wall_time_s"] = sum(runs[f"order{c}"][str(s)]["wall_time_s"] for c in cfg.candidates for s in seeds)
+    for key in ("wall_time_s", "cpu_time_s"):
+        out[key] = sum(runs[f"order{c}"][str(s)][key] for c in cfg.candidates for s in seeds)
     return out
 
 

@@ -68,7 +68,7 @@ def error_model_gaps(gaps: dict[str, torch.Tensor], path: Path) -> None:
 
 
 def logistic_theta(runs: dict[str, dict[str, Any]], n_walkers: list[int], path: Path) -> None:
-    """theta against wall-clock time, one panel per N, one thin line per seed, coloured by method."""
+    """theta against CPU time, one panel per N, one thin line per seed, coloured by method."""
     fig, axes = plt.subplots(1, len(n_walkers), figsize=(4.2 * len(n_walkers), 3.6), sharey=True, squeeze=False)
     for ax, n in zip(axes[0], n_walkers):
         for variant, by_seed in runs.items():
@@ -76,9 +76,9 @@ def logistic_theta(runs: dict[str, dict[str, Any]], n_walkers: list[int], path: 
             if int(vn) != n:
                 continue
             for i, r in enumerate(v for v in by_seed.values() if v.get("status") == "ok"):
-                ax.plot(r["wall_s"], r["theta"], color=METHOD_COLORS[method], lw=0.8, alpha=0.6,
+                ax.plot(r["cpu_s"], r["theta"], color=METHOD_COLORS[method], lw=0.8, alpha=0.6,
                         label=method if i == 0 else None)  # fmt: skip
-        ax.set(title=f"N = {n} walkers", xlabel="wall-clock time (s)")
+        ax.set(title=f"N = {n} walkers", xlabel="CPU time (s), one thread")
     axes[0][0].set_ylabel("theta (prior mean)")
     axes[0][0].legend(fontsize=8)
     save(fig, path)
