@@ -128,9 +128,14 @@ def weight_summary(walkers: Walkers, coll: Collective = LOCAL) -> WeightSummary:
     return summary
 
 
-def relvar_from(summary: WeightSummary, n_resamplings: int) -> Tensor:
-    """Genealogy estimate of Var(Z_hat) / Z^2 from a summary (see the module docstring), float64."""
-    factor = math.exp((n_resamplings + 1) * math.log1p(1.0 / (summary.n - 1)))
+def relvar_from(summary: WeightSummary, n_resamplings: int | Tensor) -> Tensor:
+    """Genealogy estimate of Var(Z_hat) / Z^2 from a summary (see the module docstring), float64; with a
+    summary of several groups (fields (B,)) ``n_resamplings`` may be a (B,) tensor of per-group counts."""
+    rate = math.log1p(1.0 / (summary.n - 1))
+    if isinstance(n_resamplings, Tensor):
+        factor = torch.exp((n_resamplings.double() + 1) * rate)
+    else:
+        factor = math.exp((n_resamplings + 1) * rate)
     return 1.0 - factor * (1.0 - summary.same)
 
 
