@@ -26,9 +26,13 @@ class Estimate:
     """A normalizing-constant estimate.
 
     log_z: log Z in nats, shape (*batch,) for single-target estimators or (*batch, K) for :func:`rlr`.
-    se: standard error of log_z (delta method, independent draws assumed), same shape.
+    se: standard error of log_z in nats, same shape, by the one convention of :mod:`ebmlab.uncertainty`:
+        se = sqrt(log(1 + v)) with v the estimated relative variance of Z_hat (the first-order variance of
+        log Z_hat for RLR and NCE), independent draws assumed; log_z is biased low by about se^2 / 2.  It is
+        estimator noise only, conditional on the draws reaching every region of the target's mass.
+    cov: (*batch, K, K) first-order (delta-method) covariance of log_z as pymbar reports it (rlr only; zero
+        rows for fixed states); se = sqrt(log(1 + diag cov)), :meth:`se_diff` from cov.
     method: name of the estimator.
-    cov: (*batch, K, K) covariance of log_z (rlr only; zero rows for fixed states).
     ess: Kish effective sample size(s) of the importance weights involved.
     converged: (*batch,) bool, False where an iterative solver stopped before its tolerance.
     iterations: solver iterations used (0 for closed forms).

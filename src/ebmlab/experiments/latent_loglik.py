@@ -113,7 +113,7 @@ def loglik_metrics(
     out = {
         **combine(log_m, log_m_se, z["log_z"], z["log_z_se"]),
         **z,
-        "loglik_is_samples": cfg.n_samples,
+        "loglik_is_samples": cfg.n_draws(p.loglik_starts),
         "loglik_is_starts": p.loglik_starts,
         "loglik_is_wall_time_s": is_time,
         "n_loglik_images": x.shape[0],

@@ -40,6 +40,7 @@ from ..estimators.ais import ais
 from ..estimators.estimate import Estimate
 from ..sampling.langevin import EnergyFn
 from ..sampling.tempering import Tempering
+from ..uncertainty import se_from_relvar
 from .models import LatentModel
 
 
@@ -63,6 +64,16 @@ class LikelihoodConfig:
                 f"{self.newton_steps}, {self.dof}, {self.batch}"
             )
 
+    def n_components(self, n_starts: int) -> int:
+        """Proposal components for ``n_starts`` starts: one Student-t per start, plus N(0, I) if defensive."""
+        return n_starts + int(self.defensive)
+
+    def n_draws(self, n_starts: int) -> int:
+        """Draws per image that actually run: n_samples rounded down to a multiple of the number of components
+        (each gets the same number, n_samples // components)."""
+        c = self.n_components(n_starts)
+        return self.n_samples // c * c
+
 
 def log_mean_and_se(log_w: Tensor) -> tuple[Tensor, Tensor]:
     """Per row of log-weights (n, k): logmeanexp and the standard error of it in nats,
@@ -72,7 +83,7 @@ def log_mean_and_se(log_w: Tensor) -> tuple[Tensor, Tensor]:
     lme = torch.logsumexp(log_w, 1) - math.log(k)
     wbar = torch.softmax(log_w, 1)
     relvar = ((k * wbar.square().sum(1) - 1) / (k - 1)).clamp_min(0.0)
-    return lme, torch.log1p(relvar).sqrt()
+    return lme, se_from_relvar(relvar)
 
 
 def gaussian_log_norm(dim: int, sigma: float) -> float:
@@ -151,8 +162,8 @@ def mixture_draws(
     with ``config.defensive``, from N(0, I); and the log-density (N, k) float64 of the equal-weight mixture at
     them (the deterministic-mixture weights of multiple importance sampling keep the estimator unbiased)."""
     n, m, d = mu.shape
-    n_comp = m + int(config.defensive)
-    per = config.n_samples // n_comp
+    n_comp = config.n_components(m)
+    per = config.n_draws(m) // n_comp
     parts = [student_t_draws(mu[:, c], chol[:, c], per, config.dof, generator) for c in range(m)]
     if config.defensive:
         parts.append(torch.randn(n, per, d, generator=generator, dtype=mu.dtype, device=mu.device))
@@ -173,7 +184,7 @@ def importance_log_marginal(
     model.check_x(x)
     if z_starts.dim() != 3 or z_starts.shape[0] != x.shape[0] or z_starts.shape[2] != model.latent_dim:
         raise ValueError(f"z_starts must have shape ({x.shape[0]}, M, {model.latent_dim}), got {tuple(z_starts.shape)}")
-    n_comp = z_starts.shape[1] + int(config.defensive)
+    n_comp = config.n_components(z_starts.shape[1])
     if config.n_samples < n_comp:
         raise ValueError(f"n_samples={config.n_samples} is below the number of proposal components ({n_comp})")
     est, se = [], []

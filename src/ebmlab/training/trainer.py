@@ -39,6 +39,7 @@ from .state import Checkpointable
 from .validation import (
     DIVERGENCE_BOUND,
     check_int,
+    check_log_z0,
     check_values,
     exact_log_z,
     initial_log_z,
@@ -133,7 +134,7 @@ class Trainer(WalkerMoves, Checkpointable):
         needs_initial_model = phase.init == "model" or m > 0
         if log_z0 is None:
             log_z0 = initial_log_z(energy) if needs_initial_model else (exact_log_z(energy) or 0.0)
-        self.log_z0 = float(log_z0)
+        self.log_z0 = check_log_z0(log_z0)
         self.step_count = 0
         self.wall_time_s = 0.0  # seconds spent in step(), carried across resumes
         self.history: list[dict[str, Any]] = []

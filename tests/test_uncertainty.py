@@ -1,0 +1,104 @@
+"""The one standard-error convention (ebmlab.uncertainty) in every estimator, Pareto k-hat's edge cases and the
+recorded likelihood settings."""
+
+import math
+
+import pytest
+import torch
+
+from ebmlab.estimators import ESTIMATORS, GaussianNoise, Problem, ais, pareto_khat, rlr
+from ebmlab.estimators.estimate import log_mean_relvar
+from ebmlab.latent.likelihood import LikelihoodConfig, log_mean_and_se
+from ebmlab.sampling import smc
+from ebmlab.sampling.walkers import log_z_relvar, log_z_se
+from ebmlab.uncertainty import GENEALOGY_SE_CEILING, jensen_bias, se_from_relvar
+
+MU = torch.tensor([1.0, -0.5], dtype=torch.float64)
+SIG = torch.tensor([0.7, 1.3], dtype=torch.float64)
+
+
+def log_phi(x):
+    return -0.5 * (((x - MU) / SIG) ** 2).sum(-1)
+
+
+def problem(seed=0, n1=300, n2=400):
+    g = torch.Generator().manual_seed(seed)
+    q = GaussianNoise(torch.zeros(2, dtype=torch.float64), 2.0)
+    x = MU + SIG * torch.randn(n1, 2, generator=g, dtype=torch.float64)
+    return Problem(log_phi, [q], x=x, y=q.sample(n2, g), generator=g)
+
+
+def test_se_from_relvar_is_log_normal_sd_and_first_order_delta_method():
+    v = torch.tensor([0.0, 1e-6, 0.25, 1.0, math.inf, -1e-18], dtype=torch.float64)
+    se = se_from_relvar(v)
+    assert torch.allclose(se[:4], torch.log1p(v[:4]).sqrt()) and se[4] == math.inf and se[5] == 0
+    assert abs(float(se[1]) / 1e-3 - 1) < 1e-6  # = sqrt(v) to first order
+    assert float(se_from_relvar(torch.tensor(1.0))) == pytest.approx(GENEALOGY_SE_CEILING)
+    # log-normal Z_hat: E[log Z_hat] = log E[Z_hat] - s^2/2 with s^2 = log(1 + relvar)
+    assert float(jensen_bias(se[2])) == pytest.approx(-0.5 * math.log1p(0.25))
+
+
+def test_every_estimator_states_its_se_by_the_one_convention():
+    """IS, RIS, bridge and MIS: se^2 = log1p of the stratified relative variance of their terms; RLR:
+    log1p of the diagonal of its covariance; AIS: log1p of the genealogy relative variance."""
+    p = problem()
+    l_y = p.log_phi_y - p.log_psi_y
+    _, relvar_y, _ = log_mean_relvar(l_y)
+    assert torch.allclose(ESTIMATORS["is"](p).se, se_from_relvar(relvar_y), rtol=1e-12)
+    _, relvar_x, _ = log_mean_relvar(-(p.log_phi_x - p.log_psi_x))
+    assert torch.allclose(ESTIMATORS["ris"](p).se, se_from_relvar(relvar_x), rtol=1e-12)
+    _, v_num, _ = log_mean_relvar(0.5 * l_y)
+    _, v_den, _ = log_mean_relvar(-0.5 * (p.log_phi_x - p.log_psi_x))
+    assert torch.allclose(ESTIMATORS["bridge-geometric"](p).se, se_from_relvar(v_num + v_den), rtol=1e-12)
+    assert torch.allclose(ESTIMATORS["mis-standard"](p).se, se_from_relvar(relvar_y), rtol=1e-12)
+    lq = torch.stack([torch.cat([p.log_phi_x, p.log_phi_y]), torch.cat([p.log_psi_x, p.log_psi_y])])
+    full = rlr(lq, [300, 400], {1: 0.0})
+    assert torch.allclose(full.se[0], se_from_relvar(full.cov[0, 0]), rtol=1e-12)
+    # the latent IS log-likelihood and the walkers (AIS, training) use the same map
+    _, se = log_mean_and_se(l_y.unsqueeze(0))
+    assert torch.allclose(se[0], se_from_relvar(relvar_y), rtol=1e-12)
+
+
+def test_ais_se_is_the_convention_applied_to_its_final_weights():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(200, 2, generator=g, dtype=torch.float64)
+    est = ais(lambda z: 0.5 * z.square().sum(1), lambda z: -log_phi(z), x, 0.0, 10, step_size=0.3, generator=g)
+    _, relvar, _ = log_mean_relvar(est.diagnostics["log_w"])  # no resampling: the IS relative variance
+    assert torch.allclose(est.se, se_from_relvar(relvar), rtol=1e-10)
+
+
+def test_walkers_se_is_the_convention_applied_to_the_genealogy_relvar():
+    g = torch.Generator().manual_seed(3)
+    w = smc.start(lambda z: 0.5 * z.square().sum(1), torch.randn(50, 2, generator=g, dtype=torch.float64))
+    assert torch.allclose(log_z_se(w), se_from_relvar(log_z_relvar(w)))
+
+
+def test_pareto_khat_edge_cases_are_defined():
+    n = 100
+    assert float(pareto_khat(torch.zeros(n))) == -math.inf  # equal weights: bounded, no tail
+    mostly_zero = torch.full((n,), -math.inf, dtype=torch.float64)
+    mostly_zero[:5] = torch.randn(5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert float(pareto_khat(mostly_zero)) == math.inf  # 95% zero weights: fewer draws than the tail needs
+    assert float(pareto_khat(torch.full((n,), -math.inf))) == math.inf
+    nan = torch.zeros(n)
+    nan[3] = math.nan
+    assert math.isnan(float(pareto_khat(nan)))
+    assert math.isnan(float(pareto_khat(torch.zeros(9))))
+    # batched: the edge cases do not leak into a regular row; a Cauchy tail (k = 1) reads > 0.7
+    g = torch.Generator().manual_seed(4)
+    cauchy = torch.distributions.Cauchy(0.0, 1.0).sample((4000,)).abs().log()
+    rows = torch.stack([torch.zeros(4000, dtype=torch.float64), cauchy.double()])
+    k = pareto_khat(rows)
+    assert float(k[0]) == -math.inf and 0.7 < float(k[1]) < 1.3
+    lognormal = torch.randn(4000, generator=g, dtype=torch.float64) * 0.5
+    assert float(pareto_khat(lognormal)) < 0.5
+
+
+def test_likelihood_records_the_draws_that_run():
+    cfg = LikelihoodConfig(n_samples=264)
+    assert cfg.n_draws(8) == 261 and cfg.n_components(8) == 9
+    assert LikelihoodConfig(n_samples=264, defensive=False).n_draws(8) == 264
+    from ebmlab.experiments.latent_config import PRESETS
+
+    for p in PRESETS.values():  # every preset runs the draws it names
+        assert LikelihoodConfig(n_samples=p.loglik_samples).n_draws(p.loglik_starts) == p.loglik_samples
