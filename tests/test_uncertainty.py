@@ -1,17 +1,27 @@
-"""The one standard-error convention (ebmlab.uncertainty) in every estimator, Pareto k-hat's edge cases and the
-recorded likelihood settings."""
+"""The one standard-error convention (ebmlab.uncertainty) in every estimator, Pareto k-hat's edge cases, the
+recorded likelihood settings, and a collapsed walker genealogy reported as unreliable."""
 
 import math
+import warnings
 
 import pytest
 import torch
 
+from ebmlab.energies import Gaussian
 from ebmlab.estimators import ESTIMATORS, GaussianNoise, Problem, ais, pareto_khat, rlr
 from ebmlab.estimators.estimate import log_mean_relvar
 from ebmlab.latent.likelihood import LikelihoodConfig, log_mean_and_se
 from ebmlab.sampling import smc
 from ebmlab.sampling.walkers import log_z_relvar, log_z_se
-from ebmlab.uncertainty import GENEALOGY_SE_CEILING, jensen_bias, se_from_relvar
+from ebmlab.training import Trainer, negative_phase
+from ebmlab.uncertainty import (
+    GENEALOGY_SE_CEILING,
+    EstimatorWarning,
+    collapse_reason,
+    jensen_bias,
+    reliability,
+    se_from_relvar,
+)
 
 MU = torch.tensor([1.0, -0.5], dtype=torch.float64)
 SIG = torch.tensor([0.7, 1.3], dtype=torch.float64)
@@ -102,3 +112,42 @@ def test_likelihood_records_the_draws_that_run():
 
     for p in PRESETS.values():  # every preset runs the draws it names
         assert LikelihoodConfig(n_samples=p.loglik_samples).n_draws(p.loglik_starts) == p.loglik_samples
+
+
+def _pcd_run(lr, log_z_walkers, iters=100):
+    """PCD on a Gaussian whose mean moves from 0 towards data at 4: the estimator population (from the initial
+    model, short ULA steps) lags behind a fast-moving model and collapses; a slow model it follows."""
+    energy = Gaussian(torch.zeros(2, dtype=torch.float64), learn_std=False)
+    data = 4 + torch.randn(200, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    opt = torch.optim.SGD(energy.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(0)
+    trainer = Trainer(
+        energy, data, opt, negative_phase("pcd", step_size=0.05), n_walkers=32, generator=gen,
+        log_z_walkers=log_z_walkers,
+    )  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.run(iters)
+    return trainer, [w for w in caught if issubclass(w.category, EstimatorWarning)]
+
+
+def test_a_collapsed_estimator_population_is_marked_unreliable_and_warns():
+    trainer, caught = _pcd_run(0.1, 8)
+    s = trainer.summary()
+    assert trainer.estimator.eve.unique().numel() == 1 and s["log_z_se"] == pytest.approx(GENEALOGY_SE_CEILING)
+    assert abs(s["log_z_est"] - s["log_z_exact"]) > 5  # the "value" is far off: it must not read as one
+    assert s["log_z_reliable"] is False and "log_z_walkers" in s["log_z_unreliable_reason"]
+    assert len(caught) == 1 and "genealogy has collapsed" in str(caught[0].message)
+    assert trainer.history[-1]["log_z_reliable"] is False and "log_z_unreliable_reason" not in trainer.history[-1]
+    ok, quiet = _pcd_run(0.002, 64)
+    s = ok.summary()
+    assert s["log_z_reliable"] is True and "log_z_unreliable_reason" not in s and not quiet
+    assert abs(s["log_z_est"] - s["log_z_exact"]) < 4 * s["log_z_se"]
+
+
+def test_collapse_reason_rules():
+    assert collapse_reason(0.5) is None and collapse_reason(math.nan) is None and collapse_reason(None) is None
+    assert collapse_reason(0.97 * GENEALOGY_SE_CEILING) is not None
+    rep = reliability({"log_z_est": 1.0, "log_z_se": 0.83, "log_z_est_coupled": 0.0, "log_z_se_coupled": 0.1})
+    assert rep["log_z_reliable"] is False and rep["log_z_reliable_coupled"] is True
+    assert "the estimator population" in rep["log_z_unreliable_reason"]

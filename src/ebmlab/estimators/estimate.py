@@ -15,10 +15,9 @@ import torch
 from torch import Tensor
 
 from ..sampling import walkers
+from ..uncertainty import EstimatorWarning
 
-
-class EstimatorWarning(UserWarning):
-    """An estimate was returned but should not be trusted (non-convergence, low overlap)."""
+__all__ = ["Estimate", "EstimatorWarning", "log_mean_relvar"]
 
 
 @dataclass(frozen=True)

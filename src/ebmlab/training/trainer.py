@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from ..distributed import LOCAL, NOISE_MODES, Collective
 from ..sampling import smc
 from ..sampling.walkers import Walkers, log_z_report, normalized_weights
+from ..uncertainty import reliability, warn_unreliable
 from .control import commit_update, snapshot
 from .loop import run_loop
 from .moves import WalkerMoves
@@ -208,7 +209,7 @@ class Trainer(WalkerMoves, Checkpointable):
             out |= log_z_report(self.walkers, suffix="_coupled" if self.estimator is not None else "", summary=s_walk)
         if self.has_exact_log_z:
             out["log_z_exact"] = exact_log_z(self.energy)
-        return out
+        return out | reliability(out, reasons=False)
 
     # -- one iteration ----------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
@@ -277,7 +278,7 @@ class Trainer(WalkerMoves, Checkpointable):
         ``progress``: show a tqdm bar (None = only when stderr is a terminal; never off the main process).
         ``callback(trainer, row)`` runs after each iteration (e.g. to record extra metrics into row).
         """
-        return run_loop(
+        history = run_loop(
             self,
             n_iters,
             checkpoint_path=checkpoint_path,
@@ -288,8 +289,11 @@ class Trainer(WalkerMoves, Checkpointable):
             postfix=lambda row: {"ess": f"{row['ess_frac']:.2f}"},
             postfix_every=50,
         )
+        warn_unreliable(self.summary())  # a collapsed log Z estimate is not a value: say so, and what to change
+        return history
 
     def summary(self) -> dict[str, float]:
-        """Current (theta_K, walkers at K) values: estimated log Z with standard errors (estimator
-        population and, as ``*_coupled``, the gradient's walkers), exact log Z if known, ESS/N."""
-        return {"step": self.step_count, **self._estimates()}
+        """Current (theta_K, walkers at K) values: log Z estimates with SEs (estimator population, ``*_coupled`` the
+        gradient's walkers), exact log Z if known, ESS/N, ``log_z_reliable*`` (with reasons: ``reliability``)."""
+        row = {"step": self.step_count, **self._estimates()}
+        return row | reliability(row)
