@@ -37,6 +37,8 @@ class Estimate:
     iterations: solver iterations used (0 for closed forms).
     overlap: (*batch, K, K) overlap matrix (rlr only).
     diagnostics: further named diagnostics (tensors or numbers).
+    se_bootstrap: with ``bootstrap=B`` (:data:`~ebmlab.estimators.ESTIMATORS`), the standard deviation of log_z
+        over B replicates with the draws resampled within each sample, beside the analytic se; else None.
     """
 
     log_z: Tensor
@@ -48,6 +50,7 @@ class Estimate:
     iterations: int = 0
     overlap: Tensor | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    se_bootstrap: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.converged is None:
