@@ -152,3 +152,54 @@ def test_collapse_reason_rules():
     rep = reliability({"log_z_est": 1.0, "log_z_se": 0.83, "log_z_est_coupled": 0.0, "log_z_se_coupled": 0.1})
     assert rep["log_z_reliable"] is False and rep["log_z_reliable_coupled"] is True
     assert "the estimator population" in rep["log_z_unreliable_reason"]
+
+
+def _calibrated(err: torch.Tensor, se: torch.Tensor) -> float:
+    """sd(error) / rms(SE) over replicates: 1 when the SEs describe the spread."""
+    return float(err.std() / se.square().mean().sqrt())
+
+
+def test_is_se_is_calibrated_over_400_replicates():
+    """IS with a wider Gaussian proposal on the 2-D closed form, 400 replicates of 300 draws."""
+    g = torch.Generator().manual_seed(10)
+    q = GaussianNoise(torch.zeros(2, dtype=torch.float64), 2.0)
+    y = q.sample(400 * 300, g).reshape(400, 300, 2)
+    est = ESTIMATORS["is"](Problem(log_phi, [q], y=y))
+    log_z = math.log(2 * math.pi) + float(SIG.log().sum())
+    assert 0.7 < _calibrated(est.log_z - log_z, est.se) < 1.5
+
+
+def test_plain_ais_se_is_calibrated_over_100_replicates():
+    """N(0, I) -> N(0.5, 0.6^2 I) in d = 3, 200 walkers, 10 MALA temperatures, no resampling."""
+    g = torch.Generator().manual_seed(11)
+    d, s = 3, 0.6
+    exact = 0.5 * d * math.log(2 * math.pi) + d * math.log(s)
+    errs, ses = [], []
+    for _ in range(100):
+        x = torch.randn(200, d, generator=g, dtype=torch.float64)
+        est = ais(lambda z: 0.5 * z.square().sum(1), lambda z: 0.5 * ((z - 0.5) / s).square().sum(1), x,
+                  0.5 * d * math.log(2 * math.pi), 10, step_size=0.2, generator=g)  # fmt: skip
+        errs.append(float(est.log_z) - exact)
+        ses.append(float(est.se))
+    assert 0.7 < _calibrated(torch.tensor(errs), torch.tensor(ses)) < 1.5
+
+
+@pytest.mark.slow
+def test_running_log_z_se_is_calibrated_over_seeds():
+    """The trainer's running log Z (estimator population, genealogy SE) while a Gaussian learns its mean and scale:
+    over 30 seeds, sd(error) / rms(SE) in [0.7, 1.5] at the end of 60 Jarzynski updates."""
+    errs, ses = [], []
+    for seed in range(30):
+        energy = Gaussian(torch.zeros(2, dtype=torch.float64))
+        data = torch.tensor([1.0, -0.5], dtype=torch.float64) + 0.8 * torch.randn(
+            500, 2, generator=torch.Generator().manual_seed(100 + seed), dtype=torch.float64
+        )
+        trainer = Trainer(
+            energy, data, torch.optim.SGD(energy.parameters(), lr=0.05), negative_phase("jarzynski", step_size=0.05),
+            n_walkers=200, generator=torch.Generator().manual_seed(seed), log_z_walkers=200,
+        )  # fmt: skip
+        trainer.run(60)
+        s = trainer.summary()
+        errs.append(s["log_z_est"] - s["log_z_exact"])
+        ses.append(s["log_z_se"])
+    assert 0.7 < _calibrated(torch.tensor(errs), torch.tensor(ses)) < 1.5
