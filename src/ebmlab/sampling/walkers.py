@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from ..distributed import LOCAL, Collective
+from ..uncertainty import se_from_relvar
 from .langevin import LangevinState
 from .resampling import SCOPES as SCOPES  # re-exported: the scopes live with the schemes
 from .resampling import Resampling, get_resampler
@@ -145,12 +146,13 @@ def log_z_relvar(walkers: Walkers, coll: Collective = LOCAL) -> Tensor:
 
 
 def _se(relvar: Tensor, multinomial_only: bool) -> Tensor:
-    se = torch.log1p(relvar.clamp_min(0.0)).sqrt()
+    se = se_from_relvar(relvar)
     return se if multinomial_only else torch.full_like(se, math.nan)
 
 
 def log_z_se(walkers: Walkers, coll: Collective = LOCAL) -> Tensor:
-    """Standard error of :func:`log_z_estimate` in nats: sqrt(log(1 + relative variance)), float64;
+    """Standard error of :func:`log_z_estimate` in nats: sqrt(log(1 + relative variance)) (the convention of
+    :mod:`ebmlab.uncertainty`), float64;
     NaN once the walkers have been resampled by a scheme other than multinomial (see the module)."""
     return _se(log_z_relvar(walkers, coll), walkers.multinomial_only)
 

@@ -33,6 +33,7 @@ from ..sampling import smc
 from ..sampling.populations import Populations, estimates
 from ..sampling.preconditioner import Preconditioner
 from ..sampling.walkers import Walkers, normalized_weights
+from ..uncertainty import reliability, warn_unreliable
 from .control import adapt_update, commit_update, snapshot
 from .loop import run_loop
 from .moves import WalkerMoves
@@ -41,6 +42,7 @@ from .state import Checkpointable
 from .validation import (
     DIVERGENCE_BOUND,
     check_int,
+    check_log_z0,
     check_options,
     check_values,
     exact_log_z,
@@ -140,7 +142,7 @@ class Trainer(WalkerMoves, Checkpointable):
         needs_initial_model = phase.init == "model" or m > 0
         if log_z0 is None:
             log_z0 = initial_log_z(energy) if needs_initial_model else (exact_log_z(energy) or 0.0)
-        self.log_z0 = float(log_z0)
+        self.log_z0 = check_log_z0(log_z0)
         self.step_count = 0
         self.wall_time_s = 0.0  # seconds spent in step(), carried across resumes
         self.history: list[dict[str, Any]] = []
@@ -208,7 +210,7 @@ class Trainer(WalkerMoves, Checkpointable):
         out = estimates(Populations(self.walkers, self.estimator), self.summaries, self.phase.weighted)
         if self.has_exact_log_z:
             out["log_z_exact"] = exact_log_z(self.energy)
-        return out
+        return out | reliability(out, reasons=False)
 
     # -- one iteration ----------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
@@ -282,7 +284,7 @@ class Trainer(WalkerMoves, Checkpointable):
         ``progress``: show a tqdm bar (None = only when stderr is a terminal; never off the main process).
         ``callback(trainer, row)`` runs after each iteration (e.g. to record extra metrics into row).
         """
-        return run_loop(
+        history = run_loop(
             self,
             n_iters,
             checkpoint_path=checkpoint_path,
@@ -293,8 +295,11 @@ class Trainer(WalkerMoves, Checkpointable):
             postfix=lambda row: {"ess": f"{row['ess_frac']:.2f}"},
             postfix_every=50,
         )
+        warn_unreliable(self.summary())  # a collapsed log Z estimate is not a value: say so, and what to change
+        return history
 
     def summary(self) -> dict[str, float]:
-        """Current (theta_K, walkers at K) values: estimated log Z with standard errors (estimator
-        population and, as ``*_coupled``, the gradient's walkers), exact log Z if known, ESS/N."""
-        return {"step": self.step_count, **self._estimates()}
+        """Current (theta_K, walkers at K) values: log Z estimates with SEs (estimator population, ``*_coupled`` the
+        gradient's walkers), exact log Z if known, ESS/N, ``log_z_reliable*`` (with reasons: ``reliability``)."""
+        row = {"step": self.step_count, **self._estimates()}
+        return row | reliability(row)

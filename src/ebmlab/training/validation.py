@@ -95,6 +95,21 @@ def initial_log_z(energy: nn.Module) -> float:
     return exact_log_z(energy) or 0.0
 
 
+def check_log_z0(log_z0: object) -> float:
+    """``log_z0`` as a finite float, or a ValueError: every log Z estimate is log_z0 plus a log mean weight, so a
+    NaN or infinite log_z0 would make them all NaN or infinite."""
+    try:
+        value = float(log_z0)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(log_z0, (bool, str, bytes)) or not math.isfinite(value):
+        raise ValueError(
+            f"log_z0 must be a finite number (log Z of the initial model in nats), got {log_z0!r}; "
+            "pass its exact value, or None to take it from the energy"
+        )
+    return value
+
+
 def check_values(
     step: int,
     bounded: dict[str, Tensor],
