@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..uncertainty import se_from_relvar
 from .masses import Labeller, weighted_class_masses
 
 
@@ -64,8 +65,9 @@ class ClassGaussians:
 def importance_class_masses(
     energy: nn.Module, proposal: ClassGaussians, labeller: Labeller, n_classes: int, draws: int, generator
 ) -> dict[str, Any]:
-    """Masses (C,) with their self-normalised SEs, log Z (nats) with its delta-method SE, and ESS/N, by
-    importance sampling ``draws`` points from ``proposal``."""
+    """Masses (C,) with their self-normalised SEs, log Z (nats) with its SE (the package's convention,
+    :func:`ebmlab.uncertainty.se_from_relvar`), and ESS/N, by importance sampling ``draws`` points from
+    ``proposal``."""
     x = proposal.sample(draws, generator)
     with torch.no_grad():
         log_w = -energy(x).double() - proposal.log_prob(x)
@@ -73,12 +75,12 @@ def importance_class_masses(
         raise ValueError("importance weights of the class-Gaussian proposal are not finite: check the energy")
     masses, se = weighted_class_masses(labeller(x), log_w, n_classes)
     w = torch.softmax(log_w, 0)
-    relvar = float((draws * w.square().sum() - 1.0) / (draws - 1))  # Var(Z_hat) / Z^2 estimate
+    relvar = (draws * w.square().sum() - 1.0) / (draws - 1)  # Var(Z_hat) / Z^2 estimate
     return {
         "masses": masses.tolist(),
         "masses_se": se.tolist(),
         "log_z": float(torch.logsumexp(log_w, 0) - math.log(draws)),
-        "log_z_se": math.sqrt(max(relvar, 0.0)),
+        "log_z_se": float(se_from_relvar(relvar)),
         "ess_frac": float(1.0 / w.square().sum() / draws),
     }
 
