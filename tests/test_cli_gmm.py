@@ -98,7 +98,7 @@ def test_module_entry_point_help():
 def test_noise_mode_is_a_recorded_setting(tmp_path):
     """--noise changes the numbers under torchrun, so it is part of the recorded config (and of resume checks)."""
     from ebmlab.cli import build_parser
-    from ebmlab.experiments.gmm_config import config_from_args
+    from ebmlab.experiments.gmm.cli import config_from_args
 
     argv = ["gmm", "--preset", "tiny", "--noise", "per-rank"]
     assert config_from_args(build_parser(argv).parse_args(argv)).noise == "per-rank"

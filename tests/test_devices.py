@@ -8,7 +8,7 @@ import torch
 
 from ebmlab.cli import main as cli_main
 from ebmlab.energies import MLPEnergy
-from ebmlab.experiments.mnist_config import study_device
+from ebmlab.experiments.mnist.config import study_device
 from ebmlab.sampling.compiled import compile_available
 from ebmlab.training import Trainer, negative_phase
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ebmlab.cli import main
-from ebmlab.experiments.latent_loglik import loglik_warnings
+from ebmlab.experiments.latent.loglik import loglik_warnings
 
 
 def _run(out, *extra):

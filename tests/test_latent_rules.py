@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from ebmlab.experiments import latent_anomaly
-from ebmlab.experiments.latent_anomaly import anomaly_data, best_of
-from ebmlab.experiments.latent_build import amortisation_diagnostic, build_mnist
-from ebmlab.experiments.latent_config import (
+from ebmlab.experiments.latent import anomaly as latent_anomaly
+from ebmlab.experiments.latent.anomaly import anomaly_data, best_of
+from ebmlab.experiments.latent.build import amortisation_diagnostic, build_mnist
+from ebmlab.experiments.latent.config import (
     PRESETS,
     LatentPreset,
     anomaly_sigma,

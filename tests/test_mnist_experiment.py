@@ -11,8 +11,8 @@ from ebmlab.cli import main as cli_main
 from ebmlab.data.mnist import MnistDataError
 from ebmlab.energies import BoxedTemperedEnergy, ConvEnergy, box_log_z
 from ebmlab.experiments.mnist import run_study
-from ebmlab.experiments.mnist_config import PRESETS as ALL_PRESETS
-from ebmlab.experiments.mnist_pixels import build_trainer, make_energy
+from ebmlab.experiments.mnist.config import PRESETS as ALL_PRESETS
+from ebmlab.experiments.mnist.pixels import build_trainer, make_energy
 from ebmlab.sampling.langevin import energy_and_grad, init_state, ula
 
 PRESETS = ALL_PRESETS["pixels"]

@@ -12,7 +12,7 @@ from ebmlab.data.mnist import load_mnist
 from ebmlab.data.projection import check_space_dim, fit_projection
 from ebmlab.data.subsets import imbalanced_digit_split
 from ebmlab.experiments.mnist import run_study
-from ebmlab.experiments.mnist_config import PRESETS, preset
+from ebmlab.experiments.mnist.config import PRESETS, preset
 from ebmlab.metrics.regions import RegionClassifier
 
 

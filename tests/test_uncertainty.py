@@ -109,7 +109,7 @@ def test_likelihood_records_the_draws_that_run():
     cfg = LikelihoodConfig(n_samples=264)
     assert cfg.n_draws(8) == 261 and cfg.n_components(8) == 9
     assert LikelihoodConfig(n_samples=264, defensive=False).n_draws(8) == 264
-    from ebmlab.experiments.latent_config import PRESETS
+    from ebmlab.experiments.latent.config import PRESETS
 
     for p in PRESETS.values():  # every preset runs the draws it names
         assert LikelihoodConfig(n_samples=p.loglik_samples).n_draws(p.loglik_starts) == p.loglik_samples

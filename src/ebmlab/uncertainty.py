@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -91,3 +92,21 @@ def warn_unreliable(report: dict) -> None:
     for key, reason in report.items():
         if key.startswith("log_z_unreliable_reason"):
             warnings.warn(reason, EstimatorWarning, stacklevel=3)
+
+
+def reliability_fields(summary: dict[str, Any]) -> dict[str, Any]:
+    """The ``log_z_reliable*`` and ``log_z_unreliable_reason*`` entries of a trainer summary."""
+    return {k: v for k, v in summary.items() if k.startswith(("log_z_reliable", "log_z_unreliable"))}
+
+
+def reliability_warnings(runs: dict[str, dict[Any, dict[str, Any]]]) -> list[str]:
+    """One ``WARNING`` line per (method, seed, population) whose log Z was marked unreliable, saying why and what
+    to change; empty when every run's estimate is reliable."""
+    out = []
+    for method, by_seed in runs.items():
+        for seed, run in sorted(by_seed.items(), key=lambda kv: str(kv[0])):
+            for suffix in POPULATIONS:
+                reason = run.get(f"log_z_unreliable_reason{suffix}")
+                if reason is not None:
+                    out.append(f"WARNING {method} seed {seed}: {reason}")
+    return out

@@ -14,7 +14,7 @@ import torch
 
 from ...estimators import GaussianNoise, nce_log_z
 from ...training.nce import train_nce
-from ..gmm import GmmConfig, left_index, make_data, student, teacher
+from ..gmm.run import GmmConfig, left_index, make_data, student, teacher
 from ..plotting import plt, save
 from .targets import seeded
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from ...data.projection import DIGITS8X8_DIM, check_space_dim
 from ...metrics.mass_checks import MassCheck
-from ..mnist_config import DIGITS, LowDimConfig
-from ..mnist_config import preset as study_preset
+from ..mnist.config import DIGITS, LowDimConfig
+from ..mnist.config import preset as study_preset
 
 SCALING_SPACES = ("pca", "digits8x8")
 DEFAULT_DIMS = (2, 4, 8, 16, 32, 64)

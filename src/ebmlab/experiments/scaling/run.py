@@ -19,9 +19,9 @@ from typing import Any
 
 from ...io import read_json, write_csv, write_json
 from ...metrics.masses import total_variation
-from ..mnist import load_split, run_study
-from ..mnist_config import LowDimConfig
-from ..mnist_lowdim import lowdim_study
+from ..mnist.config import LowDimConfig
+from ..mnist.lowdim import lowdim_study
+from ..mnist.run import load_split, run_study
 from ..study import prepare_out
 from . import plots
 from .config import Mechanisms, point_config, point_name, points

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io import load_torch
-from .plotting import COLORS, band, plt, save
+from ...io import load_torch
+from ..plotting import COLORS, band, plt, save
 
 CLASS_COLORS = ("tab:orange", "deeppink", "tab:cyan")  # digits 2, 3, 6
 MODEL_SOURCE = {"pixels": "MALA chains", "exact": "quadrature", "estimated": "AIS"}

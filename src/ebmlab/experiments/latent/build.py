@@ -12,14 +12,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..latent.diffusion import ConvEncoder, LatentDiffusion
-from ..latent.models import ConvGenerator, LatentEBMPrior, LatentModel
-from ..latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, LEBMSampler, langevin
-from ..latent.trainer import LatentTrainer, LoopConfig
-from ..latent.weighted_prior import JarzynskiPriorSampler, Sampler, WeightedPriorConfig, posterior_of, sampler_settings
-from ..metrics.classifier import apply_batched
-from .latent_config import LatentPreset, ema_half_life_iters, ema_rate, energy_reg_of, learning_rates
-from .study import eval_generator
+from ...latent.diffusion import ConvEncoder, LatentDiffusion
+from ...latent.models import ConvGenerator, LatentEBMPrior, LatentModel
+from ...latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, LEBMSampler, langevin
+from ...latent.trainer import LatentTrainer, LoopConfig
+from ...latent.weighted_prior import JarzynskiPriorSampler, Sampler, WeightedPriorConfig, posterior_of, sampler_settings
+from ...metrics.classifier import apply_batched
+from ..study import eval_generator
+from .config import LatentPreset, ema_half_life_iters, ema_rate, energy_reg_of, learning_rates
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "gelu": nn.GELU}
 

@@ -13,18 +13,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..latent.models import GaussianPrior, LatentEBMPrior, LatentModel
-from ..latent.prior_density import cell_centres, cell_kl, cell_probabilities, prior_log_density, quadrature_log_marginal
-from ..latent.samplers import ChainConfig, LEBMSampler
-from ..latent.toy import TOY_SIGMA, observe, pinwheel, random_mlp_generator
-from ..latent.trainer import LatentTrainer, LoopConfig
-from ..latent.weighted_prior import JarzynskiPriorSampler
-from .latent_build import Sampler, weighted_config
-from .latent_config import LatentPreset, energy_reg_of
-from .latent_loglik import loglik_metrics, z_score
-from .latent_plots import density_panels, loglik_check_plot
-from .latent_toy import toy_sampler
-from .study import eval_generator
+from ...latent.models import GaussianPrior, LatentEBMPrior, LatentModel
+from ...latent.prior_density import (
+    cell_centres,
+    cell_kl,
+    cell_probabilities,
+    prior_log_density,
+    quadrature_log_marginal,
+)
+from ...latent.samplers import ChainConfig, LEBMSampler
+from ...latent.toy import TOY_SIGMA, observe, pinwheel, random_mlp_generator
+from ...latent.trainer import LatentTrainer, LoopConfig
+from ...latent.weighted_prior import JarzynskiPriorSampler
+from ..study import eval_generator
+from .build import Sampler, weighted_config
+from .config import LatentPreset, energy_reg_of
+from .loglik import loglik_metrics, z_score
+from .plots import density_panels, loglik_check_plot
+from .toy import toy_sampler
 
 LIM, N_GRID = 4.0, 100
 

@@ -23,43 +23,30 @@ PNGs: :func:`plot_all`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from ..data.digits8x8 import load_digits8x8
-from ..data.mnist import load_mnist
-from ..data.projection import SPACES
-from ..data.subsets import DigitSplit, imbalanced_digit_split
-from ..distributed import LOCAL, Collective
-from ..io import write_json
-from . import mnist_lowdim_plots, mnist_plots
-from .mnist_config import (
-    DEFAULT_SPACE,
+from ...data.digits8x8 import load_digits8x8
+from ...data.mnist import load_mnist
+from ...data.subsets import DigitSplit, imbalanced_digit_split
+from ...distributed import LOCAL, Collective
+from ...io import write_json
+from ..study import (
+    run_grid,
+)
+from . import lowdim_plots, plots
+from .config import (
     DIGITS,
-    PRESETS,
     RATIOS,
     PixelConfig,
     StudyConfig,
-    default_seeds,
-    preset,
-    study_device,
 )
-from .mnist_eval import summarize
-from .mnist_lowdim import LowDimStudy, lowdim_study
-from .mnist_pixels import PixelStudy, pixel_study
-from .reliability import reliability_warnings
-from .study import (
-    add_device_arg,
-    add_method_args,
-    add_output_args,
-    add_walker_args,
-    exit_code,
-    run_grid,
-)
+from .eval import summarize
+from .lowdim import LowDimStudy, lowdim_study
+from .pixels import PixelStudy, pixel_study
 
 Study = PixelStudy | LowDimStudy
 # history key -> its mean over the run's updates, as recorded per run
@@ -216,84 +203,13 @@ def run_study(
 def plot_all(metrics: dict[str, Any], out: Path) -> None:
     """masses.png, tv.png, cross_entropy.png; pixels: samples.png, frechet.png; exact (1-D/2-D)
     projections: log_z.png and, in 2-D, density.png."""
-    mnist_plots.plot_masses(metrics, out / "masses.png")
-    mnist_plots.plot_tv(metrics, out / "tv.png")
-    mnist_plots.plot_cross_entropy(metrics, out / "cross_entropy.png")
+    plots.plot_masses(metrics, out / "masses.png")
+    plots.plot_tv(metrics, out / "tv.png")
+    plots.plot_cross_entropy(metrics, out / "cross_entropy.png")
     if metrics["space"] == "pixels":
-        mnist_plots.plot_samples(metrics, out)
-        mnist_plots.plot_frechet(metrics, out / "frechet.png")
+        plots.plot_samples(metrics, out)
+        plots.plot_frechet(metrics, out / "frechet.png")
     elif "grid" in metrics["evaluation"]:
-        mnist_lowdim_plots.plot_log_z(metrics, out / "log_z.png")
+        lowdim_plots.plot_log_z(metrics, out / "log_z.png")
         if metrics["config"]["dim"] == 2:
-            mnist_lowdim_plots.plot_density(metrics, out)
-
-
-def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--space",
-        choices=SPACES,
-        default=DEFAULT_SPACE,
-        help="lda (default: digits projected to 2-D, exact model masses), pca (label-free, --dim 8 by "
-        "default) or pixels (the paper's CNN energy)",
-    )
-    p.add_argument("--dim", type=int, default=None, help="dimension of the lda (<= 2) or pca projection")
-    presets = sorted({name for by_space in PRESETS.values() for name in by_space})
-    p.add_argument(
-        "--preset",
-        choices=presets,
-        default="cpu",
-        help="quick (smoke test), cpu (default; the study on a CPU: 5 seeds in lda/pca, 3 in pixels), "
-        "paper (pixels only: the published settings, for a GPU)",
-    )
-    add_method_args(p)
-    p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files (default: $EBMLAB_DATA)")
-    p.add_argument("--iters", type=int, default=None, help="training iterations (override the preset)")
-    p.add_argument("--walkers", type=int, default=None, help="number of walkers N (override the preset)")
-    add_walker_args(p)
-    add_device_arg(p)
-    p.add_argument("--compile", action="store_true", help="run the walkers' Langevin steps compiled (torch.compile)")
-    add_output_args(p, "runs/mnist")
-
-
-def config_from_args(args: argparse.Namespace) -> StudyConfig:
-    """The preset of ``--space`` with ``--dim`` and the other overrides (ValueError for bad values)."""
-    names = ("iters", "resampler", "ess_threshold", "kernel", "cess_target")
-    overrides: dict[str, Any] = {k: getattr(args, k) for k in names}
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    cfg = preset(args.space, args.preset, args.dim, **overrides)
-    if args.walkers is not None:
-        batch = {"walker_batch": min(cfg.walker_batch, args.walkers)} if isinstance(cfg, PixelConfig) else {}
-        cfg = replace(cfg, n_walkers=args.walkers, **batch)
-    return cfg
-
-
-def main(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    coll = args.collective
-    metrics = run_study(
-        cfg,
-        args.methods,
-        args.seeds or default_seeds(args.space, args.preset),
-        args.out,
-        data_dir=args.data_dir,
-        resume=args.resume,
-        progress=False if args.no_progress else None,
-        collective=coll,
-        overwrite=args.overwrite,
-        device=study_device(args.device, cfg.space),
-        compile=args.compile,
-    )
-    if not coll.is_main:
-        return 0
-    for note in metrics["notes"]:
-        print(note)
-    for line in reliability_warnings(metrics["runs"]):
-        print(line)
-    for method, s in metrics["summary"].items():
-        line = f"{method:>10}: model TV {s['model_tv_mean']:.3f} [{s['model_tv_min']:.3f}, {s['model_tv_max']:.3f}]"
-        line += f", walker TV {s['walker_tv_mean']:.3f}"
-        if "log_z_error_mean" in s:
-            line += f", log Z error [{s['log_z_error_min']:+.3f}, {s['log_z_error_max']:+.3f}]"
-        print(f"{line}, {s['wall_time_s_mean']:.0f} s/run ({s['n_seeds']} seeds)")
-    print(f"wrote {args.out / 'metrics.json'} and plots")
-    return exit_code(r for by_seed in metrics["runs"].values() for r in by_seed.values())
+            lowdim_plots.plot_density(metrics, out)

@@ -13,40 +13,33 @@ exact and estimated log Z, exact and estimated KL, trajectories, resamplings, wa
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..distributed import LOCAL, Collective
-from ..energies import GaussianMixture
-from ..io import write_json
-from ..sampling.walkers import normalized_weights
-from ..training import Trainer
-from .gmm_config import (
-    DEFAULT_SEEDS,
+from ...distributed import LOCAL, Collective
+from ...energies import GaussianMixture
+from ...io import write_json
+from ...sampling.walkers import normalized_weights
+from ...training import Trainer
+from ...uncertainty import reliability_fields
+from ..study import run_grid, seed_summary, study_phase
+from .config import (
     PRESETS,
     GmmConfig,
-    config_from_args,
-    configure_parser,
     make_data,
     student,
     teacher,
 )
-from .gmm_plots import plot_all
-from .reliability import reliability_fields, reliability_warnings
-from .study import exit_code, resolve_device, run_grid, seed_summary, study_phase
+from .plots import plot_all
 
 __all__ = [
     "PRESETS",
     "GmmConfig",
     "build_trainer",
-    "config_from_args",
-    "configure_parser",
     "left_index",
-    "main",
     "observe",
     "run_one",
     "run_study",
@@ -250,37 +243,3 @@ def run_study(
         write_json(metrics, out / "metrics.json")
         plot_all(metrics, out)
     return metrics
-
-
-def main(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    seeds = args.seeds or DEFAULT_SEEDS[args.preset]
-    coll = args.collective
-    metrics = run_study(
-        cfg,
-        args.methods,
-        seeds,
-        args.out,
-        resume=args.resume,
-        progress=False if args.no_progress else None,
-        collective=coll,
-        overwrite=args.overwrite,
-        device=resolve_device(args.device),
-        compile=args.compile,
-    )
-    if not coll.is_main:
-        return 0
-    for note in metrics["notes"]:
-        print(f"note: {note}")
-    for line in reliability_warnings(metrics["runs"]):
-        print(line)
-    for method, s in metrics["summary"].items():
-        if not s["n_seeds"]:
-            print(f"{method:>10}: every run diverged")
-            continue
-        line = f"{method:>10}: mass_error {s['mass_error_mean']:.3f} (max {s['mass_error_max']:.3f})"
-        if "log_z_abs_error_mean" in s:
-            line += f", |log Z est - exact| {s['log_z_abs_error_mean']:.3f}"
-        print(line + f", {s['wall_time_s_mean']:.1f} s/run")
-    print(f"wrote {args.out / 'metrics.json'} and plots")
-    return exit_code(r for by_seed in metrics["runs"].values() for r in by_seed.values())

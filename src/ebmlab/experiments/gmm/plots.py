@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .plotting import COLORS, band, plt, save
+from ..plotting import COLORS, band, plt, save
 
 
 def _ok_runs(metrics: dict[str, Any], method: str) -> list[dict[str, Any]]:

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..metrics.masses import total_variation, weighted_class_masses
-from ..sampling.walkers import Walkers
-from ..training import Trainer
-from .study import seed_summary
+from ...metrics.masses import total_variation, weighted_class_masses
+from ...sampling.walkers import Walkers
+from ...training import Trainer
+from ..study import seed_summary
 
 # summary key -> path into a run's result
 SUMMARY_PATHS = {

@@ -26,20 +26,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..data.projection import fit_projection
-from ..data.subsets import DigitSplit
-from ..distributed import LOCAL, Collective
-from ..energies import Gaussian, MLPEnergy
-from ..io import save_torch
-from ..metrics.mass_checks import check_class_masses
-from ..metrics.masses import QuadratureCheck, ais_class_masses, total_variation
-from ..metrics.regions import RegionClassifier
-from ..sampling import smc
-from ..sampling.preconditioner import Preconditioner
-from ..training import Trainer
-from .mnist_config import DIGITS, LowDimConfig
-from .mnist_eval import estimates, mass_fields, walker_log_weights
-from .study import eval_generator
+from ...data.projection import fit_projection
+from ...data.subsets import DigitSplit
+from ...distributed import LOCAL, Collective
+from ...energies import Gaussian, MLPEnergy
+from ...io import save_torch
+from ...metrics.mass_checks import check_class_masses
+from ...metrics.masses import QuadratureCheck, ais_class_masses, total_variation
+from ...metrics.regions import RegionClassifier
+from ...sampling import smc
+from ...sampling.preconditioner import Preconditioner
+from ...training import Trainer
+from ..study import eval_generator
+from .config import DIGITS, LowDimConfig
+from .eval import estimates, mass_fields, walker_log_weights
 
 
 def make_energy(cfg: LowDimConfig, seed: int) -> MLPEnergy:

@@ -12,20 +12,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..estimators.estimate import Estimate
-from ..latent.likelihood import (
+from ...estimators.estimate import Estimate
+from ...latent.likelihood import (
     LikelihoodConfig,
     ais_log_marginal,
     combine,
     importance_log_marginal,
     prior_log_z_ais,
 )
-from ..latent.models import LatentModel
-from ..latent.weighted_prior import JarzynskiPriorSampler
-from ..metrics.classifier import apply_batched
-from ..sampling.tempering import Tempering
-from .latent_build import Sampler
-from .latent_config import LatentPreset
+from ...latent.models import LatentModel
+from ...latent.weighted_prior import JarzynskiPriorSampler
+from ...metrics.classifier import apply_batched
+from ...sampling.tempering import Tempering
+from .build import Sampler
+from .config import LatentPreset
 
 
 def z_score(a: float, se_a: float, b: float, se_b: float) -> float:

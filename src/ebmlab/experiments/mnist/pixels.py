@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data.subsets import DigitSplit
-from ..distributed import LOCAL, Collective
-from ..energies import BoxedTemperedEnergy, ConvEnergy, box_log_z
-from ..io import save_torch
-from ..metrics.classifier import (
+from ...data.subsets import DigitSplit
+from ...distributed import LOCAL, Collective
+from ...energies import BoxedTemperedEnergy, ConvEnergy, box_log_z
+from ...io import save_torch
+from ...metrics.classifier import (
     DigitClassifier,
     accuracy,
     apply_batched,
@@ -39,15 +39,15 @@ from ..metrics.classifier import (
     save_classifier,
     train_classifier,
 )
-from ..metrics.frechet import frechet_from_moments, gaussian_moments
-from ..metrics.masses import mala_chain_ends, total_variation
-from ..sampling.langevin import init_state, ula
-from ..sampling.resampling import systematic
-from ..sampling.walkers import normalized_weights
-from ..training import Trainer
-from .mnist_config import DIGITS, PixelConfig
-from .mnist_eval import estimates, mass_fields, walker_log_weights
-from .study import eval_generator
+from ...metrics.frechet import frechet_from_moments, gaussian_moments
+from ...metrics.masses import mala_chain_ends, total_variation
+from ...sampling.langevin import init_state, ula
+from ...sampling.resampling import systematic
+from ...sampling.walkers import normalized_weights
+from ...training import Trainer
+from ..study import eval_generator
+from .config import DIGITS, PixelConfig
+from .eval import estimates, mass_fields, walker_log_weights
 
 GRID = 64  # walkers shown per sample grid
 EVENT = (1, 28, 28)

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..io import load_torch, save_figure
-from .mnist_plots import CLASS_COLORS, ok_runs
-from .plotting import COLORS, band, plt, save
+from ...io import load_torch, save_figure
+from ..plotting import COLORS, band, plt, save
+from .plots import CLASS_COLORS, ok_runs
 
 LOG_DENSITY_RANGE = 12.0  # nats below the maximum shown on the heat maps
 

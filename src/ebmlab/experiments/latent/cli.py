@@ -29,14 +29,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..io import write_json
-from .latent_anomaly import run_anomaly
-from .latent_config import DEFAULT_SEEDS, POSTERIORS, PRESETS, SAMPLERS, TASKS, preset
-from .latent_generate import run_generate
-from .latent_loglik import loglik_warnings
-from .latent_toy import run_toy
-from .latent_toy_prior import run_toy_prior
-from .study import add_device_arg, add_output_args, exit_code, int_list, resolve_device, run_grid, seed_summary
+from ...io import write_json
+from ..study import add_device_arg, add_output_args, exit_code, int_list, resolve_device, run_grid, seed_summary
+from .anomaly import run_anomaly
+from .config import DEFAULT_SEEDS, POSTERIORS, PRESETS, SAMPLERS, TASKS, preset
+from .generate import run_generate
+from .loglik import loglik_warnings
+from .toy import run_toy
+from .toy_prior import run_toy_prior
 
 HEADLINE = {
     "toy": ("error_sampler", "error_reference", "mmd_sampler_vs_reference"),

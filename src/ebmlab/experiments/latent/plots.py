@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..latent.toy import kde_grid
-from .plotting import plt, save
+from ...latent.toy import kde_grid
+from ..plotting import plt, save
 
 
 def image_grid(images: torch.Tensor, path: Path, title: str, ncol: int = 10) -> None:

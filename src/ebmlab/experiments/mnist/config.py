@@ -7,12 +7,12 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..data.projection import DIGITS8X8_DIM, PROJECTED, SPACES, check_space_dim
-from ..metrics.mass_checks import MassCheck
-from ..sampling.resampling import Resampling, check_threshold
-from ..sampling.smc import KERNELS
-from ..training import NegativePhase
-from .study import resolve_device, study_phase
+from ...data.projection import DIGITS8X8_DIM, PROJECTED, SPACES, check_space_dim
+from ...metrics.mass_checks import MassCheck
+from ...sampling.resampling import Resampling, check_threshold
+from ...sampling.smc import KERNELS
+from ...training import NegativePhase
+from ..study import resolve_device, study_phase
 
 DIGITS = (2, 3, 6)
 RATIOS = (4, 2, 1)

@@ -9,11 +9,11 @@ from typing import Any
 
 import torch
 
-from ..latent.diffusion import LatentDiffusion, MLPEncoder
-from ..latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, langevin
-from ..latent.toy import mmd_rbf, observe, pinwheel, reconstruction_error, toy_model, train_amortizer
-from .latent_config import LatentPreset
-from .latent_plots import toy_kde
+from ...latent.diffusion import LatentDiffusion, MLPEncoder
+from ...latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, langevin
+from ...latent.toy import mmd_rbf, observe, pinwheel, reconstruction_error, toy_model, train_amortizer
+from .config import LatentPreset
+from .plots import toy_kde
 
 
 def toy_sampler(p: LatentPreset, device: torch.device) -> DAMCSampler:

@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.mnist import FILES, load_mnist, resolve_data_dir
-from ..data.subsets import to_signed_unit
-from ..latent.anomaly import auprc, heldout_split
-from ..latent.models import LatentModel
-from ..latent.trainer import LatentTrainer
-from ..metrics.classifier import apply_batched
-from .latent_build import (
+from ...data.mnist import FILES, load_mnist, resolve_data_dir
+from ...data.subsets import to_signed_unit
+from ...latent.anomaly import auprc, heldout_split
+from ...latent.models import LatentModel
+from ...latent.trainer import LatentTrainer
+from ...metrics.classifier import apply_batched
+from ..study import eval_generator
+from .build import (
     Sampler,
     describe,
     diag_images,
@@ -25,10 +26,9 @@ from .latent_build import (
     rows_with,
     train,
 )
-from .latent_config import LatentPreset, anomaly_sigma
-from .latent_loglik import loglik_metrics
-from .latent_plots import amortisation_plot, score_histogram
-from .study import eval_generator
+from .config import LatentPreset, anomaly_sigma
+from .loglik import loglik_metrics
+from .plots import amortisation_plot, score_histogram
 
 
 def anomaly_data(data_dir: str | None, pool_train: bool) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:

@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.mnist import load_mnist
-from ..data.subsets import split_by_class, to_signed_unit
-from ..latent.samplers import LEBMSampler
-from ..latent.trainer import LatentTrainer
-from ..metrics.classifier import accuracy, apply_batched, train_classifier
-from ..metrics.frechet import frechet_distance
-from .latent_build import (
+from ...data.mnist import load_mnist
+from ...data.subsets import split_by_class, to_signed_unit
+from ...latent.samplers import LEBMSampler
+from ...latent.trainer import LatentTrainer
+from ...metrics.classifier import accuracy, apply_batched, train_classifier
+from ...metrics.frechet import frechet_distance
+from ..study import eval_generator
+from .build import (
     describe,
     diag_images,
     diagnostic_summary,
@@ -26,10 +27,9 @@ from .latent_build import (
     rows_with,
     train,
 )
-from .latent_config import LatentPreset
-from .latent_loglik import loglik_metrics
-from .latent_plots import amortisation_plot, image_grid, loglik_check_plot
-from .study import eval_generator
+from .config import LatentPreset
+from .loglik import loglik_metrics
+from .plots import amortisation_plot, image_grid, loglik_check_plot
 
 
 def generate_split(labels: np.ndarray, p: LatentPreset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
