@@ -22,6 +22,8 @@ from ..distributed import Collective
 from .validation import as_counts, as_log_density, check_int
 
 ChunkFn = Callable[[int, int], Tensor]
+"""Pooled log densities given in chunks: ``fn(start, stop)`` returns the (*batch, K, stop - start) block of
+samples ``start .. stop - 1``, in nats."""
 DEFAULT_CHUNK = 4096
 
 

@@ -235,6 +235,7 @@ def _named(name: str, fn: Callable[..., Estimate]) -> Callable[..., Estimate]:
 
 
 ESTIMATORS: dict[str, Callable[..., Estimate]] = {name: _named(name, fn) for name, fn in _ENTRIES.items()}
+"""Every estimator preset by name, each called as ``ESTIMATORS[name](problem, **options) -> Estimate``."""
 
 
 def get_estimator(name: str) -> Callable[..., Estimate]:

@@ -77,12 +77,12 @@ def _mala_step(state, energy, step_size, generator, noise_std, rows, weighted, c
     return new, None, accepted
 
 
-# The samplers the engine drives, by name (the ``kernel`` of a Move or a NegativePhase); register a
-# Kernel here to make another one available everywhere (training, AIS, users' schedules).
 SAMPLERS: dict[str, Kernel] = {
     "ula": Kernel("ula", _ula_step, invariant=False),
     "mala": Kernel("mala", _mala_step, invariant=True),
 }
+"""The samplers the engine drives, by name (the ``kernel`` of a Move or a NegativePhase); register a
+Kernel here to make another one available everywhere (training, AIS, users' schedules)."""
 
 
 def get_sampler(name: str) -> Kernel:

@@ -88,6 +88,7 @@ def _real(v: object) -> bool:
 
 
 METHODS = ("jarzynski", "pcd", "cd")
+"""The training methods :func:`negative_phase` configures."""
 
 
 def negative_phase(method: str, **overrides) -> NegativePhase:
