@@ -28,7 +28,9 @@ import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import torch
 
 from ..data.mnist import load_mnist
 from ..data.projection import SPACES
@@ -41,6 +43,7 @@ from .mnist_config import (
     DIGITS,
     PRESETS,
     RATIOS,
+    LowDimConfig,
     PixelConfig,
     StudyConfig,
     default_seeds,
@@ -131,7 +134,7 @@ def run_study(
     progress: bool | None = None,
     collective: Collective = LOCAL,
     overwrite: bool = False,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     compile: bool = False,
 ) -> dict[str, Any]:
     """All (method, seed) runs on the study skeleton (:func:`~.study.run_grid`: ``--out`` rules,
@@ -155,7 +158,7 @@ def run_study(
     study: Study = (
         pixel_study(cfg, split, out, resume, progress, device)
         if isinstance(cfg, PixelConfig)
-        else lowdim_study(cfg, split)
+        else lowdim_study(cast(LowDimConfig, cfg), split)
     )
     config = json.loads(json.dumps(asdict(cfg)))  # as recorded in study.json (tuples become lists)
     runs, notes = run_grid(

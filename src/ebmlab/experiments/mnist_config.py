@@ -4,6 +4,7 @@ a few dimensions) and the named presets of each."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -159,7 +160,7 @@ class PixelConfig(StudyConfig):
         return self.noise_std**2 / (2.0 * self.step_size)
 
 
-_LOW_QUICK = dict(
+_LOW_QUICK: dict[str, Any] = dict(
     n_walkers=400, log_z_walkers=400, iters=60, eval_every=20, checkpoint_every=20, grid_cells=120,
     ais_particles=200, ais_steps=20, final_ais_particles=400, final_ais_steps=40,
 )  # fmt: skip

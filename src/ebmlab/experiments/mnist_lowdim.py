@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..data.projection import fit_projection
 from ..data.subsets import DigitSplit
@@ -64,7 +64,7 @@ def build_trainer(cfg: LowDimConfig, method: str, seed: int, data: Tensor) -> Tr
 
 
 def model_ais(
-    energy: MLPEnergy, cfg: LowDimConfig, regions: RegionClassifier, seed: int, step: int, final: bool = False
+    energy: nn.Module, cfg: LowDimConfig, regions: RegionClassifier, seed: int, step: int, final: bool = False
 ) -> dict[str, Any]:
     """AIS class masses and log Z of ``energy`` from its initial model N(0, scale^2 I), the Gaussian with
     the data's mean and covariance (the coordinates are standardised, then multiplied by ``scale``);

@@ -147,6 +147,7 @@ class JarzynskiPriorSampler:
         z_pos = self.posterior_chains(model, x, generator)[1]
         if self.walkers is None:
             self._start(model, generator)
+        assert self.walkers is not None and self.estimator is not None  # set by _start
         cfg, energy = self.config, model.prior_energy
         walkers, info = smc.step(
             self.walkers, energy, cfg.move(), generator, ess_threshold=cfg.ess_threshold, resampler=cfg.resampler

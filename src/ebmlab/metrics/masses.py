@@ -18,13 +18,14 @@ Masses are float64 and sum to one; log Z is in nats.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from ..energies import Gaussian, GaussianMixture
 from ..estimators import geometric_path
 from ..sampling import smc
 from ..sampling.langevin import init_state, mala
@@ -33,7 +34,7 @@ from ..sampling.walkers import ess_fraction, log_z_estimate, log_z_se
 Labeller = Callable[[Tensor], Tensor]  # points (M, d) -> class indices (M,) int64
 
 
-def total_variation(p: Tensor | list[float], q: Tensor | list[float]) -> float:
+def total_variation(p: Tensor | Sequence[float], q: Tensor | Sequence[float]) -> float:
     """Total-variation distance 0.5 sum_c |p_c - q_c| between two discrete distributions."""
     p, q = (torch.as_tensor(v, dtype=torch.float64).cpu() for v in (p, q))
     if p.shape != q.shape or p.dim() != 1:
@@ -198,7 +199,7 @@ def mala_chain_ends(
 
 def ais_class_masses(
     energy: nn.Module,
-    base: nn.Module,
+    base: Gaussian | GaussianMixture,
     labeller: Labeller,
     n_classes: int,
     *,

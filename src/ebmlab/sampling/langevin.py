@@ -231,6 +231,7 @@ def mala(
     see :func:`ula`.
     """
     proposed, log_ratio = ula(state, energy, step_size, generator, noise_std, rows, compile=compile)
+    assert log_ratio is not None  # a weighted ULA step returns its increment
     n = log_ratio.shape[0] if rows is None else rows.total
     u = torch.rand(n, generator=generator, dtype=torch.float64, device=log_ratio.device)
     accept = (u if rows is None else u[rows.rows]).log() < log_ratio

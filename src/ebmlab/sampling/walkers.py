@@ -124,6 +124,7 @@ def population(walkers: Walkers) -> Population:
 def weight_summary(walkers: Walkers, coll: Collective = LOCAL) -> WeightSummary:
     """The walkers' :class:`~ebmlab.sampling.summary.WeightSummary` (one collective call)."""
     (summary,), _, _ = summarize([population(walkers)], coll)
+    assert summary is not None  # a population was given
     return summary
 
 

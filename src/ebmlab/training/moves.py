@@ -19,10 +19,11 @@ from ..distributed import NoiseRows, stream_seed
 from ..sampling import smc
 from ..sampling.summary import summarize
 from ..sampling.walkers import maybe_resample, population
+from .fields import TrainerFields
 from .validation import check_worst, worst_values
 
 
-class WalkerMoves:
+class WalkerMoves(TrainerFields):
     """Moves of the gradient's walkers and the estimator population (see the module docstring)."""
 
     def _choose(self, n_total: int, n_batch: int | None, n_local: int) -> tuple[Tensor | None, NoiseRows | None]:
@@ -69,6 +70,7 @@ class WalkerMoves:
             finite["estimator log-weights"] = estimator.log_w
         pops = [population(walkers), None if estimator is None else population(estimator)]
         (s_walk, s_est), worst, counts = summarize(pops, coll, worst_values(checks | finite), info.counts)
+        assert worst is not None  # the values to check were given
         check_worst(self.step_count, list(checks), list(finite), worst, self.divergence_bound)
         out: dict[str, Any] = {} if counts is None else {"accept_rate": float(counts[0] / counts[1])}
         out["resampled"] = False

@@ -199,14 +199,16 @@ class Trainer(WalkerMoves, Checkpointable):
         """ESS/N of the gradient's walkers, log Z estimates with standard errors, exact log Z if known
         (from the weight summaries kept with the walkers: no communication)."""
         s_walk, s_est = self.summaries
+        assert s_walk is not None  # the gradient's walkers always have a summary
         out = {"ess_frac": float(s_walk.ess_fraction)}
         if self.estimator is not None:
+            assert s_est is not None  # kept with the estimator population
             out |= log_z_report(self.estimator, summary=s_est)
             out["est_ess_frac"] = float(s_est.ess_fraction)
         if self.phase.weighted:
             out |= log_z_report(self.walkers, suffix="_coupled" if self.estimator is not None else "", summary=s_walk)
-        if self.has_exact_log_z:
-            out["log_z_exact"] = exact_log_z(self.energy)
+        if self.has_exact_log_z and (exact := exact_log_z(self.energy)) is not None:
+            out["log_z_exact"] = exact
         return out
 
     # -- one iteration ----------------------------------------------------------------------------
@@ -228,8 +230,9 @@ class Trainer(WalkerMoves, Checkpointable):
         phase, walkers, coll = self.phase, self.walkers, self.collective
         log_w = walkers.log_w if moved is None else walkers.log_w[moved]
         x_walk = walkers.x if moved is None else walkers.x[moved]
-        n_used = self.n_walkers if moved is None else phase.walker_batch
-        log_norm = self.summaries[0].log_norm if moved is None else None  # the subset's is not at hand
+        n_used = self.n_walkers if moved is None or phase.walker_batch is None else phase.walker_batch
+        s_walk = self.summaries[0]
+        log_norm = s_walk.log_norm if moved is None and s_walk is not None else None  # the subset's is not at hand
         w = normalized_weights(log_w, coll, log_norm) if phase.weighted else torch.full_like(log_w, 1.0 / n_used)
         n_data = self.data.shape[0] if self.data_batch is None else self.data_batch
         x_data = coll.split(self.data if self.data_batch is None else self._data_sample(self.data_batch))
@@ -246,7 +249,7 @@ class Trainer(WalkerMoves, Checkpointable):
         before = snapshot(params) if phase.cess_target is not None else None
         self.optimizer.step()
         out: dict[str, Any] = {"loss": float(totals[0])}
-        if before is not None:
+        if before is not None and phase.cess_target is not None:
             out["update_fraction"], out["cess"] = commit_update(
                 self.energy, params, before, walkers, phase.cess_target, coll
             )
