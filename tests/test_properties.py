@@ -154,7 +154,7 @@ two_sample = st.integers(1, 12).flatmap(
 )
 
 
-@FAST
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(data=two_sample)
 def test_two_sample_estimators_give_finite_estimates_or_a_value_error(data) -> None:
     lp_x, lq_x, lp_y, lq_y = data
@@ -166,7 +166,7 @@ def test_two_sample_estimators_give_finite_estimates_or_a_value_error(data) -> N
     _finite_or_value_error(lambda: nce_log_z(lp_x, lq_x, lp_y, lq_y))
 
 
-@FAST
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(counts=st.lists(st.integers(0, 5), min_size=1, max_size=3).filter(lambda c: sum(c) > 0), data=st.data())
 def test_mis_and_rlr_give_finite_estimates_or_a_value_error(counts, data) -> None:
     n, k = sum(counts), len(counts)
