@@ -65,3 +65,10 @@ def test_version_comes_from_the_installed_metadata() -> None:
     from importlib.metadata import version
 
     assert ebmlab.__version__ == version("ebmlab")
+
+
+@pytest.mark.parametrize("name", SUBPACKAGES)
+def test_every_public_subpackage_has_an_api_page(name: str) -> None:
+    page = PYPROJECT.parent / "docs" / "api" / f"{name}.md"
+    assert page.is_file() and f"::: ebmlab.{name}\n" in page.read_text(), f"docs/api/{name}.md must render it"
+    assert f"api/{name}.md" in (PYPROJECT.parent / "mkdocs.yml").read_text(), f"docs/api/{name}.md is not in the nav"
