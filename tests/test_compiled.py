@@ -25,16 +25,17 @@ def test_compiled_ula_and_mala_equal_eager():
     eager, comp = init_state(energy, x), init_state(energy, x)
     ge, gc = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
     for _ in range(3):
-        eager, inc_e = ula(eager, energy, 0.05, ge)
-        comp, inc_c = ula(comp, energy, 0.05, gc, compile=True)
+        eager, info_e = ula(eager, energy, 0.05, ge)
+        comp, info_c = ula(comp, energy, 0.05, gc, compile=True)
+        inc_e, inc_c = info_e.increment, info_c.increment
         for a, b in ((eager.x, comp.x), (eager.energy, comp.energy), (eager.grad, comp.grad), (inc_e, inc_c)):
             torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
         assert not comp.x.requires_grad and not comp.energy.requires_grad
     with torch.no_grad():
         energy.net[-1].bias.add_(0.3)  # a parameter change: no recompile, the increment sees it
-    eager, acc_e, _ = mala(eager, energy, 0.05, ge)
-    comp, acc_c, _ = mala(comp, energy, 0.05, gc, compile=True)
-    assert torch.equal(acc_e, acc_c)
+    eager, info_e = mala(eager, energy, 0.05, ge)
+    comp, info_c = mala(comp, energy, 0.05, gc, compile=True)
+    assert torch.equal(info_e.accepted, info_c.accepted)
     torch.testing.assert_close(comp.x, eager.x, rtol=1e-10, atol=1e-12)
     assert energy.net[0].weight.grad is None  # parameter gradients untouched
 

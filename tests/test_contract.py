@@ -14,6 +14,7 @@ import torch
 from ebmlab.energies import Gaussian
 from ebmlab.estimators import ESTIMATORS, Estimate, GaussianNoise, Problem, get_estimator
 from ebmlab.sampling import smc
+from ebmlab.sampling.langevin import KernelInfo, LangevinState, init_state
 from ebmlab.sampling.walkers import log_z_estimate, log_z_se, normalized_weights
 
 D = torch.float64
@@ -121,11 +122,12 @@ def test_lookup_by_name():
         get_estimator("mbar")
 
 
-# -- samplers (``ebmlab.sampling.smc.SAMPLERS``), driven by the weighted-walker engine ------------------
-# Every sampler moves walkers between two Gaussians: weighted means and log Z of the end point come out
-# right within their standard errors, for any event shape, reproducibly, and non-finite input is refused.
+# -- kernels (``ebmlab.sampling.smc.KERNELS``), driven by the weighted-walker engine -------------------
+# Every kernel returns (state, KernelInfo) with the one signature and moves walkers between two Gaussians:
+# weighted means and log Z of the end point come out right within their standard errors, for any event shape,
+# reproducibly, and non-finite input is refused.
 
-SAMPLER_NAMES = sorted(smc.SAMPLERS)
+SAMPLER_NAMES = sorted(smc.KERNELS)
 
 
 class EventGaussian(torch.nn.Module):
@@ -162,10 +164,32 @@ def test_sampler_fields_and_event_shapes(name, event):
     assert walkers.state.energy.shape == (64,) and walkers.log_w.shape == (64,) and walkers.log_w.dtype == D
     assert len(infos) == 20 and all(isinstance(i, smc.MoveInfo) for i in infos)
     rates = [i.accept_rate for i in infos]
-    if smc.SAMPLERS[name].invariant:
+    if smc.KERNELS[name].invariant:
         assert all(0 < float(r) <= 1 for r in rates)
     else:
         assert all(r is None for r in rates)
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+@pytest.mark.parametrize("name", SAMPLER_NAMES)
+def test_kernel_returns_state_and_kernel_info(name, weighted):
+    """One step of every kernel, called through the registry with the common signature, gives a
+    (LangevinState, KernelInfo) of the right shapes: an increment exactly for a weighted non-invariant
+    step, accept decisions and log ratios exactly for an invariant (Metropolis) kernel."""
+    kernel, g = smc.KERNELS[name], torch.Generator().manual_seed(0)
+    state = init_state(TARGET, torch.randn(16, 2, generator=g, dtype=D))
+    new, info = kernel.step(state, TARGET, 0.2, g, None, None, weighted, False)
+    assert isinstance(new, LangevinState) and isinstance(info, KernelInfo)
+    assert new.x.shape == (16, 2) and new.energy.shape == (16,) and new.grad.shape == (16, 2)
+    if weighted and not kernel.invariant:
+        assert info.increment.shape == (16,) and info.increment.dtype == D
+    else:
+        assert info.increment is None
+    if kernel.invariant:
+        assert info.accepted.shape == (16,) and info.accepted.dtype == torch.bool
+        assert info.log_ratio.shape == (16,) and info.log_ratio.dtype == D
+    else:
+        assert info.accepted is None and info.log_ratio is None
 
 
 @pytest.mark.parametrize("name", SAMPLER_NAMES)

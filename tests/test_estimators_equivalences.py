@@ -1,4 +1,4 @@
-"""Exact equivalences between estimators (science note E1-E5, E7) on shared data sets."""
+"""Exact equivalences between estimators (docs/method.md, section 7: E1-E5, E7) on shared data sets."""
 
 import math
 import warnings
@@ -19,7 +19,7 @@ def log_phi(x):
 
 
 def two_sample(n1=2000, n2=6000, scale=2.0, seed=0):
-    """(log_phi_x, log_q_x, log_phi_y, log_q_y) for the science note's d = 2 example."""
+    """(log_phi_x, log_q_x, log_phi_y, log_q_y) for the reference d = 2 example (docs/estimators.md)."""
     g = torch.Generator().manual_seed(seed)
     q = GaussianNoise(torch.zeros(2), scale)
     x = MU + SIG * torch.randn(n1, 2, generator=g, dtype=torch.float64)

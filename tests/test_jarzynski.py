@@ -1,4 +1,4 @@
-"""The exact Jarzynski identity along a prescribed schedule of Gaussian targets (science note, section 2).
+"""The exact Jarzynski identity along a prescribed schedule of Gaussian targets (docs/method.md, section 2).
 
 With X_0 ~ rho_0 and weighted ULA or MALA at a large step (h = 0.5), for every k:
 mean(e^{A_k}) = Z_k / Z_0 and weighted means = exact means, up to Monte Carlo error.

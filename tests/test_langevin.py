@@ -56,7 +56,8 @@ def test_fixed_theta_increment_is_mala_log_ratio():
     target, _, g = gaussians(1)
     h = 0.3
     state = init_state(target, torch.randn(200, 3, generator=g, dtype=D))
-    new, inc = ula(state, target, h, g)
+    new, info = ula(state, target, h, g)
+    inc = info.increment
     x, y = state.x, new.x
     pi = torch.distributions.Normal(target.mean.detach(), torch.exp(target.log_std.detach()))
 
@@ -74,7 +75,7 @@ def test_small_step_increment_tends_to_ais_work():
     state = init_state(old, torch.randn(50, 3, generator=g, dtype=D))
     errs = []
     for h in (1e-4, 1e-6):
-        _, inc = ula(state, new, h, g)
+        inc = ula(state, new, h, g)[1].increment
         errs.append(float((inc - (old(state.x) - new(state.x)).detach()).abs().max()))
     assert errs[1] < errs[0] / 5 and errs[1] < 5e-2
 
@@ -95,15 +96,15 @@ def test_one_energy_evaluation_per_step():
 
 def test_weighted_ula_corrects_discretisation_bias():
     """U = x^2/2, h = 0.5, walkers from N(0,1), theta fixed: unweighted ULA drifts to variance
-    1/(1 - h/2) = 4/3 while the weighted second moment stays 1 (science note, section 7)."""
+    1/(1 - h/2) = 4/3 while the weighted second moment stays 1 (docs/method.md, section 2)."""
     g = torch.Generator().manual_seed(3)
     target = Gaussian(torch.zeros(1, dtype=D), 1.0)
     n, h = 40_000, 0.5
     state = init_state(target, torch.randn(n, 1, generator=g, dtype=D))
     log_w = torch.zeros(n, dtype=D)
     for _ in range(3):
-        state, inc = ula(state, target, h, g)
-        log_w += inc
+        state, info = ula(state, target, h, g)
+        log_w += info.increment
     x2 = state.x[:, 0] ** 2
     w = torch.softmax(log_w, 0)
     weighted = float((w * x2).sum())
@@ -123,8 +124,8 @@ def test_mala_leaves_target_invariant():
     state = init_state(target, target.sample(n, g))
     acc = []
     for _ in range(10):
-        state, accepted, _ = mala(state, target, 0.8, g)
-        acc.append(float(accepted.double().mean()))
+        state, info = mala(state, target, 0.8, g)
+        acc.append(float(info.accepted.double().mean()))
     x = state.x
     se = x.std(0) / math.sqrt(n)
     assert ((x.mean(0) - target.mean.detach()).abs() < 5 * se).all()

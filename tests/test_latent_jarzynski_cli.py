@@ -86,3 +86,30 @@ def test_failed_log_likelihood_checks_are_reported():
     assert len(notes) == 2
     assert notes[0].startswith("seed 1: WARNING") and "-83.7 SE" in notes[0]
     assert notes[1].startswith("seed 2: WARNING") and "+355.1 SE from its quadrature" in notes[1]
+
+
+def test_non_finite_prior_weights_mark_the_seed_diverged_and_the_others_run(tmp_path, monkeypatch):
+    """Seed 0's prior log-weights turn NaN at its second iteration: the run is recorded as diverged (not a
+    ValueError that would end the seed grid) and seed 1 still runs."""
+    from dataclasses import replace
+
+    import torch
+
+    from ebmlab.latent import weighted_prior
+
+    real, calls = weighted_prior.advance_populations, []
+
+    def poisoned(pops, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # seed 0, iteration 1
+            pops = replace(pops, walkers=replace(pops.walkers, log_w=torch.full_like(pops.walkers.log_w, float("nan"))))
+        return real(pops, *args, **kwargs)
+
+    monkeypatch.setattr(weighted_prior, "advance_populations", poisoned)
+    out = tmp_path / "out"
+    argv = ["latent", "--task", "toy-prior", "--sampler", "jarzynski", "--preset", "quick", "--iters", "3"]
+    assert main([*argv, "--seeds", "0,1", "--out", str(out), "--no-progress"]) == 1
+    runs = json.loads((out / "metrics.json").read_text())["runs"]
+    assert runs["0"]["status"] == "diverged" and runs["0"]["step"] == 1
+    assert "log-weights became NaN or infinite" in runs["0"]["error"]
+    assert runs["1"]["status"] == "ok"

@@ -22,7 +22,7 @@ from ebmlab.experiments.latent_config import (
     learning_rates,
     preset,
 )
-from ebmlab.latent.loop import LatentTrainer
+from ebmlab.latent.trainer import LatentTrainer
 
 CPU = torch.device("cpu")
 SMALL = dict(ngf=2, ebm_hidden=8, cond_dim=16, nif=4, nf=1, t_dim=16, diffusion_steps=5)

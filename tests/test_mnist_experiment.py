@@ -48,8 +48,8 @@ def _fixed_theta_log_weight_spread(cfg, steps: int = 5) -> float:
     state = init_state(energy, torch.rand(64, 1, 28, 28, generator=gen) * 2.2 - 1.1)
     total = torch.zeros(64, dtype=D)
     for _ in range(steps):
-        state, inc = ula(state, energy, cfg.noise_std**2 / 2, gen)
-        total += inc
+        state, info = ula(state, energy, cfg.noise_std**2 / 2, gen)
+        total += info.increment
     return float(total.std())
 
 

@@ -59,7 +59,8 @@ def test_pca_projection_is_label_free_and_whitened(digits):
     [
         ("lda", 3, "at most 2 dimensions"),
         ("lda", 0, "positive integer"),
-        ("pca", 51, "up to 50"),
+        ("pca", 785, "up to 784"),
+        ("digits8x8", 32, "64 pixels"),
         ("pixels", 2, "--dim applies to --space lda or pca"),
         ("voxels", None, "unknown space"),
     ],

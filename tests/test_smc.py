@@ -8,7 +8,7 @@ import torch
 
 from ebmlab.energies import Gaussian, MLPEnergy
 from ebmlab.sampling.langevin import energy_and_grad, transition_log_weight, ula_propose
-from ebmlab.sampling.smc import Move, advance, get_sampler, start, step
+from ebmlab.sampling.smc import Move, advance, get_kernel, start, step
 from ebmlab.sampling.walkers import log_z_estimate, log_z_relvar, log_z_se, normalized_weights, resample
 
 D = torch.float64
@@ -73,7 +73,7 @@ def test_mala_increment_is_the_ais_work_and_rejections_stay_put():
 
 def test_kernels_and_moves_are_validated():
     with pytest.raises(ValueError, match=r"unknown kernel 'hmc'.*mala"):
-        get_sampler("hmc")
+        get_kernel("hmc")
     with pytest.raises(ValueError, match="unknown kernel"):
         Move("hmc")
     with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):

@@ -7,7 +7,7 @@ The public API, importable from the top level (loaded on first use, so ``import 
 - training: :class:`Trainer`, :func:`negative_phase`, :class:`NegativePhase`, :class:`DivergenceError`
 - energies: :class:`Gaussian`, :class:`GaussianMixture`, :class:`MLPEnergy`, :class:`ConvEnergy`
 - the weighted-walker engine: :mod:`smc` (``start``, ``advance``, ``step``, ``anneal``), :class:`Move`,
-  :data:`SAMPLERS`, :class:`Walkers`, :func:`log_z_estimate`, :func:`log_z_se`, :func:`ess`
+  :data:`KERNELS`, :class:`Walkers`, :func:`log_z_estimate`, :func:`log_z_se`, :func:`ess`
 - estimators: :data:`ESTIMATORS`, :class:`Problem`, :func:`get_estimator`, :class:`Estimate`,
   :func:`rlr`, :func:`ais`
 """
@@ -27,13 +27,13 @@ _EXPORTS = {
     "Trainer": "ebmlab.training",
     "negative_phase": "ebmlab.training",
     "NegativePhase": "ebmlab.training",
-    "DivergenceError": "ebmlab.training",
+    "DivergenceError": "ebmlab.errors",
     "Gaussian": "ebmlab.energies",
     "GaussianMixture": "ebmlab.energies",
     "MLPEnergy": "ebmlab.energies",
     "ConvEnergy": "ebmlab.energies",
     "Move": "ebmlab.sampling.smc",
-    "SAMPLERS": "ebmlab.sampling.smc",
+    "KERNELS": "ebmlab.sampling.smc",
     "Walkers": "ebmlab.sampling.walkers",
     "log_z_estimate": "ebmlab.sampling.walkers",
     "log_z_se": "ebmlab.sampling.walkers",
@@ -45,6 +45,8 @@ _EXPORTS = {
     "rlr": "ebmlab.estimators",
     "ais": "ebmlab.estimators",
 }
+# old public names -> their new homes (a DeprecationWarning names the new one)
+_RENAMED = {"SAMPLERS": "ebmlab.sampling.smc.KERNELS"}
 __all__ = ["smc", *sorted(_EXPORTS)]
 
 
@@ -53,6 +55,10 @@ def __getattr__(name: str) -> Any:
         return importlib.import_module("ebmlab.sampling.smc")
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _RENAMED:
+        from .deprecation import renamed
+
+        return renamed(__name__, _RENAMED)(name)
     raise AttributeError(f"module 'ebmlab' has no attribute {name!r}")
 
 

@@ -3,8 +3,9 @@
 Each experiment module defines ``configure_parser(parser)`` and ``main(args) -> int``; they are
 imported only when their command runs, so ``ebmlab --help`` stays fast.
 
-Expected failures (bad options, settings or files, permissions) end in one line on stderr, exit status 2
-(1 for operating-system errors and diverged runs); set ``EBMLAB_TRACEBACK=1`` to see the traceback of a
+Expected failures (bad options, settings or files, permissions, --compile where nothing can compile, an
+allocation beyond the machine's memory) end in one line on stderr, exit status 2 (1 for operating-system
+and memory errors and diverged runs); set ``EBMLAB_TRACEBACK=1`` to see the traceback of a
 ``ValueError`` instead.
 
 Under ``torchrun --nproc-per-node P -m ebmlab <experiment> ...`` the commands in ``DISTRIBUTED`` split
@@ -23,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "estimators": ("ebmlab.experiments.estimators", "normalizing-constant estimator experiments"),
     "mnist": ("ebmlab.experiments.mnist", "imbalanced-MNIST study: Jarzynski vs PCD vs CD"),
     "latent": ("ebmlab.experiments.latent", "latent-space EBM priors: short-run LEBM and DAMC"),
+    "scaling": ("ebmlab.experiments.scaling", "where exact weights stop working: the digit study against dimension"),
 }
 DISTRIBUTED = ("gmm", "mnist")  # commands that run under torchrun with walkers split across processes
 
@@ -56,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     owns_group = not dist.is_initialized()
     try:
+        _check_compile(args)
         args.collective = init_from_env(_backend(args))
         return importlib.import_module(COMMANDS[args.command][0]).main(args)
     except ValueError as exc:  # bad options, settings or files: a clear message, not a traceback
@@ -63,6 +66,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"ebmlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as exc:  # an allocation too large for this machine: one line too
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if not isinstance(exc, MemoryError) and "allocate" not in first:
+            raise
+        print(
+            f"ebmlab {args.command}: error: out of memory ({first}); use fewer walkers (--walkers, "
+            "--log-z-walkers), less data or a smaller preset",
+            file=sys.stderr,
+        )
+        return 1
     except OSError as exc:  # permissions, full disk, a path that is not a directory...
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"ebmlab {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
@@ -73,6 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if owns_group and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _check_compile(args: argparse.Namespace) -> None:
+    """--compile needs torch.compile to work here: refuse it up front, in one line, where it cannot."""
+    if getattr(args, "compile", False):
+        from .sampling.compiled import compile_available
+
+        if not compile_available():
+            raise ValueError(
+                "--compile needs torch.compile, which cannot build code here (no working C++ compiler on CPU, "
+                "or no Triton on CUDA); run without --compile"
+            )
 
 
 def _backend(args: argparse.Namespace) -> str | None:

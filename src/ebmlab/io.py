@@ -9,7 +9,9 @@ temporary file.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import math
 import os
@@ -92,6 +94,17 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
     """Write standard JSON (NaN/inf as null) atomically."""
     text = json.dumps(_finite(obj), indent=1)
     atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_csv(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
+    """Write rows (dicts) as CSV atomically: one column per key seen, in first-seen order; lists as JSON."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, columns, restval="")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
+    atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
 
 
 def read_json(path: str | os.PathLike, what: str = "result file") -> Any:

@@ -2,7 +2,8 @@
 
 - ``lda``: PCA to ``pca_dims`` (50) dimensions, then linear discriminant analysis to ``dim``
   (at most classes - 1) dimensions, fitted on labelled images;
-- ``pca``: PCA to ``dim`` dimensions (label-free).
+- ``pca``: PCA to ``dim`` dimensions (label-free);
+- ``digits8x8``: the 64 pixels of the 8x8 digits themselves (:mod:`ebmlab.data.digits8x8`), no projection.
 
 Either way the coordinates are then standardised (each has mean 0 and variance 1 over the fitting
 images; for PCA this is whitening) and multiplied by ``scale``.  The fit is deterministic (full SVD,
@@ -22,8 +23,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
-SPACES = ("pixels", "lda", "pca")
-PROJECTED = ("lda", "pca")
+SPACES = ("pixels", "lda", "pca", "digits8x8")
+PROJECTED = ("lda", "pca", "digits8x8")  # spaces of standardised coordinates for an MLP energy
+DIGITS8X8_DIM = 64
+MNIST_PIXELS = 28 * 28
 
 
 def check_space_dim(space: str, dim: int | None, n_classes: int, pca_dims: int = 50) -> None:
@@ -41,8 +44,10 @@ def check_space_dim(space: str, dim: int | None, n_classes: int, pca_dims: int =
             f"--space lda gives at most {min(n_classes - 1, pca_dims)} dimensions for {n_classes} classes "
             f"(got --dim {dim}); use --space pca for more"
         )
-    if space == "pca" and dim > pca_dims:
-        raise ValueError(f"--space pca allows --dim up to {pca_dims}, got {dim}")
+    if space == "pca" and dim > MNIST_PIXELS:
+        raise ValueError(f"--space pca allows --dim up to {MNIST_PIXELS} (the pixels of an MNIST image), got {dim}")
+    if space == "digits8x8" and dim != DIGITS8X8_DIM:
+        raise ValueError(f"--space digits8x8 is the {DIGITS8X8_DIM} pixels of the 8x8 digits; got --dim {dim}")
 
 
 def _flat(images: Tensor) -> np.ndarray:
@@ -68,10 +73,10 @@ class Projection:
 def fit_projection(
     space: str, dim: int, images: Tensor, labels: Tensor, scale: float = 1.0, pca_dims: int = 50
 ) -> Projection:
-    """Fit the ``space`` map ('lda' or 'pca') to ``dim`` dimensions on images (N, 1, 28, 28) with
+    """Fit the ``space`` map ('lda', 'pca' or 'digits8x8') to ``dim`` dimensions on images (N, 1, 28, 28) with
     class labels (N,) int64 (used by LDA only); coordinates are standardised and multiplied by ``scale``."""
     if space not in PROJECTED:
-        raise ValueError(f"fit_projection takes space 'lda' or 'pca', got {space!r}")
+        raise ValueError(f"fit_projection takes space 'lda', 'pca' or 'digits8x8', got {space!r}")
     n_classes = int(labels.max()) + 1
     check_space_dim(space, dim, n_classes, pca_dims)
     if not scale > 0:
@@ -79,7 +84,9 @@ def fit_projection(
     x = _flat(images)
     if space == "lda":
         steps = [PCA(pca_dims, svd_solver="full"), LinearDiscriminantAnalysis(n_components=dim)]
-    else:
+    elif space == "pca":
         steps = [PCA(dim, svd_solver="full")]
+    else:  # digits8x8: the pixels themselves, standardised
+        steps = []
     pipeline = make_pipeline(*steps, StandardScaler()).fit(x, labels.numpy())
     return Projection(space, dim, float(scale), pipeline)

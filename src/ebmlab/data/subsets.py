@@ -116,7 +116,7 @@ class DigitSplit:
 
 
 def imbalanced_digit_split(
-    images: np.ndarray,
+    images: np.ndarray | Tensor,
     labels: np.ndarray,
     digits: Sequence[int] = (2, 3, 6),
     ratios: Sequence[int] = (4, 2, 1),
@@ -124,7 +124,8 @@ def imbalanced_digit_split(
     heldout_unit: int = 60,
     seed: int = 0,
 ) -> DigitSplit:
-    """Split MNIST-like data (uint8 (N, 28, 28), labels (N,)) into three disjoint parts.
+    """Split MNIST-like data (uint8 (N, H, W), or float (N, 1, H, W) already in [-1, 1]; labels (N,)) into
+    three disjoint parts.
 
     ebm: ``ratios[c] * ebm_unit`` images of ``digits[c]`` (exact ratios, e.g. 480/240/120);
     heldout: ``ratios[c] * heldout_unit`` images per digit (same ratios; accuracy and Frechet
@@ -140,6 +141,8 @@ def imbalanced_digit_split(
     idx_ebm, idx_held, idx_clf = split_by_class(labels, digits, counts, seed)
 
     def part(idx: np.ndarray) -> LabelledImages:
-        return LabelledImages(to_signed_unit(images[idx]), torch.from_numpy(class_indices(labels[idx], digits)), idx)
+        chosen = images[idx]
+        pixels = chosen.float() if isinstance(chosen, Tensor) and chosen.is_floating_point() else to_signed_unit(chosen)
+        return LabelledImages(pixels, torch.from_numpy(class_indices(labels[idx], digits)), idx)
 
     return DigitSplit(tuple(digits), tuple(ratios), part(idx_ebm), part(idx_held), part(idx_clf))

@@ -26,12 +26,14 @@ import math
 import torch
 from torch import Tensor
 
+from ..errors import check_int
 from ..sampling import smc
 from ..sampling.langevin import EnergyFn, check_step_size
+from ..sampling.resampling import check_threshold
 from ..sampling.tempering import Tempering, adapt_schedule, geometric_path, run_schedule
 from ..sampling.walkers import Walkers, ess, log_z_estimate, log_z_se
 from .estimate import Estimate
-from .validation import check_finite, check_int
+from .validation import check_finite
 
 
 def ais(
@@ -63,13 +65,11 @@ def ais(
     diagnostics log_w (N,), acceptance (MALA mean acceptance rate), n_temperatures, n_resamplings, and
     with a Tempering the adapted ``betas`` and ``step_sizes``.
     """
-    smc.get_sampler(kernel)
+    smc.get_kernel(kernel)
     if ess_threshold is not None:
-        ess_threshold = check_finite(ess_threshold, "ess_threshold")
-        if not 0 < ess_threshold <= 1:
-            raise ValueError(f"ess_threshold must lie in (0, 1] (or be None for plain AIS), got {ess_threshold}")
+        ess_threshold = check_threshold(ess_threshold)
     check_step_size(step_size)
-    check_int(n_moves, "n_moves", 1)
+    check_int("n_moves", n_moves, 1)
     log_z0 = check_finite(log_z0, "log_z0")
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
@@ -141,7 +141,7 @@ def _start(start: EnergyFn, end: EnergyFn, x: Tensor) -> Walkers:
 def _schedule(betas: Tensor | int) -> Tensor:
     """Validated float64 schedule 0 = b_0 < ... < b_K = 1."""
     if isinstance(betas, (bool, int)):
-        return torch.linspace(0, 1, check_int(betas, "betas (number of annealing steps)", 1) + 1, dtype=torch.float64)
+        return torch.linspace(0, 1, check_int("betas (number of annealing steps)", betas, 1) + 1, dtype=torch.float64)
     try:
         b = torch.as_tensor(betas, dtype=torch.float64).reshape(-1)
     except (TypeError, ValueError, RuntimeError):

@@ -1,18 +1,27 @@
 """Noise / proposal distributions with exact sampling and log densities (float64).
 
-Each has ``sample(n, generator) -> (n, d)`` and ``log_prob(x) -> (n,)`` (normalised, nats), the
-interface that the estimators' callers and :mod:`ebmlab.training.nce` use.
+Each is a :class:`Proposal`: ``sample(n, generator) -> (n, d)`` and ``log_prob(x) -> (n,)`` (normalised,
+nats), the one protocol of the estimators' proposals and of the noise of :mod:`ebmlab.training.nce`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from .validation import check_int
+from ..errors import check_int
+
+
+class Proposal(Protocol):
+    """A normalised distribution: ``log_prob(x)`` (*, N, *event) -> (*, N) nats and ``sample(n, generator)``."""
+
+    def log_prob(self, x: Tensor) -> Tensor: ...
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor: ...
 
 
 def _finite_vector(values, name: str) -> Tensor:
@@ -65,7 +74,7 @@ class StudentTNoise:
     """Product of independent Student-t marginals with integer ``df`` degrees of freedom (heavy tails)."""
 
     def __init__(self, mean: Tensor, scale: Tensor | float = 1.0, df: int = 5):
-        self.df = check_int(df, "df", 1)
+        self.df = check_int("df", df, 1)
         self.mean = _finite_vector(mean, "mean")
         self.scale = _positive(scale, "scale", self.mean)
 

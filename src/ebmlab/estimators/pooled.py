@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from ..distributed import Collective
-from .validation import as_counts, as_log_density, check_int
+from ..errors import check_int
+from .validation import as_counts, as_log_density
 
 ChunkFn = Callable[[int, int], Tensor]
 """Pooled log densities given in chunks: ``fn(start, stop)`` returns the (*batch, K, stop - start) block of
@@ -95,7 +96,7 @@ class Pooled:
 def pooled(log_q: Tensor | ChunkFn, counts, *, chunk_size: int | None = None) -> Pooled:
     """Validate a pooled source.  A tensor is checked whole here; a callable chunk by chunk in :func:`scan`."""
     if chunk_size is not None:
-        check_int(chunk_size, "chunk_size", minimum=1)
+        check_int("chunk_size", chunk_size, 1)
     if callable(log_q) and not isinstance(log_q, Tensor):
         c = as_counts(counts, None, None)
         probe = torch.as_tensor(log_q(0, min(1, int(c.sum()))))

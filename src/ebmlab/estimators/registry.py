@@ -15,25 +15,18 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Protocol
 
 import torch
 from torch import Tensor
 
+from ..errors import check_int
 from .ais import ais
 from .estimate import Estimate
 from .mis import mis
+from .noise import Proposal
 from .rlr import rlr
 from .two_sample import bridge, importance_sampling, nce_log_z, reciprocal_is
-from .validation import as_counts, check_int
-
-
-class Proposal(Protocol):
-    """A normalised distribution: ``log_prob(x)`` (*, N, *event) -> (*, N) and ``sample(n, generator)``."""
-
-    def log_prob(self, x: Tensor) -> Tensor: ...
-
-    def sample(self, n: int, generator: torch.Generator) -> Tensor: ...
+from .validation import as_counts
 
 
 @dataclass(frozen=True)
@@ -65,7 +58,7 @@ class Problem:
         if not props or not all(hasattr(q, "log_prob") and hasattr(q, "sample") for q in props):
             raise TypeError("proposals must be a non-empty sequence of distributions with log_prob(x) and sample(n, g)")
         object.__setattr__(self, "proposals", props)
-        check_int(self.event_dim, "event_dim", 0)
+        check_int("event_dim", self.event_dim, 0)
         if self.x is None and self.y is None:
             raise ValueError("a Problem needs draws: target draws x, proposal draws y, or both")
         if any(not isinstance(t, Tensor) for t in (self.x, self.y) if t is not None):

@@ -27,13 +27,14 @@ import torch
 from torch import Tensor
 
 from ..distributed import LOCAL, Collective
+from ..errors import check_int
 from .diagnostics import overlap_eigengap
 from .estimate import Estimate
 from .frames import Mixture
 from .pooled import ChunkFn, Pooled, Scan, pooled, reduce_scan, scan
 from .rlr_moments import anchored_overlap, dm_step, moments, report, sandwich_cov
 from .solvers import solve
-from .validation import check_finite, check_int, check_positive
+from .validation import check_finite, check_positive
 
 KnownLogZ = Mapping[int, "float | Tensor"]
 
@@ -83,8 +84,8 @@ def rlr(
     normalizers are not tied both ways to a known one by overlapping samples.
     """
     check_positive(tol, "tol")
-    check_int(max_iter, "max_iter", 0)
-    check_int(sci_iter, "sci_iter", 0)
+    check_int("max_iter", max_iter, 0)
+    check_int("sci_iter", sci_iter, 0)
     if not 0 <= check_finite(min_overlap, "min_overlap") < 1:
         raise ValueError(f"min_overlap must lie in [0, 1), got {min_overlap}")
     coll = collective

@@ -25,12 +25,13 @@ from torch import Tensor
 from torch.nn.functional import logsigmoid
 
 from ..distributed import LOCAL
+from ..errors import check_int
 from .diagnostics import pareto_khat
 from .estimate import Estimate, EstimatorWarning, log_mean_relvar
 from .frames import Mixture
 from .pooled import Pooled
 from .solvers import solve
-from .validation import as_log_density, check_finite, check_int, check_positive, check_same_shape, require_overlap
+from .validation import as_log_density, check_finite, check_positive, check_same_shape, require_overlap
 
 ALPHAS = ("optimal", "geometric", "power")
 NO_TARGET_MASS = "the target density is zero at every proposal draw"
@@ -176,7 +177,7 @@ def _solve_two_state(
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
     check_positive(tol, "tol")
     if max_iter is not None:
-        check_int(max_iter, "max_iter", 0)
+        check_int("max_iter", max_iter, 0)
     lp_x, lq_x, lp_y, lq_y = data
     _require_overlap(lp_y - lq_y, lp_x - lq_x)
     n1, n2 = lp_x.shape[-1], lp_y.shape[-1]

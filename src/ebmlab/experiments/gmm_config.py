@@ -12,7 +12,7 @@ import torch
 
 from ..distributed import NOISE_MODES
 from ..energies import GaussianMixture
-from ..sampling.walkers import SCOPES
+from ..sampling.resampling import SCOPES
 from ..training import negative_phase
 from .study import add_device_arg, add_method_args, add_output_args, add_walker_args
 

@@ -103,6 +103,10 @@ def main(args: argparse.Namespace) -> int:
     check_digit(args.task, args.heldout_digit)
     if args.compare_with and args.task != "toy-prior":
         raise ValueError(f"--compare-with applies only to --task toy-prior, not {args.task}")
+    for d in args.compare_with:
+        if not any(d.glob("prior_density_*_seed*.npz")):
+            what = "holds no toy-prior results (prior_density_*.npz)" if d.is_dir() else "is not a directory"
+            raise ValueError(f"--compare-with {str(d)!r} {what}: run --task toy-prior --out there first")
     if args.task == "toy" and args.sampler == "jarzynski":
         raise ValueError("--task toy has a fixed N(0, I) prior and no prior sampler; use --task toy-prior")
     p = preset(args.preset, args.sampler, args.iters, args.posterior, args.energy_reg)

@@ -13,15 +13,14 @@ import torch
 from ..data.mnist import FILES, load_mnist, resolve_data_dir
 from ..data.subsets import to_signed_unit
 from ..latent.anomaly import auprc, heldout_split
-from ..latent.loop import LatentTrainer
 from ..latent.models import LatentModel
+from ..latent.trainer import LatentTrainer
+from ..metrics.classifier import apply_batched
 from .latent_build import (
     Sampler,
     describe,
     diag_images,
     diagnostic_summary,
-    eval_generator,
-    in_batches,
     mnist_trainer,
     rows_with,
     train,
@@ -29,6 +28,7 @@ from .latent_build import (
 from .latent_config import LatentPreset, anomaly_sigma
 from .latent_loglik import loglik_metrics
 from .latent_plots import amortisation_plot, score_histogram
+from .study import eval_generator
 
 
 def anomaly_data(data_dir: str | None, pool_train: bool) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -58,7 +58,7 @@ def anomaly_scores(model: LatentModel, sampler: Sampler, x: torch.Tensor, gen: t
         with torch.no_grad():
             return model.anomaly_score(xb, z)
 
-    return in_batches(score, x).double().cpu().numpy()
+    return apply_batched(score, x, 256, grad=True).double().cpu().numpy()
 
 
 def best_of(evals: list[dict[str, Any]], final: float, iters: int) -> dict[str, Any]:

@@ -13,13 +13,14 @@ import torch
 from torch import Tensor, nn
 
 from ..latent.diffusion import ConvEncoder, LatentDiffusion
-from ..latent.loop import LatentTrainer, LoopConfig
 from ..latent.models import ConvGenerator, LatentEBMPrior, LatentModel
-from ..latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, LEBMSampler, config_dict, langevin
-from ..latent.weighted_prior import JarzynskiPriorSampler, WeightedPriorConfig, posterior_of
+from ..latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, LEBMSampler, langevin
+from ..latent.trainer import LatentTrainer, LoopConfig
+from ..latent.weighted_prior import JarzynskiPriorSampler, Sampler, WeightedPriorConfig, posterior_of, sampler_settings
+from ..metrics.classifier import apply_batched
 from .latent_config import LatentPreset, ema_half_life_iters, ema_rate, energy_reg_of, learning_rates
+from .study import eval_generator
 
-Sampler = LEBMSampler | DAMCSampler | JarzynskiPriorSampler
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "gelu": nn.GELU}
 
 
@@ -110,21 +111,10 @@ def weighted_config(p: LatentPreset) -> WeightedPriorConfig:
     )
 
 
-def eval_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
-    """The random stream of one evaluation, seeded by (run seed, iteration): evaluations never touch the
-    training stream, so results do not depend on how often, or whether after a resume, one evaluates."""
-    return torch.Generator(device).manual_seed(seed * 1_000_003 + step + 1)
-
-
-def in_batches(fn: Callable[[Tensor], Tensor], x: Tensor, batch: int = 256) -> Tensor:
-    """fn over x in chunks (gradients allowed inside fn, e.g. Langevin), concatenated."""
-    return torch.cat([fn(x[i : i + batch]) for i in range(0, x.shape[0], batch)])
-
-
 def pixel_mse(model: LatentModel, x: Tensor, z: Tensor) -> float:
     """Per-pixel mean squared error of g(z) against x (images in [-1, 1])."""
     with torch.no_grad():
-        return float(in_batches(model.generator, z).sub(x).square().mean())
+        return float(apply_batched(model.generator, z, 256).sub(x).square().mean())
 
 
 def amortisation_diagnostic(model: LatentModel, sampler: Sampler, x: Tensor, gen: torch.Generator) -> dict[str, float]:
@@ -206,8 +196,7 @@ def describe(model: LatentModel, sampler: Sampler, loop: LoopConfig) -> dict[str
         "ebm": sum(v.numel() for v in model.prior.parameters()),
     }
     posterior = posterior_of(sampler)
-    settings = sampler.describe() if isinstance(sampler, JarzynskiPriorSampler) else config_dict(sampler)
-    out: dict[str, Any] = {"sampler_config": settings}
+    out: dict[str, Any] = {"sampler_config": sampler_settings(sampler)}
     if isinstance(posterior, DAMCSampler):
         sizes["diffusion"] = sum(v.numel() for v in posterior.q.parameters())
         cfg = posterior.config

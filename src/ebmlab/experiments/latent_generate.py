@@ -13,16 +13,14 @@ import torch
 
 from ..data.mnist import load_mnist
 from ..data.subsets import split_by_class, to_signed_unit
-from ..latent.loop import LatentTrainer
 from ..latent.samplers import LEBMSampler
+from ..latent.trainer import LatentTrainer
 from ..metrics.classifier import accuracy, apply_batched, train_classifier
 from ..metrics.frechet import frechet_distance
 from .latent_build import (
     describe,
     diag_images,
     diagnostic_summary,
-    eval_generator,
-    in_batches,
     mnist_trainer,
     pixel_mse,
     rows_with,
@@ -31,6 +29,7 @@ from .latent_build import (
 from .latent_config import LatentPreset
 from .latent_loglik import loglik_metrics
 from .latent_plots import amortisation_plot, image_grid, loglik_check_plot
+from .study import eval_generator
 
 
 def generate_split(labels: np.ndarray, p: LatentPreset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -71,7 +70,9 @@ def run_generate(
     model, sampler, loop = trainer.model, trainer.sampler, trainer.config
 
     def test_mse(tr: LatentTrainer, g: torch.Generator) -> float:
-        return pixel_mse(tr.model, x_test, in_batches(lambda x: tr.sampler.infer(tr.model, x, g), x_test))
+        return pixel_mse(
+            tr.model, x_test, apply_batched(lambda x: tr.sampler.infer(tr.model, x, g), x_test, 256, grad=True)
+        )
 
     def evaluate(tr: LatentTrainer) -> dict[str, Any]:
         return {"test_mse": test_mse(tr, eval_generator(seed, tr.step_count, device))}

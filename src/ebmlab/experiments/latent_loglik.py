@@ -21,8 +21,9 @@ from ..latent.likelihood import (
 )
 from ..latent.models import LatentModel
 from ..latent.weighted_prior import JarzynskiPriorSampler
+from ..metrics.classifier import apply_batched
 from ..sampling.tempering import Tempering
-from .latent_build import Sampler, in_batches
+from .latent_build import Sampler
 from .latent_config import LatentPreset
 
 
@@ -105,7 +106,9 @@ def loglik_metrics(
     """Metrics of the test log-likelihood (nats per image) of images x and the per-image log p(x) (N,).
     check: also estimate log p~(x) by AIS on the first ``p.ais_check_images`` images and compare."""
     start = time.perf_counter()
-    starts = torch.stack([in_batches(lambda xb: sampler.infer(model, xb, gen), x) for _ in range(p.loglik_starts)], 1)
+    starts = torch.stack(
+        [apply_batched(lambda xb: sampler.infer(model, xb, gen), x, 256, grad=True) for _ in range(p.loglik_starts)], 1
+    )
     cfg = LikelihoodConfig(n_samples=p.loglik_samples, newton_steps=p.loglik_newton_steps)
     log_m, log_m_se = importance_log_marginal(model, x, starts, cfg, gen)
     is_time = time.perf_counter() - start

@@ -13,17 +13,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..latent.loop import LatentTrainer, LoopConfig
 from ..latent.models import GaussianPrior, LatentEBMPrior, LatentModel
-from ..latent.prior_density import cell_kl, cell_probabilities, grid_points, prior_log_density, quadrature_log_marginal
+from ..latent.prior_density import cell_centres, cell_kl, cell_probabilities, prior_log_density, quadrature_log_marginal
 from ..latent.samplers import ChainConfig, DAMCSampler, LEBMSampler
 from ..latent.toy import TOY_SIGMA, observe, pinwheel, random_mlp_generator
+from ..latent.trainer import LatentTrainer, LoopConfig
 from ..latent.weighted_prior import JarzynskiPriorSampler
-from .latent_build import Sampler, eval_generator, weighted_config
+from .latent_build import Sampler, weighted_config
 from .latent_config import LatentPreset, energy_reg_of
 from .latent_loglik import loglik_metrics, z_score
 from .latent_plots import density_panels, loglik_check_plot
 from .latent_toy import toy_sampler
+from .study import eval_generator
 
 LIM, N_GRID = 4.0, 100
 
@@ -72,7 +73,7 @@ def run_toy_prior(
 
     g_eval = eval_generator(seed, p.toy_prior_iters, device)
     true_cells = cell_probabilities(pinwheel(p.toy_prior_true_n, g_eval), LIM, N_GRID)
-    _, area = grid_points(LIM, N_GRID)
+    _, area = cell_centres(LIM, N_GRID)
     log_q, log_z_quad = prior_log_density(model, LIM, N_GRID)
     log_n0, _ = prior_log_density(LatentModel(model.generator, GaussianPrior(2), TOY_SIGMA), LIM, N_GRID)
     ll_quad = quadrature_log_marginal(model, x_test, log_q + math.log(area), LIM, N_GRID)
@@ -121,9 +122,11 @@ def run_toy_prior(
 
 def compare_panels(dirs: list[Path], seed: int, path: Path) -> None:
     """True density beside the learned prior densities of every run of ``seed`` found in ``dirs``."""
-    runs = [np.load(f) for d in dirs for f in sorted(Path(d).glob(f"prior_density_*_seed{seed}.npz"))]
-    if not runs:
-        raise ValueError(f"no prior_density_*_seed{seed}.npz in {[str(d) for d in dirs]}: run the toy-prior task there")
+    files = {d: sorted(Path(d).glob(f"prior_density_*_seed{seed}.npz")) for d in dirs}
+    missing = [str(d) for d, found in files.items() if not found]
+    if missing:
+        raise ValueError(f"no prior_density_*_seed{seed}.npz in {missing}: run the toy-prior task there (seed {seed})")
+    runs = [np.load(f) for found in files.values() for f in found]
     panels = [("true latent density", runs[0]["true"])]
     panels += [(f"{r['sampler']}: KL {float(r['kl']):.3f}", r["density"]) for r in runs]
     density_panels(panels, f"toy prior densities, seed {seed}: KL(true || learned) by quadrature", path)

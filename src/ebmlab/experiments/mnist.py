@@ -30,11 +30,13 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import torch
 
+from ..data.digits8x8 import load_digits8x8
 from ..data.mnist import load_mnist
 from ..data.projection import SPACES
-from ..data.subsets import imbalanced_digit_split
+from ..data.subsets import DigitSplit, imbalanced_digit_split
 from ..distributed import LOCAL, Collective
 from ..io import write_json
 from . import mnist_lowdim_plots, mnist_plots
@@ -63,6 +65,14 @@ from .study import (
 )
 
 Study = PixelStudy | LowDimStudy
+# history key -> its mean over the run's updates, as recorded per run
+HISTORY_MEANS = {
+    "accept_rate": "accept_rate",
+    "update_fraction": "mean_update_fraction",
+    "ess_frac": "mean_ess_frac",
+    "est_ess_frac": "mean_est_ess_frac",
+    **{f"{p}inc_var{k}": f"mean_{p}inc_var{k}" for p in ("", "est_") for k in ("", "_param", "_kernel")},
+}
 
 
 def run_one(
@@ -107,7 +117,7 @@ def run_one(
     traj["estimator_resample_steps"] = [r["step"] for r in trainer.history if r.get("est_resampled")]
     rates = {
         name: sum(r[key] for r in trainer.history) / len(trainer.history)
-        for key, name in (("accept_rate", "accept_rate"), ("update_fraction", "mean_update_fraction"))
+        for key, name in HISTORY_MEANS.items()
         if key in trainer.history[0]
     }
     return {
@@ -122,6 +132,16 @@ def run_one(
         "final": final,
         "trajectory": traj,
     }
+
+
+def load_split(cfg: StudyConfig, data_dir: str | None) -> DigitSplit:
+    """The study's data split: the 8x8 digits (``digits8x8``) or one MNIST set from ``data_dir``."""
+    images: np.ndarray | torch.Tensor
+    if cfg.space == "digits8x8":
+        images, labels = load_digits8x8(cfg.split_seed)
+    else:
+        images, labels = load_mnist(data_dir, split=cfg.split)
+    return imbalanced_digit_split(images, labels, DIGITS, RATIOS, cfg.ebm_unit, cfg.heldout_unit, cfg.split_seed)
 
 
 def run_study(
@@ -153,8 +173,7 @@ def run_study(
         )
     if not collective.is_main:
         progress = False
-    images, labels = load_mnist(data_dir, split=cfg.split)
-    split = imbalanced_digit_split(images, labels, DIGITS, RATIOS, cfg.ebm_unit, cfg.heldout_unit, cfg.split_seed)
+    split = load_split(cfg, data_dir)
     study: Study = (
         pixel_study(cfg, split, out, resume, progress, device)
         if isinstance(cfg, PixelConfig)

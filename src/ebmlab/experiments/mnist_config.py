@@ -8,9 +8,10 @@ from typing import Any
 
 import torch
 
-from ..data.projection import PROJECTED, SPACES, check_space_dim
-from ..sampling.resampling import get_resampler
-from ..sampling.smc import SAMPLERS
+from ..data.projection import DIGITS8X8_DIM, PROJECTED, SPACES, check_space_dim
+from ..metrics.mass_checks import MassCheck
+from ..sampling.resampling import Resampling, check_threshold
+from ..sampling.smc import KERNELS
 from ..training import NegativePhase
 from .study import resolve_device, study_phase
 
@@ -38,6 +39,8 @@ class StudyConfig:
     cd_reset_every: int = 4
     kernel: str = "ula"  # walker kernel: "ula" or "mala"
     cess_target: float | None = None  # ESS-controlled parameter updates (Jarzynski only); None = off
+    lr_ess_target: float | None = None  # ESS-adaptive learning rate (Jarzynski only); None = off
+    split_increments: bool = False  # record the parameter / kernel split of the log-weight increments
     eval_every: int = 100
     checkpoint_every: int = 500
 
@@ -48,18 +51,26 @@ class StudyConfig:
             raise ValueError(f"need n_walkers >= 2 and log_z_walkers >= 0, got {self.n_walkers}, {self.log_z_walkers}")
         if self.iters < self.eval_every or self.eval_every < 1:
             raise ValueError(f"need 1 <= eval_every ({self.eval_every}) <= iters ({self.iters})")
-        if not 0 < self.ess_threshold <= 1:
-            raise ValueError(f"ess_threshold must lie in (0, 1], got {self.ess_threshold}")
-        get_resampler(self.resampler)
-        if self.kernel not in SAMPLERS:
-            raise ValueError(f"unknown kernel {self.kernel!r}; choose one of {sorted(SAMPLERS)}")
-        if self.cess_target is not None and not 0 < self.cess_target <= 1:
-            raise ValueError(f"cess_target must lie in (0, 1] (or None: off), got {self.cess_target}")
+        Resampling(self.ess_threshold, self.resampler)
+        if self.kernel not in KERNELS:
+            raise ValueError(f"unknown kernel {self.kernel!r}; choose one of {sorted(KERNELS)}")
+        if self.cess_target is not None:
+            check_threshold(self.cess_target, "cess_target")
+        if self.lr_ess_target is not None and not 0 < self.lr_ess_target < 1:
+            raise ValueError(f"lr_ess_target must lie in (0, 1) (or None: off), got {self.lr_ess_target}")
+        if self.lr_ess_target is not None and self.cess_target is not None:
+            raise ValueError("cess_target and lr_ess_target are two ESS controls of the update: choose one")
 
     def negative_phase(self, method: str, step_size: float, **extra) -> NegativePhase:
         """The negative phase of ``method`` under these settings: ``steps_per_update`` moves of ``kernel``
         with drift step ``step_size``; resampling and ESS control for Jarzynski; CD's resets."""
         return study_phase(method, self, step_size=step_size, steps_per_update=self.steps_per_update, **extra)
+
+    def trainer_options(self, method: str) -> dict:
+        """The :class:`~ebmlab.training.Trainer` options these settings ask for: the ESS-adaptive learning
+        rate (Jarzynski only) and the increment split."""
+        lr_target = self.lr_ess_target if method == "jarzynski" else None
+        return {"lr_ess_target": lr_target, "split_increments": self.split_increments}
 
     @property
     def target_fractions(self) -> tuple[float, ...]:
@@ -76,7 +87,10 @@ class LowDimConfig(StudyConfig):
     Model masses: grid quadrature on [-grid_half_width, grid_half_width]^dim with ``grid_cells`` per
     axis (dim <= 2), and AIS from the initial model at every evaluation (``ais_particles`` particles,
     ``ais_steps`` temperatures, ``ais_moves`` MALA moves of step ``ais_step_size`` at each) and, larger
-    (``final_ais_particles``, ``final_ais_steps``), for the final model.
+    (``final_ais_particles``, ``final_ais_steps``), for the final model; with ``mass_check`` the final
+    model's masses also by three independent estimators (:mod:`ebmlab.metrics.mass_checks`).
+    ``precondition``: the walkers' kernel runs in the coordinates whitened by the training data's mean and
+    covariance (a fixed :class:`~ebmlab.sampling.preconditioner.Preconditioner`).
     """
 
     dim: int = 2
@@ -92,9 +106,13 @@ class LowDimConfig(StudyConfig):
     ais_moves: int = 2
     final_ais_particles: int = 4000
     final_ais_steps: int = 1000
+    precondition: bool = False  # move the walkers in the coordinates whitened by the data's mean and covariance
+    mass_check: MassCheck | None = None  # final masses by three independent estimators (dim > 2)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if isinstance(self.mass_check, dict):  # as recorded in a study file
+            object.__setattr__(self, "mass_check", MassCheck(**self.mass_check))
         if self.space not in PROJECTED:
             raise ValueError(f"LowDimConfig is for spaces {list(PROJECTED)}, got {self.space!r}")
         check_space_dim(self.space, self.dim, len(DIGITS), self.pca_dims)
@@ -109,7 +127,7 @@ class LowDimConfig(StudyConfig):
 
 @dataclass(frozen=True)
 class PixelConfig(StudyConfig):
-    """The study on 28x28 pixels in [-1, 1] (Carbone et al. 2023, section 4 of the science note).
+    """The study on 28x28 pixels in [-1, 1] (Carbone et al. 2023, section 4).
 
     h and kappa act on U (drift h grad U); T = noise_std^2 / (2 step_size); the trainer sees V = U/T.
     Model masses: ``chains`` independent MALA chains of ``chain_steps`` steps at the current
@@ -164,6 +182,9 @@ _LOW_QUICK: dict[str, Any] = dict(
     n_walkers=400, log_z_walkers=400, iters=60, eval_every=20, checkpoint_every=20, grid_cells=120,
     ais_particles=200, ais_steps=20, final_ais_particles=400, final_ais_steps=40,
 )  # fmt: skip
+_DIGITS8X8_SPLIT: dict[str, Any] = dict(
+    ebm_unit=30, heldout_unit=8
+)  # 120/60/30 training, 32/16/8 held out, the rest (137) for the SVC
 PRESETS: dict[str, dict[str, StudyConfig]] = {
     "lda": {
         "quick": LowDimConfig(space="lda", **_LOW_QUICK),  # smoke test, seconds
@@ -173,6 +194,20 @@ PRESETS: dict[str, dict[str, StudyConfig]] = {
         "quick": LowDimConfig(space="pca", dim=8, scale=3.0, ais_step_size=0.3, **_LOW_QUICK),
         # the label-free variant; in 8-D AIS needs more, smaller steps (acceptance about 0.6)
         "cpu": LowDimConfig(space="pca", dim=8, scale=3.0, ais_particles=2000, ais_steps=300, ais_step_size=0.3),
+    },
+    "digits8x8": {  # the 64 pixels of scikit-learn's 8x8 digits (177/183/181 images of 2/3/6)
+        "quick": LowDimConfig(
+            space="digits8x8", dim=DIGITS8X8_DIM, scale=3.0, ais_step_size=0.1, **_LOW_QUICK | _DIGITS8X8_SPLIT
+        ),
+        "cpu": LowDimConfig(
+            space="digits8x8",
+            dim=DIGITS8X8_DIM,
+            scale=3.0,
+            ais_particles=2000,
+            ais_steps=300,
+            ais_step_size=0.1,
+            **_DIGITS8X8_SPLIT,
+        ),
     },
     "pixels": {
         # smoke run for tests: tiny populations and chains, a 2-epoch classifier

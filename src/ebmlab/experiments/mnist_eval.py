@@ -37,13 +37,6 @@ SUMMARY_PATHS = {
 ESTIMATE_KEYS = ("ess_frac", "log_z_est", "log_z_se", "log_z_est_coupled", "log_z_se_coupled", "est_ess_frac")
 
 
-def eval_generator(seed: int, step: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """The generator (on ``device``) of an evaluation's own draws (model chains, AIS) at training step
-    ``step`` of the run with seed ``seed``: seeded apart from every training stream (those are seeded
-    by ``seed``), so evaluating never changes training and a resumed run evaluates identically."""
-    return torch.Generator(device).manual_seed(1_000_003 * (seed + 1) + step)
-
-
 def mass_fields(
     prefix: str, labels: Tensor, log_w: Tensor | None, target: tuple[float, ...], eve: Tensor | None = None
 ) -> dict[str, Any]:

@@ -31,12 +31,15 @@ from ..data.subsets import DigitSplit
 from ..distributed import LOCAL, Collective
 from ..energies import Gaussian, MLPEnergy
 from ..io import save_torch
+from ..metrics.mass_checks import check_class_masses
 from ..metrics.masses import QuadratureCheck, ais_class_masses, total_variation
 from ..metrics.regions import RegionClassifier
 from ..sampling import smc
+from ..sampling.preconditioner import Preconditioner
 from ..training import Trainer
 from .mnist_config import DIGITS, LowDimConfig
-from .mnist_eval import estimates, eval_generator, mass_fields, walker_log_weights
+from .mnist_eval import estimates, mass_fields, walker_log_weights
+from .study import eval_generator
 
 
 def make_energy(cfg: LowDimConfig, seed: int) -> MLPEnergy:
@@ -60,7 +63,14 @@ def build_trainer(cfg: LowDimConfig, method: str, seed: int, data: Tensor) -> Tr
         init_sampler=energy.sample_initial,
         log_z0=energy.initial_log_z(),
         log_z_walkers=cfg.log_z_walkers,
+        precondition=data_preconditioner(data) if cfg.precondition else None,
+        **cfg.trainer_options(method),
     )
+
+
+def data_preconditioner(data: Tensor) -> Preconditioner:
+    """The whitening map of the data: shift = their mean, L L^T = their covariance."""
+    return Preconditioner.from_moments(data, torch.ones(data.shape[0], dtype=torch.float64))
 
 
 def model_ais(
@@ -161,6 +171,11 @@ class LowDimStudy:
         final: dict[str, Any] = {
             "ais": model_ais(trainer.energy, self.cfg, self.regions, seed, trainer.step_count, True)
         }
+        s = trainer.summary()
+        if "log_z_est" in s:  # the estimator population's log Z of the final model
+            final["estimator_log_z"], final["estimator_log_z_se"] = s["log_z_est"], s["log_z_se"]
+        if self.cfg.mass_check is not None:
+            final["checked"] = self.checked_masses(trainer, seed)
         if self.check is None:
             return final
         quad, ais = self.check(trainer.energy), final["ais"]
@@ -174,6 +189,23 @@ class LowDimStudy:
             "ais_log_z_error": ais["log_z"] - quad["log_z"],
             "ais_mass_z": z_scores(ais["masses"], ais["masses_se"], quad["masses"]),
         }
+
+    def checked_masses(self, trainer: Trainer, seed: int) -> dict[str, Any]:
+        """The final model's class masses by tempered SMC, class-Gaussian IS and MALA chains from the trained
+        walkers, with the verdict (:func:`~ebmlab.metrics.mass_checks.check_class_masses`)."""
+        cfg = self.cfg
+        assert cfg.mass_check is not None  # called only for a configuration with a mass check
+        base = Gaussian(torch.zeros(cfg.dim), cfg.scale, learn_std=False)
+        walkers = (trainer.walkers.x, walker_log_weights(trainer.walkers, trainer.phase.weighted))
+        g = torch.Generator().manual_seed(CHECK_SEED + 1_000_003 * (seed + 1) + trainer.step_count)
+        out = check_class_masses(
+            trainer.energy, base, self.regions, cfg.target_fractions, (self.data, self.labels), walkers,
+            cfg.mass_check, g,
+        )  # fmt: skip
+        return out
+
+
+CHECK_SEED = 2**40  # the mass checks' draws are seeded apart from the evaluations' (eval_generator)
 
 
 def lowdim_study(cfg: LowDimConfig, split: DigitSplit) -> LowDimStudy:

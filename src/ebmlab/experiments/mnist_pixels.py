@@ -1,6 +1,6 @@
 """The imbalanced-digit study on pixels (Carbone et al. 2023, section 4): CNN energy, CNN classifier.
 
-Model: the CNN energy of the science note, U_theta(x) for pixels in [-1, 1], plus a fixed soft wall
+Model: the CNN energy of Carbone et al. (2023)'s MNIST code, U_theta(x) for pixels in [-1, 1], plus a fixed soft wall
 (:class:`~ebmlab.energies.BoxedTemperedEnergy`).  Walkers move with drift step h and noise std
 sigma, and the sampled density is declared rho_theta ~ exp(-U_theta / T), T = sigma^2 / (2h)
 (pitfall (b) of the note), so kernel, weights and target agree; energies, log Z and cross-entropy
@@ -46,7 +46,8 @@ from ..sampling.resampling import systematic
 from ..sampling.walkers import normalized_weights
 from ..training import Trainer
 from .mnist_config import DIGITS, PixelConfig
-from .mnist_eval import estimates, eval_generator, mass_fields, walker_log_weights
+from .mnist_eval import estimates, mass_fields, walker_log_weights
+from .study import eval_generator
 
 GRID = 64  # walkers shown per sample grid
 EVENT = (1, 28, 28)
@@ -107,6 +108,7 @@ def build_trainer(
         grad_clip=cfg.grad_clip / t,
         scheduler=sched,
         collective=collective,
+        **cfg.trainer_options(method),
     )
 
 

@@ -26,12 +26,12 @@ import torch
 from tqdm.auto import tqdm
 
 from ..distributed import LOCAL, Collective
+from ..errors import DivergenceError
 from ..io import read_json, write_json
 from ..sampling.resampling import RESAMPLERS
-from ..sampling.smc import SAMPLERS
+from ..sampling.smc import KERNELS
 from ..training import METHODS, NegativePhase, negative_phase
 from ..training.checkpoint import settings_diff
-from ..training.validation import DivergenceError
 
 STUDY_FILE = "study.json"
 EXTENDABLE = ("iters",)  # settings --resume may raise: the runs continue from their checkpoints
@@ -102,7 +102,7 @@ def add_walker_args(p: argparse.ArgumentParser) -> None:
     """--resampler, --ess-threshold, --kernel, --cess-target: the weighted walkers' options (None = preset's)."""
     p.add_argument("--resampler", choices=sorted(RESAMPLERS), default=None)
     p.add_argument("--ess-threshold", type=float, default=None, help="resample when ESS/N < this, in (0, 1]")
-    p.add_argument("--kernel", choices=sorted(SAMPLERS), default=None, help="walker kernel (default ula)")
+    p.add_argument("--kernel", choices=sorted(KERNELS), default=None, help="walker kernel (default ula)")
     p.add_argument(
         "--cess-target",
         type=float,
@@ -284,6 +284,13 @@ def seed_summary(results: Iterable[dict[str, Any]], keys: Iterable[str]) -> dict
     return out
 
 
+def eval_generator(seed: int, step: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """The generator (on ``device``) of an evaluation's own draws at training step ``step`` of the run with seed
+    ``seed``: seeded apart from every training stream (those are seeded by the run seeds), so evaluating never
+    changes training and a resumed run evaluates identically."""
+    return torch.Generator(device).manual_seed(1_000_003 * (seed + 1) + step)
+
+
 def exit_code(results: Iterable[dict[str, Any]]) -> int:
     """0 when every run finished, 1 when any diverged."""
     return 0 if all(r.get("status") == "ok" for r in results) else 1
@@ -297,6 +304,7 @@ __all__ = [
     "add_output_args",
     "add_walker_args",
     "check_config",
+    "eval_generator",
     "exit_code",
     "int_list",
     "name_list",

@@ -13,10 +13,10 @@ from .diffusion import (
     predict_x0,
     time_grid,
 )
-from .loop import LatentTrainer, LoopConfig
 from .models import ConvGenerator, GaussianPrior, LatentEBMPrior, LatentModel, MLPGenerator
 from .samplers import ChainConfig, DAMCConfig, DAMCSampler, LEBMSampler, gradient_descent, langevin
-from .weighted_prior import JarzynskiPriorSampler, WeightedPriorConfig
+from .trainer import LatentTrainer, LoopConfig
+from .weighted_prior import JarzynskiPriorSampler, Sampler, WeightedPriorConfig
 
 __all__ = [
     "ChainConfig",
@@ -36,6 +36,7 @@ __all__ = [
     "LoopConfig",
     "MLPEncoder",
     "MLPGenerator",
+    "Sampler",
     "WeightedPriorConfig",
     "alpha_sigma",
     "ancestral_sample",

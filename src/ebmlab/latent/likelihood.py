@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..errors import check_int
 from ..estimators.ais import ais
 from ..estimators.estimate import Estimate
 from ..sampling.langevin import EnergyFn
@@ -57,11 +58,17 @@ class LikelihoodConfig:
     batch: int = 32
 
     def __post_init__(self) -> None:
-        if self.n_samples < 2 or self.newton_steps < 0 or self.dof < 1 or self.batch < 1:
-            raise ValueError(
-                f"need n_samples >= 2, newton_steps >= 0, dof >= 1, batch >= 1; got {self.n_samples}, "
-                f"{self.newton_steps}, {self.dof}, {self.batch}"
-            )
+        for name, minimum in (("n_samples", 2), ("newton_steps", 0), ("dof", 1), ("batch", 1)):
+            check_int(name, getattr(self, name), minimum)
+
+
+def check_images(model: LatentModel, x: Tensor) -> None:
+    """Raise ValueError unless ``x`` holds finite observations of the model's shape (a NaN pixel would make
+    that image's log-likelihood NaN)."""
+    model.check_x(x)
+    bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
+    if bad:
+        raise ValueError(f"{bad} of the {x.shape[0]} images contain NaN or infinite values; clean them first")
 
 
 def log_mean_and_se(log_w: Tensor) -> tuple[Tensor, Tensor]:
@@ -170,7 +177,7 @@ def importance_log_marginal(
     """Importance-sampling estimate of log p~(x) per image (see the module docstring) and its SE, both (N,)
     float64 nats; x (N, *x_shape), z_starts (N, M, d) M latents per image from the sampler (the mode searches'
     starts: one Student-t component each)."""
-    model.check_x(x)
+    check_images(model, x)
     if z_starts.dim() != 3 or z_starts.shape[0] != x.shape[0] or z_starts.shape[2] != model.latent_dim:
         raise ValueError(f"z_starts must have shape ({x.shape[0]}, M, {model.latent_dim}), got {tuple(z_starts.shape)}")
     n_comp = z_starts.shape[1] + int(config.defensive)
@@ -229,9 +236,8 @@ def prior_log_z_ais(
     model: LatentModel, n_walkers: int, n_moves: int, generator: torch.Generator, tempering: Tempering
 ) -> Estimate:
     """log Z_alpha relative to N(0, I), nats: log E_N(0,I)[exp(-E_alpha)] by tempered SMC of ``n_walkers``
-    walkers to exp(-U_prior) (:func:`_tempered_from_standard_normal`).  A fixed 200-temperature schedule
-    was 1.7 nats low on a prior with log Z_alpha = 161 (sigma = 0.1); this one agrees with the Jarzynski
-    estimator walkers there within 1.2 SE, in 3 s."""
+    walkers to exp(-U_prior) (:func:`_tempered_from_standard_normal`; why an adapted schedule and not a fixed
+    one: docs/latent.md)."""
     return _tempered_from_standard_normal(model, model.prior_energy, n_walkers, tempering, n_moves, generator, 0.5)
 
 
@@ -249,7 +255,7 @@ def ais_log_marginal(
     tempered SMC (:func:`_tempered_from_standard_normal`; ``step_size`` is the pilot's first).  Each image has
     its own populations, so resampling never mixes images.  Diagnostics: mean MALA acceptance, the
     temperatures per image."""
-    model.check_x(x)
+    check_images(model, x)
     est, se, acceptance, temps = [], [], [], []
     for xi in x:
         post = model.posterior_energy(xi.unsqueeze(0).expand(n_chains, *xi.shape))

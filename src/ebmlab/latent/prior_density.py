@@ -12,22 +12,23 @@ import math
 import torch
 from torch import Tensor
 
+from ..deprecation import renamed
+from ..metrics import masses
 from .likelihood import gaussian_log_norm
 from .models import LatentModel
 
 
-def grid_points(lim: float, n: int, dtype: torch.dtype = torch.float32, device=None) -> tuple[Tensor, float]:
-    """Cell centres (n*n, 2), row-major with the second coordinate along rows, and the cell area."""
+def cell_centres(lim: float, n: int, dtype: torch.dtype = torch.float32, device=None) -> tuple[Tensor, float]:
+    """The cells of :func:`~ebmlab.metrics.masses.grid_points` over [-lim, lim]^2 in image layout: centres
+    (n*n, 2) row-major with the second coordinate along rows (as the (n, n) arrays here), and the cell area."""
     side = 2 * lim / n
-    c = -lim + side * (torch.arange(n, dtype=dtype, device=device) + 0.5)
-    gx, gy = torch.meshgrid(c, c, indexing="xy")
-    return torch.stack([gx.reshape(-1), gy.reshape(-1)], 1), side * side
+    return masses.grid_points(lim, n, 2, dtype, device).reshape(n, n, 2).transpose(0, 1).reshape(-1, 2), side * side
 
 
 def prior_log_density(model: LatentModel, lim: float = 4.0, n: int = 100) -> tuple[Tensor, float]:
     """log p_alpha at the cell centres (n, n) float64, normalised by quadrature over the box, and the
     quadrature log Z_alpha relative to N(0, I) (nats)."""
-    z, area = grid_points(lim, n, device=next(model.parameters(), torch.empty(0)).device)
+    z, area = cell_centres(lim, n, device=next(model.parameters(), torch.empty(0)).device)
     with torch.no_grad():
         log_f = -model.prior(z).double() - math.log(2 * math.pi)  # -E - |z|^2/2 + log N's constant
     log_z = float(torch.logsumexp(log_f, 0) + math.log(area))
@@ -60,10 +61,13 @@ def quadrature_log_marginal(
 ) -> Tensor:
     """log p(x) = log sum_cells N(x; g(z_c), sigma^2 I) P_c for a prior given by its cell log-probabilities
     log_prior_cells (n, n) (densities + log area, or log cell probabilities); x (N, D); returns (N,) float64."""
-    z, _ = grid_points(lim, n, device=x.device)
+    z, _ = cell_centres(lim, n, device=x.device)
     log_p = log_prior_cells.reshape(-1).to(x.device)
     with torch.no_grad():
         gz = model.generator(z).flatten(1).double()
         sse = torch.cdist(x.flatten(1).double(), gz).square()
     log_lik = -sse / (2 * model.sigma**2) + gaussian_log_norm(gz.shape[1], model.sigma)
     return torch.logsumexp(log_lik + log_p, 1)
+
+
+__getattr__ = renamed(__name__, {"grid_points": f"{__name__}.cell_centres"})

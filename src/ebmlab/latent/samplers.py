@@ -2,7 +2,7 @@
 
 Langevin as in both papers' code: z <- z - (s^2/2) grad U(z) + s xi, i.e. the library's ULA kernel with
 step h = s^2/2 and its default noise sqrt(2h) = s.  Both samplers offer the same four operations, used by
-the one training loop (:mod:`ebmlab.latent.loop`) and the experiments:
+the one training loop (:mod:`ebmlab.latent.trainer`) and the experiments:
 
 - ``training_chains(model, x, gen) -> (z_pos, z_neg)``: posterior and prior samples for theta's update;
 - ``learn(x, z_pos, gen) -> dict``: update the sampler on the refined posterior samples (DAMC only);

@@ -14,7 +14,7 @@ comes from persistent walkers of the library's weighted-walker engine (:mod:`ebm
   (:meth:`JarzynskiPriorSampler.prior_weights`; the loop applies them);
 - a separate *estimator population*, moved the same way along the same parameter path but never used in
   the gradient, gives the running log Z_alpha with its genealogy standard error (resampled
-  multinomially): the gradient's own walkers are biased low by feedback (science note on Jarzynski, s. 8).
+  multinomially): the gradient's own walkers are biased low by feedback (docs/method.md, section 3).
 
 Posterior chains, the sampler's learning and inference come from a posterior sampler: LEBM (short-run
 Langevin from N(0, I)) or DAMC (amortised chains, ``--posterior damc``).
@@ -28,13 +28,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..errors import check_int
 from ..sampling import smc
 from ..sampling.langevin import EnergyFn, refresh
-from ..sampling.resampling import get_resampler
+from ..sampling.populations import PopulationMove, Populations, advance_populations, estimates
+from ..sampling.resampling import Resampling, get_resampler
 from ..sampling.walkers import (
     Walkers,
     add_log_weights,
-    ess_fraction,
     log_z_estimate,
     log_z_se,
     normalized_weights,
@@ -65,19 +66,22 @@ class WeightedPriorConfig:
     eval_steps: int = 20
 
     def __post_init__(self) -> None:
-        for name in ("n_walkers", "log_z_walkers"):
-            if getattr(self, name) < 2:
-                raise ValueError(f"{name} must be >= 2, got {getattr(self, name)}")
-        if not 0 < self.ess_threshold <= 1:
-            raise ValueError(f"ess_threshold must lie in (0, 1], got {self.ess_threshold}")
-        if self.eval_steps < 0:
-            raise ValueError(f"eval_steps must be >= 0, got {self.eval_steps}")
-        get_resampler(self.resampler)
-        self.move()  # validates kernel, step size and n_steps
+        for name, minimum in (("n_walkers", 2), ("log_z_walkers", 2), ("eval_steps", 0)):
+            check_int(name, getattr(self, name), minimum)
+        self.population_move()  # validates the move (kernel, step size, n_steps) and the resampling
 
     def move(self) -> smc.Move:
         """The engine's move of one iteration."""
         return smc.Move(self.kernel, self.step_size, n_steps=self.n_steps)
+
+    def population_move(self) -> PopulationMove:
+        """How the walkers and the estimator population move and resample each iteration."""
+        return PopulationMove(
+            self.move(),
+            True,
+            Resampling(self.ess_threshold, self.resampler),
+            Resampling(self.ess_threshold, "multinomial"),
+        )
 
 
 def reweighted(walkers: Walkers, energy: EnergyFn) -> Walkers:
@@ -115,6 +119,7 @@ class JarzynskiPriorSampler:
         self.chains = posterior.chains
         self.walkers: Walkers | None = None
         self.estimator: Walkers | None = None
+        self.iteration = 0  # training_chains calls so far (named by a DivergenceError)
         self._report: dict[str, Any] = {}
 
     @property
@@ -147,30 +152,28 @@ class JarzynskiPriorSampler:
         z_pos = self.posterior_chains(model, x, generator)[1]
         if self.walkers is None:
             self._start(model, generator)
-        assert self.walkers is not None and self.estimator is not None  # set by _start
-        cfg, energy = self.config, model.prior_energy
-        walkers, info = smc.step(
-            self.walkers, energy, cfg.move(), generator, ess_threshold=cfg.ess_threshold, resampler=cfg.resampler
+        assert self.walkers is not None  # set by _start
+        pops, info = advance_populations(
+            Populations(self.walkers, self.estimator),
+            model.prior_energy,
+            self.config.population_move(),
+            generator,
+            iteration=self.iteration,
         )
-        estimator, est_info = smc.step(
-            self.estimator, energy, cfg.move(), generator, ess_threshold=cfg.ess_threshold, resampler="multinomial"
-        )
-        for what, t in (("prior walker energies", walkers.state.energy), ("prior log-weights", walkers.log_w)):
-            if not bool(torch.isfinite(t).all()):
-                raise ValueError(f"non-finite {what}: the prior moved too far for the walkers (lower lr_e or step)")
-        self.walkers, self.estimator = walkers, estimator
+        self.walkers, self.estimator, self.iteration = pops.walkers, pops.estimator, self.iteration + 1
+        est = estimates(pops, info.summaries)
         self._report = {
-            "prior_ess_frac": float(ess_fraction(walkers.log_w)),
+            "prior_ess_frac": est["ess_frac"],
             "prior_resampled": info.resampled,
-            "log_z_prior": float(log_z_estimate(estimator)),
-            "log_z_prior_se": float(log_z_se(estimator)),
-            "log_z_prior_coupled": float(log_z_estimate(walkers)),
-            "estimator_ess_frac": float(ess_fraction(estimator.log_w)),
-            "estimator_resampled": est_info.resampled,
+            "log_z_prior": est["log_z_est"],
+            "log_z_prior_se": est["log_z_se"],
+            "log_z_prior_coupled": est["log_z_est_coupled"],
+            "estimator_ess_frac": est["est_ess_frac"],
+            "estimator_resampled": info.estimator_resampled,
         }
         if info.accept_rate is not None:
-            self._report["prior_accept_rate"] = float(info.accept_rate)
-        return z_pos, walkers.x
+            self._report["prior_accept_rate"] = info.accept_rate
+        return z_pos, pops.walkers.x
 
     def prior_weights(self) -> Tensor:
         """Normalised, detached weights (N,) of the prior samples of the last :meth:`training_chains`."""
@@ -223,11 +226,27 @@ class JarzynskiPriorSampler:
             "posterior": self.posterior.state_dict(),
             "walkers": pack(self.walkers),
             "estimator": pack(self.estimator),
+            "iteration": self.iteration,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if set(state) != {"posterior", "walkers", "estimator"}:
+        if (
+            not {"posterior", "walkers", "estimator"}
+            <= set(state)
+            <= {"posterior", "walkers", "estimator", "iteration"}
+        ):
             raise ValueError(f"not a jarzynski sampler state (keys {sorted(state)}): written by another sampler?")
         self.posterior.load_state_dict(state["posterior"])
         self.walkers = None if state["walkers"] is None else walkers_from_dict(state["walkers"])
         self.estimator = None if state["estimator"] is None else walkers_from_dict(state["estimator"])
+        self.iteration = int(state.get("iteration", 0))
+
+
+# every latent sampler (prior and posterior chains, learning, inference): what the latent trainer drives
+Sampler = LEBMSampler | DAMCSampler | JarzynskiPriorSampler
+"""Any of the latent samplers that :class:`~ebmlab.latent.LatentTrainer` drives."""
+
+
+def sampler_settings(sampler: Sampler) -> dict[str, Any]:
+    """Any latent sampler's settings as plain data (metrics.json, and what a checkpoint must agree with)."""
+    return sampler.describe() if isinstance(sampler, JarzynskiPriorSampler) else config_dict(sampler)

@@ -8,6 +8,7 @@ n_classes).  Training is seeded and deterministic on CPU (Adam, cross-entropy, s
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -74,10 +75,11 @@ def random_shift(x: Tensor, max_shift: int, generator: torch.Generator) -> Tenso
     return nn.functional.grid_sample(x, grid, mode="nearest", padding_mode="border", align_corners=False)
 
 
-@torch.no_grad()
-def apply_batched(fn, images: Tensor, batch: int = 1024) -> Tensor:
-    """fn applied to images in chunks of ``batch`` and concatenated (no gradients)."""
-    return torch.cat([fn(images[i : i + batch]) for i in range(0, images.shape[0], batch)])
+def apply_batched(fn: Callable[[Tensor], Tensor], x: Tensor, batch: int = 1024, grad: bool = False) -> Tensor:
+    """fn applied to x in chunks of ``batch`` rows and concatenated (the one batched map of the package);
+    ``grad``: allow gradients inside fn (e.g. Langevin chains), else run it under ``torch.no_grad``."""
+    with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+        return torch.cat([fn(x[i : i + batch]) for i in range(0, x.shape[0], batch)])
 
 
 def train_classifier(

@@ -20,18 +20,27 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from ..energies import Gaussian, GaussianMixture
 from ..estimators import geometric_path
 from ..sampling import smc
 from ..sampling.langevin import init_state, mala
 from ..sampling.walkers import ess_fraction, log_z_estimate, log_z_se
 
 Labeller = Callable[[Tensor], Tensor]  # points (M, d) -> class indices (M,) int64
+
+
+class ExactModel(Protocol):
+    """An energy with exact draws and a closed-form log Z, e.g. :class:`~ebmlab.energies.Gaussian`."""
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+
+    def log_z(self) -> Tensor: ...
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor: ...
 
 
 def total_variation(p: Tensor | Sequence[float], q: Tensor | Sequence[float]) -> float:
@@ -42,14 +51,17 @@ def total_variation(p: Tensor | Sequence[float], q: Tensor | Sequence[float]) ->
     return 0.5 * float((p - q).abs().sum())
 
 
-def grid_points(half_width: float, n: int, dim: int) -> Tensor:
-    """Centres (n^dim, dim) float64 of the n^dim equal cells of the cube [-half_width, half_width]^dim."""
+def grid_points(
+    half_width: float, n: int, dim: int, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+) -> Tensor:
+    """Centres (n^dim, dim) of the n^dim equal cells of the cube [-half_width, half_width]^dim (the one grid
+    of the package), in lexicographic order: the last coordinate varies fastest."""
     if dim not in (1, 2):
         raise ValueError(f"grid quadrature is for 1-D or 2-D models, got dim={dim}; use a sampling estimate")
     if not (half_width > 0 and n >= 2):
         raise ValueError(f"need half_width > 0 and n >= 2 cells per axis, got {half_width}, {n}")
     h = 2.0 * half_width / n
-    axis = -half_width + h * (torch.arange(n, dtype=torch.float64) + 0.5)
+    axis = -half_width + h * (torch.arange(n, dtype=dtype, device=device) + 0.5)
     return torch.cartesian_prod(*[axis] * dim).reshape(-1, dim)
 
 
@@ -192,14 +204,15 @@ def mala_chain_ends(
     give the model's class masses with binomial standard errors, as far as the chains have mixed."""
     state, accepted = init_state(energy, x0), torch.zeros((), dtype=torch.float64)
     for _ in range(steps):
-        state, acc, _ = mala(state, energy, step_size, generator)
-        accepted += acc.double().mean()
+        state, info = mala(state, energy, step_size, generator)
+        assert info.accepted is not None  # MALA reports its accept decisions
+        accepted += info.accepted.double().mean()
     return state.x, float(accepted / steps) if steps else math.nan
 
 
 def ais_class_masses(
     energy: nn.Module,
-    base: Gaussian | GaussianMixture,
+    base: ExactModel,
     labeller: Labeller,
     n_classes: int,
     *,

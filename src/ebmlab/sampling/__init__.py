@@ -1,6 +1,7 @@
 """Langevin kernels, weighted walker populations and resampling."""
 
 from .langevin import (
+    KernelInfo,
     LangevinState,
     energy_and_grad,
     init_state,
@@ -10,7 +11,7 @@ from .langevin import (
     ula,
     ula_propose,
 )
-from .resampling import RESAMPLERS, get_resampler, multinomial, residual, stratified, systematic
+from .resampling import RESAMPLERS, Resampling, get_resampler, multinomial, residual, stratified, systematic
 from .walkers import (
     Walkers,
     add_log_weights,
@@ -27,7 +28,9 @@ from .walkers import (
 
 __all__ = [
     "RESAMPLERS",
+    "KernelInfo",
     "LangevinState",
+    "Resampling",
     "Walkers",
     "add_log_weights",
     "cv2",

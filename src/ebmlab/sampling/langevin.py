@@ -26,6 +26,20 @@ EnergyFn = Callable[[Tensor], Tensor]
 
 
 @dataclass(frozen=True)
+class KernelInfo:
+    """What one kernel step did, the second half of every kernel's ``(state, info)``.
+
+    increment: the log-weight increment (N,) float64 of a non-invariant kernel's weighted step (None for an
+    invariant kernel or an unweighted step).  accepted: (N,) bool, the Metropolis decisions (None without an
+    accept/reject).  log_ratio: (N,) float64 log acceptance ratios (None without an accept/reject).
+    """
+
+    increment: Tensor | None = None
+    accepted: Tensor | None = None
+    log_ratio: Tensor | None = None
+
+
+@dataclass(frozen=True)
 class LangevinState:
     """Walker positions with the energy and input-gradient cached at the current parameters.
 
@@ -189,12 +203,13 @@ def ula(
     rows: NoiseRows | None = None,
     weighted: bool = True,
     compile: bool = False,
-) -> tuple[LangevinState, Tensor | None]:
+) -> tuple[LangevinState, KernelInfo]:
     """One ULA step from ``state`` (cached under the parameters that move it) evaluated under ``energy``.
 
-    Returns the new state, with energy and gradient cached under ``energy``'s current parameters, and
-    the log-weight increment (N,) float64 (:func:`transition_log_weight`), or None when not
-    ``weighted`` (nothing uses it: unweighted walkers skip its cost).  If ``energy``'s parameters changed
+    Returns the new state, with energy and gradient cached under ``energy``'s current parameters, and a
+    :class:`KernelInfo` whose ``increment`` is the log-weight increment (N,) float64
+    (:func:`transition_log_weight`), or None when not ``weighted`` (nothing uses it: unweighted walkers skip
+    its cost).  If ``energy``'s parameters changed
     since ``state`` was cached, the increment is the Jarzynski/SMC increment of Carbone et al.;
     otherwise it is the MALA log acceptance ratio.  ``rows``: see :func:`draw_noise`.
     ``compile``: run :func:`traced_step` compiled (:mod:`.compiled`; same noise, equal to rounding).
@@ -205,13 +220,14 @@ def ula(
         args = (energy, state.x, state.grad, state.energy, xi, step_size, sigma, weighted)
         y, u_y, g_y, inc = run_compiled(traced_step, *args)
         check_energy_shape(u_y, y)
-        return LangevinState(y, u_y, g_y), inc
+        return LangevinState(y, u_y, g_y), KernelInfo(increment=inc)
     y = ula_move(state.x, state.grad, xi, step_size, sigma)
     u_y, g_y = energy_and_grad(energy, y)
     new = LangevinState(y, u_y, g_y)
     if not weighted:
-        return new, None
-    return new, transition_log_weight(state.x, y, state.energy, state.grad, u_y, g_y, step_size, sigma)
+        return new, KernelInfo()
+    inc = transition_log_weight(state.x, y, state.energy, state.grad, u_y, g_y, step_size, sigma)
+    return new, KernelInfo(increment=inc)
 
 
 def mala(
@@ -221,21 +237,24 @@ def mala(
     generator: torch.Generator,
     noise_std: float | None = None,
     rows: NoiseRows | None = None,
+    weighted: bool = True,
     compile: bool = False,
-) -> tuple[LangevinState, Tensor, Tensor]:
+) -> tuple[LangevinState, KernelInfo]:
     """One MALA step (Langevin proposal + Metropolis-Hastings accept/reject) at fixed parameters.
 
     ``state`` must be cached under ``energy``'s current parameters; the kernel leaves exp(-U) invariant
-    for any step size and noise scale.  Returns (new_state, accepted (N,) bool, log acceptance ratio
-    (N,) float64).  ``rows``: see :func:`draw_noise` (the uniforms are drawn the same way); ``compile``:
-    see :func:`ula`.
+    for any step size and noise scale, so it adds no log-weight (``weighted`` is accepted for the kernels'
+    common signature and changes nothing).  Returns (new_state, :class:`KernelInfo` with ``accepted`` (N,)
+    bool and ``log_ratio`` (N,) float64).  ``rows``: see :func:`draw_noise` (the uniforms are drawn the
+    same way); ``compile``: see :func:`ula`.
     """
-    proposed, log_ratio = ula(state, energy, step_size, generator, noise_std, rows, compile=compile)
+    proposed, info = ula(state, energy, step_size, generator, noise_std, rows, compile=compile)
+    log_ratio = info.increment
     assert log_ratio is not None  # a weighted ULA step returns its increment
     n = log_ratio.shape[0] if rows is None else rows.total
     u = torch.rand(n, generator=generator, dtype=torch.float64, device=log_ratio.device)
     accept = (u if rows is None else u[rows.rows]).log() < log_ratio
-    return state.where(accept, proposed), accept, log_ratio
+    return state.where(accept, proposed), KernelInfo(accepted=accept, log_ratio=log_ratio)
 
 
 def refresh(state: LangevinState, energy: EnergyFn) -> tuple[LangevinState, Tensor]:

@@ -32,8 +32,13 @@ class Preconditioner:
                 f"a Preconditioner needs shift (d,) and chol (d, d); got {tuple(self.shift.shape)} and "
                 f"{tuple(self.chol.shape)}"
             )
-        if not bool(torch.isfinite(self.chol).all() & (torch.diagonal(self.chol) > 0).all()):
-            raise ValueError("chol must be a finite lower-triangular factor with a positive diagonal")
+        if not bool(torch.isfinite(self.shift).all() & torch.isfinite(self.chol).all()):
+            raise ValueError("a Preconditioner needs a finite shift and chol; got NaN or infinite values")
+        if not bool((torch.diagonal(self.chol) > 0).all()) or bool(torch.triu(self.chol, 1).any()):
+            raise ValueError(
+                "chol must be lower-triangular with a positive diagonal (a Cholesky factor, e.g. "
+                "torch.linalg.cholesky(cov)); its maps would not invert each other otherwise"
+            )
 
     @classmethod
     def from_moments(cls, x: Tensor, weights: Tensor, ridge: float = 1e-6) -> Preconditioner:
@@ -43,6 +48,8 @@ class Preconditioner:
             raise ValueError(
                 f"from_moments needs walkers (N, d) and weights (N,), got {tuple(x.shape)}, {tuple(weights.shape)}"
             )
+        if not bool(torch.isfinite(weights).all() & (weights >= 0).all()) or not bool(weights.sum() > 0):
+            raise ValueError("from_moments needs finite, non-negative weights with a positive sum (not all zero)")
         w = (weights / weights.sum()).to(torch.float64)
         xd = x.double()
         mean = w @ xd

@@ -8,12 +8,15 @@ residual resampling have lower variance than multinomial.  Every draw uses the g
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 Resampler = Callable[[Tensor, int, torch.Generator], Tensor]
+SCOPES = ("global", "local")
 
 
 def check_weights(weights: Tensor, m: int) -> None:
@@ -102,3 +105,29 @@ def get_resampler(name: str) -> Resampler:
         raise ValueError(f"unknown resampler {name!r}; choose one of {sorted(RESAMPLERS)}") from None
 
     return scheme
+
+
+def check_threshold(threshold: float, name: str = "ess_threshold") -> float:
+    """``threshold`` as a float if it is a number in (0, 1] (an ESS fraction; NaN refused), else a one-line
+    ValueError naming ``name``: the one check of every ESS threshold and target."""
+    ok = isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and math.isfinite(threshold)
+    if not (ok and 0 < threshold <= 1):
+        raise ValueError(f"{name} must lie in (0, 1] (a fraction of the walkers), got {threshold!r}")
+    return float(threshold)
+
+
+@dataclass(frozen=True)
+class Resampling:
+    """When and how a population is resampled: when its ESS/N falls below ``threshold`` (in (0, 1]), by
+    ``scheme`` (a name in :data:`RESAMPLERS`), over the whole population (``scope="global"``) or each
+    process's walkers (``"local"``).  Validated once, at construction."""
+
+    threshold: float = 0.5
+    scheme: str = "systematic"
+    scope: str = "global"
+
+    def __post_init__(self) -> None:
+        check_threshold(self.threshold)
+        get_resampler(self.scheme)
+        if self.scope not in SCOPES:
+            raise ValueError(f"resample_scope must be one of {SCOPES}, got {self.scope!r}")

@@ -39,27 +39,29 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..deprecation import renamed
 from ..distributed import LOCAL, Collective, NoiseRows
-from .langevin import EnergyFn, LangevinState, check_step_size, init_state, mala, refresh, ula
+from .langevin import EnergyFn, KernelInfo, LangevinState, check_step_size, init_state, mala, refresh, ula
 from .preconditioner import Preconditioner
+from .resampling import SCOPES, Resampling
 from .walkers import (
-    SCOPES,
     Walkers,
     add_log_weights,
     make_walkers,
     maybe_resample,
 )
 
-KernelStep = Callable[..., tuple[LangevinState, "Tensor | None", "Tensor | None"]]
+KernelStep = Callable[..., tuple[LangevinState, KernelInfo]]
 
 
 @dataclass(frozen=True)
 class Kernel:
     """A Langevin kernel as the engine drives it.
 
-    step(state, energy, step_size, generator, noise_std, rows, weighted, compile) -> (state, log-weight
-    increment or None, accepted (N,) bool or None).  invariant: the kernel leaves exp(-U) invariant at a fixed
-    energy, so walkers are reweighted before moving and the move adds no weight.
+    step(state, energy, step_size, generator, noise_std, rows, weighted, compile) -> (state,
+    :class:`~ebmlab.sampling.langevin.KernelInfo`), the signature of :func:`~ebmlab.sampling.langevin.ula` and
+    :func:`~ebmlab.sampling.langevin.mala`.  invariant: the kernel leaves exp(-U) invariant at a fixed energy,
+    so walkers are reweighted before moving and the move adds no weight.
     """
 
     name: str
@@ -67,30 +69,20 @@ class Kernel:
     invariant: bool
 
 
-def _ula_step(state, energy, step_size, generator, noise_std, rows, weighted, compile):
-    new, inc = ula(state, energy, step_size, generator, noise_std, rows, weighted, compile)
-    return new, inc, None
-
-
-def _mala_step(state, energy, step_size, generator, noise_std, rows, weighted, compile):
-    new, accepted, _ = mala(state, energy, step_size, generator, noise_std, rows, compile)
-    return new, None, accepted
-
-
-SAMPLERS: dict[str, Kernel] = {
-    "ula": Kernel("ula", _ula_step, invariant=False),
-    "mala": Kernel("mala", _mala_step, invariant=True),
+KERNELS: dict[str, Kernel] = {
+    "ula": Kernel("ula", ula, invariant=False),
+    "mala": Kernel("mala", mala, invariant=True),
 }
-"""The samplers the engine drives, by name (the ``kernel`` of a Move or a NegativePhase); register a
-Kernel here to make another one available everywhere (training, AIS, users' schedules)."""
+"""The kernels the engine drives, by name (the ``kernel`` of a Move or a NegativePhase); register a Kernel
+here to make another one available everywhere (training, AIS, users' schedules)."""
 
 
-def get_sampler(name: str) -> Kernel:
+def get_kernel(name: str) -> Kernel:
     """Look up a kernel by name; a clear ValueError lists the valid names."""
     try:
-        return SAMPLERS[name]
+        return KERNELS[name]
     except KeyError:
-        raise ValueError(f"unknown kernel {name!r}; choose one of {sorted(SAMPLERS)}") from None
+        raise ValueError(f"unknown kernel {name!r}; choose one of {sorted(KERNELS)}") from None
 
 
 @dataclass(frozen=True)
@@ -106,7 +98,7 @@ class Move:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        get_sampler(self.kernel)
+        get_kernel(self.kernel)
         check_step_size(self.step_size, self.noise_std)
         if isinstance(self.n_steps, bool) or not isinstance(self.n_steps, int) or self.n_steps < 1:
             raise ValueError(f"n_steps must be an integer >= 1, got {self.n_steps!r}")
@@ -137,6 +129,15 @@ def start(energy: EnergyFn, x: Tensor, log_z0: float | Tensor = 0.0) -> Walkers:
     return make_walkers(state, log_z0)
 
 
+def check_subset(subset: Tensor, n: int) -> None:
+    """Raise ValueError unless ``subset`` is a non-empty 1-D integer tensor of indices in [0, n)."""
+    if not isinstance(subset, Tensor) or subset.dim() != 1 or subset.is_floating_point() or subset.dtype == torch.bool:
+        raise ValueError(f"subset must be a 1-D integer tensor of walker indices, got {subset!r:.80}")
+    lo, hi = torch.stack([subset.min(), subset.max()]).tolist() if subset.numel() else (0, -1)
+    if not subset.numel() or lo < 0 or hi >= n:
+        raise ValueError(f"subset must hold walker indices in [0, {n}), got {subset.numel()} from {lo} to {hi}")
+
+
 def _complement(n: int, subset: Tensor) -> Tensor:
     keep = torch.ones(n, dtype=torch.bool, device=subset.device)
     keep[subset] = False
@@ -165,10 +166,12 @@ def advance(
     of this :class:`~ebmlab.sampling.preconditioner.Preconditioner` (flat walkers, not compiled); the weights
     are unchanged by it.  On return every walker is cached under ``energy``.
     """
-    kernel = get_sampler(move.kernel)
+    kernel = get_kernel(move.kernel)
     if precondition is not None and move.compile:
         raise ValueError("a preconditioned move cannot run compiled (its energy is a new function per map)")
     state, n = walkers.state, walkers.n
+    if subset is not None:
+        check_subset(subset, n)
     inc = None
     if kernel.invariant:
         state, inc = refresh(state, energy)
@@ -179,7 +182,7 @@ def advance(
     moved_inc = None
     accepted = []
     for _ in range(move.n_steps):
-        moving, step_inc, acc = kernel.step(
+        moving, info = kernel.step(
             moving,
             move_energy,
             move.step_size,
@@ -189,10 +192,10 @@ def advance(
             weighted and not kernel.invariant,
             move.compile,
         )
-        if step_inc is not None:
-            moved_inc = step_inc if moved_inc is None else moved_inc + step_inc
-        if acc is not None:
-            accepted.append(acc)
+        if info.increment is not None:
+            moved_inc = info.increment if moved_inc is None else moved_inc + info.increment
+        if info.accepted is not None:
+            accepted.append(info.accepted)
     if precondition is not None:
         moving = precondition.to_x(moving)
     if subset is None:
@@ -233,7 +236,10 @@ def step(
     scope: str = "global",
     precondition: Preconditioner | None = None,
 ) -> tuple[Walkers, MoveInfo]:
-    """:func:`advance` (weighted) then resample when the global ESS/N < ``ess_threshold`` (None = never)."""
+    """:func:`advance` (weighted) then resample when the global ESS/N < ``ess_threshold`` (None = never) by
+    ``resampler`` over ``scope`` (a :class:`~ebmlab.sampling.resampling.Resampling`, checked before moving)."""
+    if ess_threshold is not None:
+        Resampling(ess_threshold, resampler, scope)
     walkers, info = advance(
         walkers, energy, move, generator, subset=subset, rows=rows, coll=coll, precondition=precondition
     )
@@ -257,8 +263,8 @@ def anneal(
     """Run :func:`step` along a schedule of energies (the walkers start cached under the one before the
     first); ``move``: one :class:`Move` for every energy or one per energy; ``preconditioners``: one (or
     None) per energy.  Returns the final walkers and one :class:`MoveInfo` per energy."""
-    if ess_threshold is not None and not 0 < ess_threshold <= 1:
-        raise ValueError(f"ess_threshold must lie in (0, 1] or be None, got {ess_threshold!r}")
+    if ess_threshold is not None:
+        Resampling(ess_threshold, resampler)  # checked before the first move
     energies = list(energies)
     moves = [move] * len(energies) if isinstance(move, Move) else list(move)
     pres = [None] * len(energies) if preconditioners is None else list(preconditioners)
@@ -277,15 +283,17 @@ def anneal(
     return walkers, infos
 
 
+__getattr__ = renamed(__name__, {"SAMPLERS": f"{__name__}.KERNELS", "get_sampler": f"{__name__}.get_kernel"})
+
 __all__ = [
-    "SAMPLERS",
+    "KERNELS",
     "SCOPES",
     "Kernel",
     "Move",
     "MoveInfo",
     "advance",
     "anneal",
-    "get_sampler",
+    "get_kernel",
     "start",
     "step",
 ]

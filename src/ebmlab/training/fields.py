@@ -10,7 +10,8 @@ if TYPE_CHECKING:
     from torch import Tensor, nn
 
     from ..distributed import Collective
-    from ..sampling.summary import WeightSummary
+    from ..sampling.populations import Summaries
+    from ..sampling.preconditioner import Preconditioner
     from ..sampling.walkers import Walkers
     from .negative_phase import NegativePhase
 
@@ -36,7 +37,11 @@ class TrainerFields:
     step_count: int
     walkers: Walkers
     estimator: Walkers | None
-    summaries: list[WeightSummary | None]
+    summaries: Summaries
+    precondition: Preconditioner | None
+    split_increments: bool
+    lr_ess_target: float | None
+    lr_scale: float
 
     if TYPE_CHECKING:
 

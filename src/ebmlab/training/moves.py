@@ -1,10 +1,7 @@
 """The walker half of a training iteration (a mixin of :class:`~ebmlab.training.Trainer` over its
 attributes): which walkers move, where their noise comes from, the move itself, the divergence
-checks and the resampling, with the weight summaries of both populations kept up to date.
-
-Communication: the checks, both populations' weight summaries (:mod:`ebmlab.sampling.summary`) and
-the acceptance counts travel in one all_gather per iteration; a resampling adds its own exchange
-and one more gather for the new summaries.
+checks and the resampling (one :func:`~ebmlab.sampling.populations.advance_populations` over the gradient's
+walkers and the estimator population), with the weight summaries of both kept up to date.
 """
 
 from __future__ import annotations
@@ -17,10 +14,9 @@ from torch import Tensor
 
 from ..distributed import NoiseRows, stream_seed
 from ..sampling import smc
-from ..sampling.summary import summarize
-from ..sampling.walkers import maybe_resample, population
+from ..sampling.populations import PopulationMove, Populations, advance_populations
+from ..sampling.walkers import Walkers
 from .fields import TrainerFields
-from .validation import check_worst, worst_values
 
 
 class WalkerMoves(TrainerFields):
@@ -46,47 +42,46 @@ class WalkerMoves(TrainerFields):
 
     def refresh_summaries(self) -> None:
         """Recompute the weight summaries of the walkers and the estimator population (one collective)."""
-        pops = [population(self.walkers), None if self.estimator is None else population(self.estimator)]
-        self.summaries, _, _ = summarize(pops, self.collective)
+        self.summaries = Populations(self.walkers, self.estimator).summaries(self.collective)
+
+    def _reset(self, walkers: Walkers) -> Walkers:
+        """CD: the walkers back at fresh data every ``reset_every`` iterations."""
+        if self.phase.reset_every is None or (self.step_count + 1) % self.phase.reset_every:
+            return walkers
+        return smc.start(self.energy, self.collective.split(self._data_sample(self.n_walkers)), walkers.log_z_ref)
 
     def _move_walkers(self, moved: Tensor | None, rows: NoiseRows | None) -> dict[str, Any]:
-        """Move the gradient's walkers (and the estimator population) to theta_{k+1}, reset them (CD),
-        check for divergence, and resample on low ESS; one collective for the checks, the weight
-        summaries and the acceptance counts."""
-        phase, coll, gen = self.phase, self.collective, self.generator
-        noise = self._noise_generator()
-        walkers, info = smc.advance(
-            self.walkers, self.energy, phase.move, noise, subset=moved, rows=rows, weighted=phase.weighted
+        """Move the gradient's walkers and the estimator population to theta_{k+1}, reset them (CD),
+        check for divergence, and resample on low ESS (:func:`~ebmlab.sampling.populations.advance_populations`)."""
+        phase = self.phase
+        how = PopulationMove(
+            phase.move,
+            phase.weighted,
+            phase.resampling,
+            phase.estimator_resampling,
+            self.divergence_bound,
+            self.precondition,
+            self.split_increments,
         )
-        if phase.reset_every is not None and (self.step_count + 1) % phase.reset_every == 0:
-            walkers = smc.start(self.energy, coll.split(self._data_sample(self.n_walkers)), walkers.log_z_ref)
-        checks = {"walker energies": walkers.state.energy}
-        finite = {"walker gradients": walkers.state.grad, "log-weights": walkers.log_w}
-        estimator = self.estimator
-        if estimator is not None:
-            est_moved, est_rows = self._choose(self.log_z_walkers, self._estimator_batch(), estimator.n)
-            estimator, _ = smc.advance(estimator, self.energy, phase.move, noise, subset=est_moved, rows=est_rows)
-            checks["estimator energies"] = estimator.state.energy
-            finite["estimator log-weights"] = estimator.log_w
-        pops = [population(walkers), None if estimator is None else population(estimator)]
-        (s_walk, s_est), worst, counts = summarize(pops, coll, worst_values(checks | finite), info.counts)
-        assert worst is not None  # the values to check were given
-        check_worst(self.step_count, list(checks), list(finite), worst, self.divergence_bound)
-        out: dict[str, Any] = {} if counts is None else {"accept_rate": float(counts[0] / counts[1])}
-        out["resampled"] = False
-        if phase.weighted and phase.ess_threshold is not None:
-            walkers, out["resampled"] = maybe_resample(
-                walkers, phase.ess_threshold, phase.resampler, gen, coll, phase.resample_scope, s_walk
-            )
-        if estimator is not None:
-            threshold = 0.5 if phase.ess_threshold is None else phase.ess_threshold
-            estimator, out["est_resampled"] = maybe_resample(
-                estimator, threshold, "multinomial", gen, coll, phase.resample_scope, s_est
-            )
-        self.walkers, self.estimator, self.summaries = walkers, estimator, [s_walk, s_est]
-        if out["resampled"] or out.get("est_resampled"):
-            self.refresh_summaries()
-        return out
+        pops, info = advance_populations(
+            Populations(self.walkers, self.estimator),
+            self.energy,
+            how,
+            self.generator,
+            iteration=self.step_count,
+            noise=self._noise_generator(),
+            subset=moved,
+            rows=rows,
+            choose_estimator=lambda n_local: self._choose(self.log_z_walkers, self._estimator_batch(), n_local),
+            after_walkers=self._reset,
+            coll=self.collective,
+        )
+        self.walkers, self.estimator, self.summaries = pops.walkers, pops.estimator, info.summaries
+        out: dict[str, Any] = {} if info.accept_rate is None else {"accept_rate": info.accept_rate}
+        out["resampled"] = info.resampled
+        if info.estimator_resampled is not None:
+            out["est_resampled"] = info.estimator_resampled
+        return out | info.increments
 
     def _estimator_batch(self) -> int | None:
         """Estimator walkers moved per update: the same fraction as the gradient's (None = all)."""

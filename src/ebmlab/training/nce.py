@@ -8,26 +8,22 @@ with logit G(u) - log nu, G = log p_m - log p_n.  The loss is the negative NCE o
 
 whose minimiser is consistent for (theta, log Z) when the noise covers the data.  With theta fixed
 the log Z part is exactly the optimal bridge estimator (see :func:`ebmlab.estimators.nce_log_z`).
-The noise object needs ``sample(n, generator)`` and normalised ``log_prob(x)`` (e.g.
-:class:`ebmlab.estimators.GaussianNoise`).
+The noise is a :class:`~ebmlab.estimators.noise.Proposal`: ``sample(n, generator)`` and normalised
+``log_prob(x)`` (e.g. :class:`ebmlab.estimators.GaussianNoise`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 from torch.nn.functional import logsigmoid
 from tqdm.auto import tqdm
 
-
-class Noise(Protocol):
-    def sample(self, n: int, generator: torch.Generator) -> Tensor: ...
-
-    def log_prob(self, x: Tensor) -> Tensor: ...
+from ..deprecation import renamed
+from ..estimators.noise import Proposal
 
 
 @dataclass
@@ -40,7 +36,7 @@ class NCEResult:
     log_z_history: list[float] = field(default_factory=list)
 
 
-def nce_loss(energy: nn.Module, log_z: Tensor, x: Tensor, y: Tensor, noise: Noise) -> Tensor:
+def nce_loss(energy: nn.Module, log_z: Tensor, x: Tensor, y: Tensor, noise: Proposal) -> Tensor:
     """Negative NCE objective (scalar) for data x (T_d, ...) and noise draws y (T_n, ...), nu = T_n/T_d."""
     log_nu = math.log(y.shape[0] / x.shape[0])
     g_x = -energy(x) - log_z - noise.log_prob(x).to(log_z.dtype) - log_nu
@@ -49,7 +45,7 @@ def nce_loss(energy: nn.Module, log_z: Tensor, x: Tensor, y: Tensor, noise: Nois
 
 
 @torch.no_grad()
-def initial_log_z(energy: nn.Module, noise: Noise, n: int, generator: torch.Generator, dtype: torch.dtype) -> float:
+def initial_log_z(energy: nn.Module, noise: Proposal, n: int, generator: torch.Generator, dtype: torch.dtype) -> float:
     """Importance-sampling start for log Z: logmeanexp(-U(y) - log p_n(y)), y ~ noise."""
     y = noise.sample(n, generator).to(dtype)
     log_w = (-energy(y)).double() - noise.log_prob(y).double()
@@ -59,7 +55,7 @@ def initial_log_z(energy: nn.Module, noise: Noise, n: int, generator: torch.Gene
 def train_nce(
     energy: nn.Module,
     data: Tensor,
-    noise: Noise,
+    noise: Proposal,
     *,
     generator: torch.Generator,
     nu: float = 1.0,
@@ -105,3 +101,6 @@ def train_nce(
             result.log_z_history.append(float(log_z.detach()))
     result.log_z = float(log_z.detach())
     return result
+
+
+__getattr__ = renamed(__name__, {"Noise": "ebmlab.estimators.noise.Proposal"})

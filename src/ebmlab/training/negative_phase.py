@@ -8,12 +8,10 @@ MALA with the AIS increment) with the phase's :attr:`NegativePhase.move`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from ..sampling.resampling import get_resampler
+from ..sampling.resampling import Resampling, check_threshold
 from ..sampling.smc import Move
-from ..sampling.walkers import SCOPES
 
 INITS = ("model", "data")
 
@@ -60,18 +58,28 @@ class NegativePhase:
             raise ValueError(f"reset_every must be an integer >= 1 or None, got {self.reset_every!r}")
         if self.walker_batch is not None and not (_positive_int(self.walker_batch) and self.walker_batch >= 2):
             raise ValueError(f"walker_batch must be an integer >= 2 or None, got {self.walker_batch!r}")
-        get_resampler(self.resampler)
-        if self.resample_scope not in SCOPES:
-            raise ValueError(f"resample_scope must be one of {SCOPES}, got {self.resample_scope!r}")
-        for name in ("ess_threshold", "cess_target"):
-            t = getattr(self, name)
-            if t is not None and not (_real(t) and 0 < t <= 1):
-                raise ValueError(f"{name} must lie in (0, 1] (or be None to switch it off), got {t!r}")
+        _ = self.resampling, self.estimator_resampling  # validate resampler, ess_threshold and scope
+        if self.cess_target is not None:
+            check_threshold(self.cess_target, "cess_target")
         if self.cess_target is not None and not self.weighted:
             raise ValueError("cess_target controls the weights of weighted walkers; it needs weighted=True")
         if not _positive_int(self.steps_per_update):
             raise ValueError(f"steps_per_update must be an integer >= 1, got {self.steps_per_update!r}")
         _ = self.move  # validates the move
+
+    @property
+    def resampling(self) -> Resampling | None:
+        """The gradient walkers' resampling (None: never, e.g. unweighted walkers or no threshold)."""
+        if self.ess_threshold is None:
+            return None
+        return Resampling(self.ess_threshold, self.resampler, self.resample_scope)
+
+    @property
+    def estimator_resampling(self) -> Resampling:
+        """The estimator population's: multinomial (the genealogy standard error needs it) at the walkers'
+        threshold (0.5 without one) and scope."""
+        threshold = 0.5 if self.ess_threshold is None else self.ess_threshold
+        return Resampling(threshold, "multinomial", self.resample_scope)
 
     @property
     def move(self) -> Move:
@@ -81,10 +89,6 @@ class NegativePhase:
 
 def _positive_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-
-def _real(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 METHODS = ("jarzynski", "pcd", "cd")

@@ -37,6 +37,8 @@ class Checkpointable(TrainerFields):
             "optimizer": type(self.optimizer).__name__,
             "data": fingerprint(self.data),
             **({"noise": self.noise} if self.noise != "replicated" else {}),  # older checkpoints: replicated
+            **({"lr_ess_target": self.lr_ess_target} if self.lr_ess_target is not None else {}),
+            **({"precondition": fingerprint(self.precondition.chol)} if self.precondition is not None else {}),
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -58,6 +60,7 @@ class Checkpointable(TrainerFields):
             "log_z0": self.log_z0,
             "wall_time_s": self.wall_time_s,
             "noise_seed": self.noise_seed,
+            "lr_scale": self.lr_scale,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -80,6 +83,7 @@ class Checkpointable(TrainerFields):
         self.log_z0 = float(state["log_z0"])
         self.wall_time_s = float(state["wall_time_s"])
         self.noise_seed = int(state.get("noise_seed", self.noise_seed))
+        self.lr_scale = float(state.get("lr_scale", 1.0))
         self.refresh_summaries()
 
     def save(self, path: str | os.PathLike) -> None:

@@ -7,7 +7,7 @@ target, :mod:`ebmlab.training.control`); (3)-(4) walker move and log-weight upda
 (:func:`ebmlab.sampling.smc.advance`); (5) CD reset; (6) resampling when ESS/N falls below the threshold.
 
 The gradient's own walkers give a log Z estimate biased low by feedback: the update raises the energy
-where they sit, so their next increments U_k - U_{k+1} are biased (science note, section 8).  An
+where they sit, so their next increments U_k - U_{k+1} are biased (docs/method.md, section 3).  An
 *estimator population* of ``log_z_walkers`` walkers, drawn from the initial model and moved with the
 same kernel along the same parameter path but never used in the gradient, is unbiased given the path;
 when it exists the reported ``log_z_est`` / ``log_z_se`` / ``ce_est`` come from it and the gradient
@@ -20,6 +20,7 @@ ESS/N, and what the iteration did (resampled, acceptance rate, committed update 
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -30,8 +31,10 @@ from torch import Tensor, nn
 
 from ..distributed import LOCAL, NOISE_MODES, Collective
 from ..sampling import smc
-from ..sampling.walkers import Walkers, log_z_report, normalized_weights
-from .control import commit_update, snapshot
+from ..sampling.populations import Populations, estimates
+from ..sampling.preconditioner import Preconditioner
+from ..sampling.walkers import Walkers, normalized_weights
+from .control import adapt_update, commit_update, snapshot
 from .loop import run_loop
 from .moves import WalkerMoves
 from .negative_phase import NegativePhase, default_log_z_walkers
@@ -80,6 +83,17 @@ class Trainer(WalkerMoves, Checkpointable):
     iteration and the rank: no replicated draw; reproducible and resumable for a given P, but each P
     gives another run).  Per iteration the processes exchange one all-gather (weight summaries,
     divergence checks, acceptance counts) and one all-reduce per gradient dtype (with the loss).
+    lr_ess_target: ESS-adaptive learning rate (weighted training; :func:`~ebmlab.training.control.adapt_update`):
+    every optimiser step is scaled by a running factor in (0, 1] that halves until the update's conditional
+    ESS/N on the gradient's walkers reaches this target and grows back after updates that reach it at the full
+    factor (history: ``update_fraction``, ``cess``; None = off, the plain optimiser step).
+    precondition: move both populations in the fixed affine coordinates of this
+    :class:`~ebmlab.sampling.preconditioner.Preconditioner` (e.g. from the data's mean and covariance: a
+    whitened kernel; flat walkers only); the weights stay exact.
+    split_increments: record, per update, the weighted variance of the log-weight increment and of its two
+    parts, the parameter change U_k(x) - U_{k+1}(x) at the walkers' old positions and the kernel's part (the
+    rest: ULA's discretisation term; 0 for MALA), for both populations (history keys ``inc_var*``; one extra
+    energy evaluation per walker and update).
     """
 
     def __init__(
@@ -101,6 +115,9 @@ class Trainer(WalkerMoves, Checkpointable):
         divergence_bound: float = DIVERGENCE_BOUND,
         collective: Collective = LOCAL,
         noise: str = "replicated",
+        lr_ess_target: float | None = None,
+        precondition: Preconditioner | None = None,
+        split_increments: bool = False,
     ):
         validate_data(energy, data)
         if noise not in NOISE_MODES:
@@ -124,6 +141,20 @@ class Trainer(WalkerMoves, Checkpointable):
             raise ValueError(f"walker_batch={phase.walker_batch} exceeds n_walkers={n_walkers}")
         if not (isinstance(divergence_bound, (int, float)) and divergence_bound > 0):
             raise ValueError(f"divergence_bound must be a positive number, got {divergence_bound!r}")
+        if not (isinstance(energy_reg, (int, float)) and math.isfinite(energy_reg) and energy_reg >= 0):
+            raise ValueError(f"energy_reg must be a finite number >= 0 (0 = off), got {energy_reg!r}")
+        if lr_ess_target is not None:
+            if not (isinstance(lr_ess_target, (int, float)) and 0 < lr_ess_target < 1):
+                raise ValueError(f"lr_ess_target must lie in (0, 1) (or be None: off), got {lr_ess_target!r}")
+            if not phase.weighted or phase.cess_target is not None:
+                raise ValueError(
+                    "lr_ess_target adapts the learning rate of weighted training: it needs a weighted phase "
+                    "without cess_target (choose one of the two ESS controls)"
+                )
+        if precondition is not None and not isinstance(precondition, Preconditioner):
+            raise TypeError(f"precondition must be a Preconditioner or None, got {type(precondition).__name__}")
+        self.lr_ess_target, self.lr_scale = lr_ess_target, 1.0
+        self.precondition, self.split_increments = precondition, bool(split_increments)
         self.energy, self.data, self.optimizer, self.phase = energy, data, optimizer, phase
         self.scheduler, self.generator, self.collective = scheduler, generator, collective
         self.n_walkers, self.log_z_walkers, self.data_batch = n_walkers, m, data_batch
@@ -198,15 +229,7 @@ class Trainer(WalkerMoves, Checkpointable):
     def _estimates(self) -> dict[str, float]:
         """ESS/N of the gradient's walkers, log Z estimates with standard errors, exact log Z if known
         (from the weight summaries kept with the walkers: no communication)."""
-        s_walk, s_est = self.summaries
-        assert s_walk is not None  # the gradient's walkers always have a summary
-        out = {"ess_frac": float(s_walk.ess_fraction)}
-        if self.estimator is not None:
-            assert s_est is not None  # kept with the estimator population
-            out |= log_z_report(self.estimator, summary=s_est)
-            out["est_ess_frac"] = float(s_est.ess_fraction)
-        if self.phase.weighted:
-            out |= log_z_report(self.walkers, suffix="_coupled" if self.estimator is not None else "", summary=s_walk)
+        out = estimates(Populations(self.walkers, self.estimator), self.summaries, self.phase.weighted)
         if self.has_exact_log_z and (exact := exact_log_z(self.energy)) is not None:
             out["log_z_exact"] = exact
         return out
@@ -231,8 +254,7 @@ class Trainer(WalkerMoves, Checkpointable):
         log_w = walkers.log_w if moved is None else walkers.log_w[moved]
         x_walk = walkers.x if moved is None else walkers.x[moved]
         n_used = self.n_walkers if moved is None or phase.walker_batch is None else phase.walker_batch
-        s_walk = self.summaries[0]
-        log_norm = s_walk.log_norm if moved is None and s_walk is not None else None  # the subset's is not at hand
+        log_norm = self.summaries[0].log_norm if moved is None else None  # the subset's is not at hand
         w = normalized_weights(log_w, coll, log_norm) if phase.weighted else torch.full_like(log_w, 1.0 / n_used)
         n_data = self.data.shape[0] if self.data_batch is None else self.data_batch
         x_data = coll.split(self.data if self.data_batch is None else self._data_sample(self.data_batch))
@@ -246,12 +268,17 @@ class Trainer(WalkerMoves, Checkpointable):
         self._check({}, {"the parameter gradient": torch.stack([p.grad.norm() for p in params])}, replicated=True)
         if self.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
-        before = snapshot(params) if phase.cess_target is not None else None
+        controlled = phase.cess_target is not None or self.lr_ess_target is not None
+        before = snapshot(params) if controlled else None
         self.optimizer.step()
         out: dict[str, Any] = {"loss": float(totals[0])}
         if before is not None and phase.cess_target is not None:
             out["update_fraction"], out["cess"] = commit_update(
                 self.energy, params, before, walkers, phase.cess_target, coll
+            )
+        elif before is not None and self.lr_ess_target is not None:
+            out["update_fraction"], out["cess"], self.lr_scale = adapt_update(
+                self.energy, params, before, walkers, self.lr_ess_target, self.lr_scale, coll
             )
         if self.scheduler is not None:
             self.scheduler.step()

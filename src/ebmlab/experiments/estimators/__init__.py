@@ -7,7 +7,7 @@
   targets in 1 and 10 dimensions).  PNG: log MSE vs s, one line per estimator.
 - ``mis``: standard vs deterministic-mixture MIS, RLR variants (unsampled target, fixed or estimated
   proposal normalizers), NCE against one proposal or against the mixture.
-- ``equivalence``: the identities E1-E5 and E7 of the science note evaluated on one data set per target.
+- ``equivalence``: the identities E1-E5 and E7 of docs/method.md (section 7) evaluated on one data set per target.
 - ``nce-gmm``: NCE training of the d = 50 Gaussian-mixture student (Carbone et al.'s GMM study):
   mode masses and log Z against the exact values.
 
@@ -110,9 +110,7 @@ def report(res: dict[str, Any]) -> str:
             else:
                 for e in ests:
                     ref = r.get("reference_mse", {}).get(e)
-                    lines.append(
-                        f"  {e:<28} {_fmt(r['mse'][e]):>10}" + (f"   (science note: {ref:.2e})" if ref else "")
-                    )
+                    lines.append(f"  {e:<28} {_fmt(r['mse'][e]):>10}" + (f"   (reference: {ref:.2e})" if ref else ""))
     elif exp == "equivalence":
         for name, r in res["targets"].items():
             lines.append(

@@ -1,4 +1,4 @@
-"""``--experiment equivalence``: the identities E1-E5 and E7 of the science note evaluated on one data
+"""``--experiment equivalence``: the identities E1-E5 and E7 of docs/method.md (section 7) evaluated on one data
 set per target (max |difference in log Z| between estimators that are the same)."""
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ SCIENCE_MIS_MSE = {
 
 
 def mis_setups() -> list[tuple[Target, list[GaussianNoise], int, int]]:
-    """(target, proposals, draws per proposal, target draws); the first is the science note's d = 2 case."""
+    """(target, proposals, draws per proposal, target draws); the first is the reference d = 2 case
+    (docs/estimators.md)."""
     t = {x.name: x for x in targets()}
     e1 = torch.zeros(10, dtype=DTYPE)
     e1[0] = 1.0

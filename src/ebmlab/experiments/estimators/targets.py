@@ -70,7 +70,7 @@ def targets() -> list[Target]:
 
 
 def science_target() -> Target:
-    """The science note's d = 2 target exp(-sum_j (x_j - mu_j)^2 / (2 sigma_j^2)), mu = (1, -0.5),
+    """The reference d = 2 target (docs/estimators.md) exp(-sum_j (x_j - mu_j)^2 / (2 sigma_j^2)), mu = (1, -0.5),
     sigma = (0.7, 1.3): log Z = 1.743566."""
     model = Gaussian(torch.tensor([1.0, -0.5], dtype=DTYPE), torch.tensor([0.7, 1.3], dtype=DTYPE), learn_std=False)
     return Target("science-2d", model, (), 0.0)
