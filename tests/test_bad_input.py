@@ -85,6 +85,10 @@ TRAINER_CASES = [
     (dict(data=torch.full((40, 3), math.nan, dtype=D)), ValueError, "NaN or infinite values in 40 sample"),
     (dict(data=torch.ones(40, 3, dtype=torch.long)), ValueError, "floating-point"),
     (dict(data=torch.ones(40, 5, dtype=D)), ValueError, "dimension 5 but the energy expects 3"),
+    (dict(log_z0=math.nan), ValueError, "log_z0 must be a finite number"),
+    (dict(log_z0=math.inf), ValueError, "log_z0 must be a finite number"),
+    (dict(log_z0=-math.inf), ValueError, "log_z0 must be a finite number"),
+    (dict(log_z0="0"), ValueError, "log_z0 must be a finite number"),
 ]
 
 

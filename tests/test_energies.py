@@ -47,9 +47,13 @@ def test_gaussian_log_z_and_grad_of_log_z():
 
 
 def test_frozen_log_weight_stays_fixed_under_any_optimiser():
-    gmm = GaussianMixture(torch.randn(2, 3, dtype=D), torch.tensor([0.7, 0.0], dtype=D), frozen=[0])
+    gmm = GaussianMixture(
+        torch.randn(2, 3, generator=torch.Generator().manual_seed(1), dtype=D),
+        torch.tensor([0.7, 0.0], dtype=D),
+        frozen=[0],
+    )
     opt = torch.optim.AdamW(gmm.parameters(), lr=0.1, weight_decay=0.5)
-    x = torch.randn(64, 3, dtype=D)
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(2), dtype=D)
     for _ in range(5):
         opt.zero_grad()
         gmm(x).mean().backward()
@@ -71,7 +75,7 @@ def test_bad_shapes_are_clear_errors():
 
 def test_confined_mlp_starts_as_a_known_gaussian():
     mlp = MLPEnergy(4, hidden=(16, 16), confinement_std=2.0).double()
-    x = torch.randn(10, 4, dtype=D)
+    x = torch.randn(10, 4, generator=torch.Generator().manual_seed(3), dtype=D)
     with torch.no_grad():
         torch.testing.assert_close(mlp(x), (x * x).sum(1) / 8)
     assert mlp.initial_log_z() == pytest.approx(2 * math.log(2 * math.pi * 4), abs=1e-12)

@@ -63,7 +63,7 @@ def energy(x):
 X = torch.randn(20, 2, generator=torch.Generator().manual_seed(1), dtype=D)
 G = torch.Generator().manual_seed(2)
 Q2 = [GaussianNoise(torch.zeros(1), 1.0), GaussianNoise(torch.ones(1), 1.0)]
-Y = torch.randn(8, 1, dtype=D)
+Y = torch.randn(8, 1, generator=torch.Generator().manual_seed(0), dtype=D)
 
 CASES = {
     # importance sampling

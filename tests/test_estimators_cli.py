@@ -50,3 +50,22 @@ def test_nce_gmm_quick(tmp_path):
     for key in ("log_z_learned", "log_z_exact_student", "log_z_teacher", "log_z_posthoc_nce"):
         assert isinstance(res[key], float)
     assert len(res["history"]["step"]) == len(res["history"]["log_z"])
+
+
+@pytest.mark.parametrize("experiment", ["ratio", "dimension", "offset", "proposals"])
+def test_martino_axes_quick(tmp_path, experiment):
+    """Each axis in its quick form: MSE, its SE and the CPU time per replicate for every estimator at every value."""
+    res = run(tmp_path, "--experiment", experiment, "--reps", "4", "--n1", "100", "--n2", "100")
+    n = len(res["axis"]["values"])
+    assert set(res["estimators"]) >= {"is", "ris", "bridge-geometric", "bridge-optimal", "nce", "rlr"}
+    for name, r in res["estimators"].items():
+        assert all(len(r[k]) == n for k in ("mse", "mse_se", "cpu_ms", "coverage")), name
+        done = [i for i, m in enumerate(r["mse"]) if m is not None and m == m]
+        assert done and all(r["cpu_ms"][i] > 0 and r["mse_se"][i] >= 0 for i in done), name
+    # optimal bridge, NCE and 2-state RLR are one estimator
+    assert res["estimators"]["nce"]["mse"] == pytest.approx(res["estimators"]["bridge-optimal"]["mse"], rel=1e-6)
+    if experiment == "ratio":
+        assert [a + b for a, b in res["sizes"]] == [200] * n
+        assert all(v > 0 for v in res["nce_theta"]["param_mse"] + res["nce_theta"]["log_z_mse"])
+    if experiment == "proposals":
+        assert res["estimators"]["mis-deterministic-mixture"]["mse"][-1] > 0

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import ebmlab
-from ebmlab.metrics.mass_checks import ClassGaussians, MassCheck, agreement, check_class_masses
+from ebmlab.metrics.class_gaussians import ClassGaussians
+from ebmlab.metrics.mass_checks import MassCheck, agreement, check_class_masses
 
 DIM = 6
 MEANS = torch.zeros(3, DIM, dtype=torch.float64)

@@ -13,7 +13,7 @@ import pytest
 
 import ebmlab
 
-SUBPACKAGES = ("energies", "estimators", "latent", "metrics", "sampling", "training")
+SUBPACKAGES = ("energies", "estimators", "latent", "lvm", "metrics", "sampling", "training")
 PUBLIC = ("ebmlab", *(f"ebmlab.{name}" for name in SUBPACKAGES))
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 

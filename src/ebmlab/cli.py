@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mnist": ("ebmlab.experiments.mnist", "imbalanced-MNIST study: Jarzynski vs PCD vs CD"),
     "latent": ("ebmlab.experiments.latent", "latent-space EBM priors: short-run LEBM and DAMC"),
     "scaling": ("ebmlab.experiments.scaling", "where exact weights stop working: the digit study against dimension"),
+    "lvm": ("ebmlab.experiments.lvm", "latent-variable models by maximum marginal likelihood (JALA-EM)"),
 }
 DISTRIBUTED = ("gmm", "mnist")  # commands that run under torchrun with walkers split across processes
 

@@ -25,7 +25,14 @@ def pareto_khat(log_w: Tensor, tail_fraction: float | None = None) -> Tensor:
     log_w: (..., N) log importance weights.  Fits the M = min(N/5, 3 sqrt(N)) largest weights above
     the next one with the Zhang & Stephens (2009) profile-likelihood estimator, with the weak prior of
     Vehtari et al. (PSIS).  k-hat > 0.7: the importance-sampling estimate is unreliable (variance
-    effectively infinite).  Returns (...,); NaN when N < 10.
+    effectively infinite).  Returns (...,), with these defined edge cases:
+
+    - NaN when N < 10 or a log-weight is NaN (nothing to fit);
+    - -inf when the M + 1 largest weights are equal (all weights equal included): the weights are bounded
+      with no tail at all, the most reliable case (a generalised Pareto shape tends to -inf as its support
+      shrinks to a point);
+    - +inf when fewer than M + 1 weights are non-zero (log-weight > -inf): the estimate rests on fewer draws
+      than the tail fit needs, as unreliable as a heavy tail.
     """
     n = log_w.shape[-1]
     if n < 10:
@@ -34,8 +41,12 @@ def pareto_khat(log_w: Tensor, tail_fraction: float | None = None) -> Tensor:
     m = max(m, 5)
     top = torch.topk(log_w.double(), m + 1, dim=-1).values.flip(-1)  # ascending, (..., m+1)
     # exceedances over the threshold weight, relative to the largest weight (all terms <= 1)
-    x = (torch.exp(top[..., 1:] - top[..., -1:]) - torch.exp(top[..., :1] - top[..., -1:])).clamp_min(0)
-    return _gpd_shape(x)
+    safe = torch.where(torch.isfinite(top[..., :1]), top, torch.zeros_like(top))
+    x = (torch.exp(safe[..., 1:] - safe[..., -1:]) - torch.exp(safe[..., :1] - safe[..., -1:])).clamp_min(0)
+    k = _gpd_shape(x)
+    k = torch.where(top[..., -1] == top[..., 0], -math.inf, k)
+    k = torch.where(top[..., 0] == -math.inf, math.inf, k)
+    return torch.where(torch.isnan(log_w).any(-1), math.nan, k)
 
 
 def _gpd_shape(x: Tensor) -> Tensor:

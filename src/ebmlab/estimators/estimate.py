@@ -15,10 +15,9 @@ import torch
 from torch import Tensor
 
 from ..sampling import walkers
+from ..uncertainty import EstimatorWarning
 
-
-class EstimatorWarning(UserWarning):
-    """An estimate was returned but should not be trusted (non-convergence, low overlap)."""
+__all__ = ["Estimate", "EstimatorWarning", "log_mean_relvar"]
 
 
 @dataclass(frozen=True)
@@ -26,14 +25,20 @@ class Estimate:
     """A normalizing-constant estimate.
 
     log_z: log Z in nats, shape (*batch,) for single-target estimators or (*batch, K) for :func:`rlr`.
-    se: standard error of log_z (delta method, independent draws assumed), same shape.
+    se: standard error of log_z in nats, same shape, by the one convention of :mod:`ebmlab.uncertainty`:
+        se = sqrt(log(1 + v)) with v the estimated relative variance of Z_hat (the first-order variance of
+        log Z_hat for RLR and NCE), independent draws assumed; log_z is biased low by about se^2 / 2.  It is
+        estimator noise only, conditional on the draws reaching every region of the target's mass.
+    cov: (*batch, K, K) first-order (delta-method) covariance of log_z as pymbar reports it (rlr only; zero
+        rows for fixed states); se = sqrt(log(1 + diag cov)), :meth:`se_diff` from cov.
     method: name of the estimator.
-    cov: (*batch, K, K) covariance of log_z (rlr only; zero rows for fixed states).
     ess: Kish effective sample size(s) of the importance weights involved.
     converged: (*batch,) bool, False where an iterative solver stopped before its tolerance.
     iterations: solver iterations used (0 for closed forms).
     overlap: (*batch, K, K) overlap matrix (rlr only).
     diagnostics: further named diagnostics (tensors or numbers).
+    se_bootstrap: with ``bootstrap=B`` (:data:`~ebmlab.estimators.ESTIMATORS`), the standard deviation of log_z
+        over B replicates with the draws resampled within each sample, beside the analytic se; else None.
     """
 
     log_z: Tensor
@@ -45,6 +50,7 @@ class Estimate:
     iterations: int = 0
     overlap: Tensor | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    se_bootstrap: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.converged is None:

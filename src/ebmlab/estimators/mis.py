@@ -14,6 +14,7 @@ import math
 import torch
 from torch import Tensor
 
+from ..uncertainty import se_from_relvar
 from .estimate import Estimate, log_mean_relvar
 from .two_sample import NO_TARGET_MASS
 from .validation import as_counts, as_log_density, require_overlap
@@ -57,4 +58,4 @@ def mis(
         log_mix_weights = (n_j.double() / n_j.sum()).log().to(lq.device)
         log_psi = torch.logsumexp(lq + log_mix_weights[:, None], dim=-2)
     log_z, relvar, ess = log_mean_relvar(lp - log_psi, n_j.tolist())
-    return Estimate(log_z=log_z, se=relvar.sqrt(), method=f"mis-{weights}", ess=ess)
+    return Estimate(log_z=log_z, se=se_from_relvar(relvar), method=f"mis-{weights}", ess=ess)

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ..errors import check_int
 from .ais import ais
+from .bootstrap import bootstrap_se
 from .estimate import Estimate
 from .mis import mis
 from .noise import Proposal
@@ -221,13 +222,19 @@ _ENTRIES: dict[str, Callable[..., Estimate]] = {
 
 
 def _named(name: str, fn: Callable[..., Estimate]) -> Callable[..., Estimate]:
-    def estimate(problem: Problem, **options) -> Estimate:
+    def estimate(problem: Problem, *, bootstrap: int | None = None, **options) -> Estimate:
         if not isinstance(problem, Problem):
             raise TypeError(f"{name}: expected an ebmlab.estimators.Problem, got {type(problem).__name__}")
-        return replace(fn(problem, **options), method=name)
+        est = replace(fn(problem, **options), method=name)
+        if bootstrap is None:
+            return est
+        return replace(est, se_bootstrap=bootstrap_se(name, fn, problem, est, bootstrap, options))
 
     estimate.__name__ = estimate.__qualname__ = name.replace("-", "_")
-    estimate.__doc__ = f"The {name!r} estimator on a Problem; options go to the underlying function."
+    estimate.__doc__ = (
+        f"The {name!r} estimator on a Problem; options go to the underlying function.  ``bootstrap=B`` adds "
+        "``se_bootstrap``: the spread of log Z over B replicates resampled within each sample (:mod:`.bootstrap`)."
+    )
     return estimate
 
 

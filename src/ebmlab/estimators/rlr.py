@@ -28,6 +28,7 @@ from torch import Tensor
 
 from ..distributed import LOCAL, Collective
 from ..errors import check_int
+from ..uncertainty import se_from_relvar
 from .diagnostics import overlap_eigengap
 from .estimate import Estimate
 from .frames import Mixture
@@ -115,7 +116,7 @@ def rlr(
     out_shape = (*batch, p.n_states)
     return Estimate(
         log_z=(-f).reshape(out_shape),
-        se=torch.diagonal(cov, dim1=-2, dim2=-1).clamp_min(0).sqrt().reshape(out_shape),
+        se=se_from_relvar(torch.diagonal(cov, dim1=-2, dim2=-1)).reshape(out_shape),
         method="rlr",
         cov=cov.reshape(*out_shape, p.n_states),
         ess=(mom.colsum.square() / torch.diagonal(mom.gram, dim1=-2, dim2=-1)).reshape(out_shape),

@@ -10,8 +10,9 @@ with num terms log t_j = l(y_j) + log(q alpha)(y_j) and den terms log u_i = log(
 IS (alpha = 1/q), reciprocal IS (alpha = 1/phi) and the power family (alpha = (phi^a q^(1-a))^-1,
 a = 1/2 geometric) are closed forms; the optimal alpha = 1/(s1 phi + s2 Z q) and NCE with only the
 normalizer learned are the two-state RLR problem (equivalences E1/E2), solved by :mod:`.solvers`.
-The standard error is the delta-method sqrt(relvar(num) + relvar(den)) (Fruehwirth-Schnatter
-2004, independent draws); NCE's is the Gutmann-Hyvarinen formula.  Every function accepts a
+The relative variance is relvar(num) + relvar(den) (Fruehwirth-Schnatter 2004, independent draws);
+NCE's is the Gutmann-Hyvarinen formula; both become a standard error by
+:func:`ebmlab.uncertainty.se_from_relvar`.  Every function accepts a
 leading batch shape (..., N).
 """
 
@@ -26,6 +27,7 @@ from torch.nn.functional import logsigmoid
 
 from ..distributed import LOCAL
 from ..errors import check_int
+from ..uncertainty import se_from_relvar
 from .diagnostics import pareto_khat
 from .estimate import Estimate, EstimatorWarning, log_mean_relvar
 from .frames import Mixture
@@ -87,7 +89,7 @@ def bridge_from_terms(
         diagnostics["ess_target"] = ess_den
     return Estimate(
         log_z=log_num - log_den,
-        se=(var_num + var_den).sqrt(),
+        se=se_from_relvar(var_num + var_den),
         method=method,
         ess=ess_num if ess_num is not None else ess_den,
         diagnostics=diagnostics,
@@ -260,7 +262,7 @@ def nce_log_z(
     num, _ = _optimal_terms(l_x, l_y, n2 / n1, log_z)
     return Estimate(
         log_z=log_z,
-        se=var.sqrt(),
+        se=se_from_relvar(var),
         method="nce",
         ess=log_mean_relvar(num)[2],
         converged=converged,

@@ -36,6 +36,7 @@ from .gmm_config import (
     teacher,
 )
 from .gmm_plots import plot_all
+from .reliability import reliability_fields, reliability_warnings
 from .study import exit_code, resolve_device, run_grid, seed_summary, study_phase
 
 __all__ = [
@@ -181,6 +182,7 @@ def run_one(
         }
         if "log_z_se" in final:
             out["log_z_se"] = final["log_z_se"]
+            out |= reliability_fields(final)
             z_scores = [abs(e) / se for e, se in zip(err, traj["log_z_se"]) if se > 0]
             out["max_log_z_z_score"] = max(z_scores) if z_scores else None
     if "log_z_est_coupled" in final:
@@ -270,6 +272,8 @@ def main(args: argparse.Namespace) -> int:
         return 0
     for note in metrics["notes"]:
         print(f"note: {note}")
+    for line in reliability_warnings(metrics["runs"]):
+        print(line)
     for method, s in metrics["summary"].items():
         if not s["n_seeds"]:
             print(f"{method:>10}: every run diverged")

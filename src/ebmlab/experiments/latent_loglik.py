@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..estimators.estimate import Estimate
 from ..latent.likelihood import (
     LikelihoodConfig,
     ais_log_marginal,
@@ -110,13 +111,15 @@ def loglik_metrics(
         [apply_batched(lambda xb: sampler.infer(model, xb, gen), x, 256, grad=True) for _ in range(p.loglik_starts)], 1
     )
     cfg = LikelihoodConfig(n_samples=p.loglik_samples, newton_steps=p.loglik_newton_steps)
-    log_m, log_m_se = importance_log_marginal(model, x, starts, cfg, gen)
+    est = importance_log_marginal(model, x, starts, cfg, gen)
+    log_m, log_m_se = est.log_z, est.se
     is_time = time.perf_counter() - start
     z = prior_log_z(model, sampler, p, gen)
     out = {
         **combine(log_m, log_m_se, z["log_z"], z["log_z_se"]),
         **z,
-        "loglik_is_samples": cfg.n_samples,
+        **weight_diagnostics(est),
+        "loglik_is_samples": est.diagnostics["n_draws"],
         "loglik_is_starts": p.loglik_starts,
         "loglik_is_wall_time_s": is_time,
         "n_loglik_images": x.shape[0],
@@ -126,11 +129,60 @@ def loglik_metrics(
     return out, log_m - z["log_z"]
 
 
+def weight_diagnostics(est: Estimate) -> dict[str, Any]:
+    """Per-image weight diagnostics of the IS log-likelihood (lists over the test images) and their extremes:
+    Kish ESS of the weights, the largest normalised weight, Pareto k-hat, and the p-value of the starts'
+    agreement (:func:`~ebmlab.latent.likelihood.stratified_log_marginal`)."""
+    d = est.diagnostics
+    p_start = d["start_p_value"]
+    assert est.ess is not None  # the IS log-likelihood reports its ESS
+    return {
+        "loglik_is_ess": est.ess.tolist(),
+        "loglik_is_max_weight": d["max_weight"].tolist(),
+        "loglik_is_khat": d["pareto_khat"].tolist(),
+        "loglik_is_start_p": p_start.tolist(),
+        "loglik_is_ess_min": float(est.ess.min()),
+        "loglik_is_max_weight_max": float(d["max_weight"].max()),
+        "loglik_is_khat_max": float(d["pareto_khat"].max()),
+        "loglik_is_n_khat_above_0.7": int((d["pareto_khat"] > KHAT_LIMIT).sum()),
+        "loglik_is_start_p_min": float(p_start.min()) if not bool(p_start.isnan().all()) else None,
+    }
+
+
+KHAT_LIMIT = 0.7
+FAMILY_ALPHA = 0.01  # the starts' agreement: Bonferroni over the images, 1% family-wise false alarms
+
+
+def is_warnings(r: dict[str, Any]) -> list[str]:
+    """Warnings, with what to do, when the IS log-likelihood's weights say that its SE may not hold: k-hat above
+    0.7 on some image, or independent starts that disagree beyond their SEs (a start's own IS estimate differs
+    from the others': the starts found different posterior regions)."""
+    out = []
+    n = len(r.get("loglik_is_khat", []))
+    bad = r.get("loglik_is_n_khat_above_0.7", 0)
+    if bad:
+        out.append(
+            f"WARNING importance weights are heavy-tailed (Pareto k-hat > {KHAT_LIMIT}) on {bad} of {n} test images "
+            f"(max {r['loglik_is_khat_max']:.2f}): their SEs understate the error; raise loglik_samples or "
+            "loglik_newton_steps, or check those images with the AIS check"
+        )
+    p_min = r.get("loglik_is_start_p_min")
+    if p_min is not None and p_min < FAMILY_ALPHA / max(n, 1):
+        out.append(
+            f"WARNING the IS starts disagree beyond their SEs on some test image (agreement p = {p_min:.1e} < "
+            f"{FAMILY_ALPHA}/{n}): the starts reach different posterior regions and a region none of them found may "
+            "be missing; raise loglik_starts (more sampler latents per image) and compare with the AIS check"
+        )
+    return out
+
+
 def loglik_warnings(runs: dict[Any, dict[str, Any]]) -> list[str]:
-    """One line per finished run whose log-likelihood failed a check: the AIS check of log p~(x) (``agree``
-    false) or, on the toy, the quadrature value (beyond 3 SE).  Empty when every check passes."""
+    """One line per finished run and failed check of its log-likelihood: the weight diagnostics
+    (:func:`is_warnings`), the AIS check of log p~(x) (``agree`` false) or, on the toy, the quadrature value
+    (beyond 3 SE).  Empty when every check passes."""
     out = []
     for seed, r in sorted(runs.items()):
+        out += [f"seed {seed}: {w}" for w in is_warnings(r)]
         check = r.get("loglik_ais_check")
         if check is not None and not check["agree"]:
             out.append(

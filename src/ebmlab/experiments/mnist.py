@@ -55,6 +55,7 @@ from .mnist_config import (
 from .mnist_eval import summarize
 from .mnist_lowdim import LowDimStudy, lowdim_study
 from .mnist_pixels import PixelStudy, pixel_study
+from .reliability import reliability_warnings
 from .study import (
     add_device_arg,
     add_method_args,
@@ -112,7 +113,7 @@ def run_one(
     final = study.finish(trainer, seed, stem, write=collective.is_main)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     evals = [r["eval"] for r in trainer.history if "eval" in r]
-    traj = {k: [e.get(k) for e in evals] for k in evals[0]}
+    traj = {k: [e.get(k) for e in evals] for k in evals[0] if not k.startswith("log_z_unreliable_reason")}
     traj["resample_steps"] = [r["step"] for r in trainer.history if r["resampled"]]
     traj["estimator_resample_steps"] = [r["step"] for r in trainer.history if r.get("est_resampled")]
     rates = {
@@ -291,6 +292,8 @@ def main(args: argparse.Namespace) -> int:
         return 0
     for note in metrics["notes"]:
         print(note)
+    for line in reliability_warnings(metrics["runs"]):
+        print(line)
     for method, s in metrics["summary"].items():
         line = f"{method:>10}: model TV {s['model_tv_mean']:.3f} [{s['model_tv_min']:.3f}, {s['model_tv_max']:.3f}]"
         line += f", walker TV {s['walker_tv_mean']:.3f}"

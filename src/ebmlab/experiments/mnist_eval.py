@@ -34,7 +34,18 @@ SUMMARY_PATHS = {
     "cpu_time_s": ("cpu_time_s",),
 }
 
-ESTIMATE_KEYS = ("ess_frac", "log_z_est", "log_z_se", "log_z_est_coupled", "log_z_se_coupled", "est_ess_frac")
+ESTIMATE_KEYS = (
+    "ess_frac",
+    "log_z_est",
+    "log_z_se",
+    "log_z_est_coupled",
+    "log_z_se_coupled",
+    "est_ess_frac",
+    "log_z_reliable",
+    "log_z_reliable_coupled",
+    "log_z_unreliable_reason",
+    "log_z_unreliable_reason_coupled",
+)
 
 
 def mass_fields(

@@ -16,8 +16,15 @@ mixture density (deterministic-mixture multiple importance sampling).  Why: the 
 the Laplace shape fits a posterior that many pixels make sharp and nearly Gaussian; several starts cover
 several posterior modes (one Laplace component misses modes: 2 nats low on the 2-D toy); and polynomial
 tails dominate the posterior's Gaussian tails, so the weights p/q stay bounded far out and their variance
-finite where a Laplace covariance is too narrow.  The estimator of p~(x) is unbiased; its log is biased low
-by about half its relative variance (reported by the SE), and a mode no start finds is still missed.
+finite where a Laplace covariance is too narrow (:mod:`.laplace_proposal`).
+
+Uncertainty.  The estimator of p~(x) is unbiased; the draws are stratified (equal numbers per component), so
+its variance is the stratified one (within-component variances), not that of i.i.d. mixture draws.  Its log is
+biased low by about se^2 / 2 (the Jensen bias of :mod:`ebmlab.uncertainty`); averaged over test images these
+biases add up with one sign while the SE of the mean shrinks like 1/sqrt(n), so :func:`combine` reports the bias
+and a bias-corrected value beside the raw one.  The SE is noise only and conditional on the proposal covering
+the posterior: a mode that no start finds is missed with a small SE.  The diagnostics say when that is likely:
+Pareto k-hat of the weights (> 0.7) and a test that the starts' own estimates agree within their SEs.
 
 :func:`ais_log_marginal` is the independent check: per image, AIS from N(0, I) along the geometric path to
 the unnormalised posterior, an SMC sampler (resampling, preconditioned MALA) on a schedule that a pilot run
@@ -30,36 +37,28 @@ and with the closed form on a linear-Gaussian model of the same conditioning.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
 
-from ..errors import check_int
 from ..estimators.ais import ais
-from ..estimators.estimate import Estimate
+from ..estimators.diagnostics import pareto_khat
+from ..estimators.estimate import Estimate, log_mean_relvar
 from ..sampling.langevin import EnergyFn
 from ..sampling.tempering import Tempering
+from ..uncertainty import jensen_bias, se_from_relvar
+from .laplace_proposal import LikelihoodConfig, mixture_draws, posterior_mode
 from .models import LatentModel
 
-
-@dataclass(frozen=True)
-class LikelihoodConfig:
-    """n_samples proposal draws per image (split equally over the components); newton_steps Gauss-Newton
-    steps towards a posterior mode from each start (a step is kept only where it lowers U_post); dof:
-    degrees of freedom (integer) of the Student-t components; defensive: add N(0, I) as a component;
-    batch: images per chunk."""
-
-    n_samples: int = 128
-    newton_steps: int = 5
-    dof: int = 8
-    defensive: bool = True
-    batch: int = 32
-
-    def __post_init__(self) -> None:
-        for name, minimum in (("n_samples", 2), ("newton_steps", 0), ("dof", 1), ("batch", 1)):
-            check_int(name, getattr(self, name), minimum)
+__all__ = [
+    "LikelihoodConfig",
+    "ais_log_marginal",
+    "combine",
+    "importance_log_marginal",
+    "prior_log_z_ais",
+    "stratified_log_marginal",
+]
 
 
 def check_images(model: LatentModel, x: Tensor) -> None:
@@ -69,17 +68,6 @@ def check_images(model: LatentModel, x: Tensor) -> None:
     bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
     if bad:
         raise ValueError(f"{bad} of the {x.shape[0]} images contain NaN or infinite values; clean them first")
-
-
-def log_mean_and_se(log_w: Tensor) -> tuple[Tensor, Tensor]:
-    """Per row of log-weights (n, k): logmeanexp and the standard error of it in nats,
-    sqrt(log(1 + relvar)) with relvar = (k / ESS - 1) / (k - 1) the estimated relative variance of the mean."""
-    k = log_w.shape[1]
-    log_w = log_w.double()
-    lme = torch.logsumexp(log_w, 1) - math.log(k)
-    wbar = torch.softmax(log_w, 1)
-    relvar = ((k * wbar.square().sum(1) - 1) / (k - 1)).clamp_min(0.0)
-    return lme, torch.log1p(relvar).sqrt()
 
 
 def gaussian_log_norm(dim: int, sigma: float) -> float:
@@ -99,91 +87,21 @@ def log_unnormalised_joint(model: LatentModel, x: Tensor, z: Tensor) -> Tensor:
     return log_gaussian_likelihood(model, x, z) - model.prior.energy(z).double() + log_n
 
 
-def gauss_newton_precision(model: LatentModel, z: Tensor) -> Tensor:
-    """H = J^T J / sigma^2 + I at z (N, d), J = dg/dz (N, D, d) by d forward-mode products; (N, d, d)."""
-    d = z.shape[1]
-    cols = []
-    for j in range(d):
-        tangent = torch.zeros_like(z)
-        tangent[:, j] = 1.0
-        cols.append(torch.func.jvp(model.generator, (z,), (tangent,))[1].flatten(1))
-    jac = torch.stack(cols, 2).double().detach()
-    eye = torch.eye(d, dtype=torch.float64, device=z.device)
-    return jac.transpose(1, 2) @ jac / model.sigma**2 + eye
-
-
-def posterior_mode(model: LatentModel, x: Tensor, z: Tensor, steps: int) -> tuple[Tensor, Tensor]:
-    """``steps`` Gauss-Newton steps z <- z - H^-1 grad U_post(z) from z (N, d), each kept per image only
-    where it lowers U_post; returns (z, the Cholesky factor of H at z, (N, d, d) float64)."""
-    energy = model.posterior_energy(x)
-    for _ in range(steps):
-        with torch.enable_grad():
-            zg = z.detach().requires_grad_(True)
-            u = energy(zg)
-            (g,) = torch.autograd.grad(u.sum(), zg)
-        h = gauss_newton_precision(model, z.detach())
-        new = z.detach() - torch.linalg.solve(h, g.double().unsqueeze(2)).squeeze(2).to(z.dtype)
-        with torch.no_grad():
-            better = energy(new) < u.detach()
-        z = torch.where(better[:, None], new, z.detach())
-    return z.detach(), torch.linalg.cholesky(gauss_newton_precision(model, z.detach()))
-
-
-def student_t_draws(mu: Tensor, chol: Tensor, k: int, dof: int, generator: torch.Generator) -> Tensor:
-    """k draws per row (N, k, d) in mu's dtype from the multivariate Student-t with location mu (N, d),
-    scale matrix H^-1 where chol (N, d, d) is the Cholesky factor of H, and ``dof`` degrees of freedom."""
-    n, d = mu.shape
-    eps = torch.randn(n, k, d, generator=generator, dtype=torch.float64, device=mu.device)
-    chi2 = torch.randn(n, k, dof, generator=generator, dtype=torch.float64, device=mu.device).square().sum(2)
-    # z - mu = L^-T eps sqrt(dof / chi2) (L L^T = H): solve L^T y = eps
-    y = torch.linalg.solve_triangular(chol.transpose(1, 2), eps.transpose(1, 2), upper=True).transpose(1, 2)
-    return (mu.double().unsqueeze(1) + y * (dof / chi2).sqrt().unsqueeze(2)).to(mu.dtype)
-
-
-def student_t_log_density(z: Tensor, mu: Tensor, chol: Tensor, dof: int) -> Tensor:
-    """log-density (N, k, M) float64 of points z (N, k, d) under M Student-t components per row with
-    locations mu (N, M, d) and scale matrices H^-1, chol (N, M, d, d) the Cholesky factors of H."""
-    d = z.shape[2]
-    diff = z.double().unsqueeze(2) - mu.double().unsqueeze(1)  # (N, k, M, d)
-    delta2 = torch.einsum("nmij,nkmi->nkmj", chol, diff).square().sum(3)  # |L^T (z - mu)|^2
-    log_det_h = 2 * torch.diagonal(chol, dim1=2, dim2=3).log().sum(2).unsqueeze(1)
-    const = math.lgamma((dof + d) / 2) - math.lgamma(dof / 2) - 0.5 * d * math.log(dof * math.pi)
-    return const + 0.5 * log_det_h - 0.5 * (dof + d) * torch.log1p(delta2 / dof)
-
-
-def mixture_draws(
-    mu: Tensor, chol: Tensor, config: LikelihoodConfig, generator: torch.Generator
-) -> tuple[Tensor, Tensor]:
-    """Draws (N, k, d) of the proposal: equal numbers from each of the M Student-t components per image and,
-    with ``config.defensive``, from N(0, I); and the log-density (N, k) float64 of the equal-weight mixture at
-    them (the deterministic-mixture weights of multiple importance sampling keep the estimator unbiased)."""
-    n, m, d = mu.shape
-    n_comp = m + int(config.defensive)
-    per = config.n_samples // n_comp
-    parts = [student_t_draws(mu[:, c], chol[:, c], per, config.dof, generator) for c in range(m)]
-    if config.defensive:
-        parts.append(torch.randn(n, per, d, generator=generator, dtype=mu.dtype, device=mu.device))
-    z = torch.cat(parts, 1)
-    log_q = student_t_log_density(z, mu, chol, config.dof)
-    if config.defensive:
-        log_n = -0.5 * z.double().square().sum(2, keepdim=True) - 0.5 * d * math.log(2 * math.pi)
-        log_q = torch.cat([log_q, log_n], 2)
-    return z, torch.logsumexp(log_q, 2) - math.log(n_comp)
-
-
 def importance_log_marginal(
     model: LatentModel, x: Tensor, z_starts: Tensor, config: LikelihoodConfig, generator: torch.Generator
-) -> tuple[Tensor, Tensor]:
-    """Importance-sampling estimate of log p~(x) per image (see the module docstring) and its SE, both (N,)
-    float64 nats; x (N, *x_shape), z_starts (N, M, d) M latents per image from the sampler (the mode searches'
-    starts: one Student-t component each)."""
+) -> Estimate:
+    """Importance-sampling estimate of log p~(x) per image (see the module docstring): an :class:`Estimate` with
+    log_z and se (N,) float64 nats, ess (N,) and the diagnostics of :func:`stratified_log_marginal`; x (N, *x_shape),
+    z_starts (N, M, d) M latents per image from the sampler (the mode searches' starts: one Student-t component
+    each).  The SE is noise only, conditional on the proposal covering the posterior; log_z is biased low by about
+    se^2 / 2 (:func:`ebmlab.uncertainty.jensen_bias`)."""
     check_images(model, x)
     if z_starts.dim() != 3 or z_starts.shape[0] != x.shape[0] or z_starts.shape[2] != model.latent_dim:
         raise ValueError(f"z_starts must have shape ({x.shape[0]}, M, {model.latent_dim}), got {tuple(z_starts.shape)}")
-    n_comp = z_starts.shape[1] + int(config.defensive)
+    n_comp = config.n_components(z_starts.shape[1])
     if config.n_samples < n_comp:
         raise ValueError(f"n_samples={config.n_samples} is below the number of proposal components ({n_comp})")
-    est, se = [], []
+    parts = []
     for i in range(0, x.shape[0], config.batch):
         xb, starts = x[i : i + config.batch], z_starts[i : i + config.batch]
         b, m, d = starts.shape
@@ -192,10 +110,59 @@ def importance_log_marginal(
         k = z.shape[1]
         with torch.no_grad():
             log_p = log_unnormalised_joint(model, xb.repeat_interleave(k, 0), z.reshape(-1, d)).reshape(b, k)
-        lme, lse = log_mean_and_se(log_p - log_q)
-        est.append(lme)
-        se.append(lse)
-    return torch.cat(est), torch.cat(se)
+        parts.append(stratified_log_marginal(log_p, log_q, m))
+    diagnostics = {key: torch.cat([e.diagnostics[key] for e in parts]) for key in parts[0].diagnostics}
+    return Estimate(
+        log_z=torch.cat([e.log_z for e in parts]),
+        se=torch.cat([e.se for e in parts]),
+        method="is-student-t-mixture",
+        ess=torch.cat([cast(Tensor, e.ess) for e in parts]),  # stratified_log_marginal sets it
+        diagnostics=diagnostics | {"n_draws": config.n_draws(z_starts.shape[1])},
+    )
+
+
+def stratified_log_marginal(log_p: Tensor, log_q: Tensor, n_starts: int) -> Estimate:
+    """Deterministic-mixture IS estimate of log p~(x) from stratified draws, per image.
+
+    log_p: (N, k) log unnormalised joint at the draws; log_q: (N, k, C) every component's log density at every
+    draw, the draws in C equal strata by component (:func:`~.laplace_proposal.mixture_draws`), the first
+    ``n_starts`` components the Student-t ones.  log_z = logmeanexp(log p - log psi), psi the equal-weight
+    mixture; its relative variance is the stratified one, sum_c var_c / (C^2 k/C) with within-stratum variances
+    (the draws are not i.i.d. from psi: treating them so overstates the variance when the proposal is good).
+    se by :func:`ebmlab.uncertainty.se_from_relvar`; ess: Kish ESS of the weights.  Diagnostics (N,):
+    ``pareto_khat`` of the weights (> 0.7: unreliable), ``max_weight`` (largest normalised weight) and
+    ``start_p_value``: a chi-square test (M - 1 degrees of freedom) that the M starts' own IS estimates (stratum c
+    weighted by q_c alone, each unbiased) agree within their SEs; a small value means the starts found different
+    posterior regions that the mixture may still weigh wrongly (NaN with one start)."""
+    k, c = log_q.shape[1:]
+    log_w = log_p - (torch.logsumexp(log_q, 2) - math.log(c))
+    log_mean, relvar, ess = log_mean_relvar(log_w, [k // c] * c)
+    own = torch.stack([log_p[:, j * (k // c) : (j + 1) * (k // c)] - log_q[:, j * (k // c) : (j + 1) * (k // c), j]
+                       for j in range(n_starts)], 1)  # fmt: skip
+    start_mean, start_relvar, _ = log_mean_relvar(own)
+    return Estimate(
+        log_z=log_mean,
+        se=se_from_relvar(relvar),
+        method="is-student-t-mixture",
+        ess=ess,
+        diagnostics={
+            "pareto_khat": pareto_khat(log_w),
+            "max_weight": torch.softmax(log_w, 1).amax(1),
+            "start_p_value": _agreement_p_value(start_mean, se_from_relvar(start_relvar)),
+        },
+    )
+
+
+def _agreement_p_value(mean: Tensor, se: Tensor) -> Tensor:
+    """P(chi2_(M-1) >= Q), Q = sum_j (m_j - m_bar)^2 / se_j^2 with m_bar the inverse-variance mean, per row of
+    (N, M) independent estimates; NaN for M < 2; 0 where estimates differ with a zero SE."""
+    m = mean.shape[1]
+    if m < 2:
+        return torch.full(mean.shape[:1], math.nan, dtype=torch.float64, device=mean.device)
+    prec = se.clamp_min(1e-300).square().reciprocal()
+    m_bar = (prec * mean).sum(1, keepdim=True) / prec.sum(1, keepdim=True)
+    q = (prec * (mean - m_bar).square()).sum(1)
+    return torch.special.gammaincc(torch.tensor((m - 1) / 2, dtype=torch.float64), q / 2)
 
 
 def _standard_normal_energy(z: Tensor) -> Tensor:
@@ -274,14 +241,27 @@ def ais_log_marginal(
 
 
 def combine(log_marginal: Tensor, log_marginal_se: Tensor, log_z: float, log_z_se: float) -> dict[str, float]:
-    """Mean test log-likelihood in nats per image, mean(log p~(x)) - log Z_alpha, and its standard error
-    sqrt(sum_i se_i^2 / n^2 + se(log Z)^2) (estimator noise for the fixed test set: the images' IS errors are
-    independent, the log Z error is shared); ``loglik_image_sd``: the spread of log p(x) over the images."""
+    """Mean test log-likelihood in nats per image, ``loglik`` = mean(log p~(x)) - log Z_alpha, its standard error
+    ``loglik_se`` = sqrt(sum_i se_i^2 / n^2 + se(log Z)^2) and its Jensen bias with the bias-corrected value.
+
+    The SE is estimator noise for the fixed test set (the images' IS errors are independent, the log Z error is
+    shared), conditional on the proposals covering the posteriors; it shrinks like 1/sqrt(n).  The bias does not:
+    each log p~(x_i) estimate is the log of an unbiased estimate, biased low by about se_i^2 / 2, all with the same
+    sign, and -log Z_alpha-hat is biased high by se(log Z)^2 / 2.  ``loglik_jensen_bias`` = -mean_i(se_i^2)/2 +
+    se(log Z)^2/2 (``loglik_is_jensen_bias`` its first term; negative: loglik is biased low when the IS term
+    dominates) and ``loglik_bias_corrected`` = loglik - loglik_jensen_bias, exact when the estimates are
+    log-normal (:mod:`ebmlab.uncertainty`).  ``loglik_image_sd``: the spread of log p(x) over the images."""
     n = log_marginal.numel()
     is_se = float(log_marginal_se.square().sum().sqrt()) / n
+    is_bias = float(jensen_bias(log_marginal_se).mean())
+    bias = is_bias - float(jensen_bias(torch.tensor(log_z_se)))
+    loglik = float(log_marginal.mean()) - log_z
     return {
-        "loglik": float(log_marginal.mean()) - log_z,
+        "loglik": loglik,
         "loglik_se": math.sqrt(is_se**2 + log_z_se**2),
+        "loglik_jensen_bias": bias,
+        "loglik_is_jensen_bias": is_bias,
+        "loglik_bias_corrected": loglik - bias,
         "loglik_is_se": is_se,
         "log_z_prior": log_z,
         "log_z_prior_se": log_z_se,

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from ..sampling import smc
 from ..sampling.tempering import Tempering, adapt_schedule, geometric_path, run_schedule
 from ..sampling.walkers import Walkers, ess_fraction, log_z_estimate, log_z_se
+from .class_gaussians import ClassGaussians, importance_class_masses
 from .masses import ExactModel, Labeller, mala_chain_ends, total_variation, weighted_class_masses
 
 
@@ -132,79 +133,6 @@ def far_mass(x: Tensor, log_w: Tensor, train: Tensor) -> float:
 
 def _ancestors(walkers: Walkers) -> int:
     return walkers.n if walkers.eve is None else int(walkers.eve.unique().numel())
-
-
-class ClassGaussians:
-    """The defensive proposal: one full-covariance Gaussian per class fitted to that class's points, mixed in
-    the classes' proportions with weight 1 - ``defensive``, plus ``base`` (a :class:`~ebmlab.energies.Gaussian`
-    with exact ``log_z`` and ``sample``) with weight ``defensive``."""
-
-    def __init__(
-        self, points: Tensor, labels: Tensor, n_classes: int, base: ExactModel, defensive: float, ridge: float
-    ):
-        if points.dim() != 2 or labels.shape != points.shape[:1]:
-            raise ValueError(f"need points (N, d) and labels (N,), got {tuple(points.shape)}, {tuple(labels.shape)}")
-        x = points.double()
-        d = x.shape[1]
-        means, chols, counts = [], [], []
-        for c in range(n_classes):
-            xc = x[labels == c]
-            if xc.shape[0] < 2:
-                raise ValueError(f"class {c} has {xc.shape[0]} training points; a Gaussian needs at least 2")
-            cov = torch.cov(xc.T).reshape(d, d)
-            cov = cov + ridge * float(torch.diagonal(cov).mean()) * torch.eye(d, dtype=torch.float64)
-            means.append(xc.mean(0))
-            chols.append(torch.linalg.cholesky(cov))
-            counts.append(xc.shape[0])
-        props = torch.tensor(counts, dtype=torch.float64) / sum(counts)
-        self.log_mix = torch.log(torch.cat([(1 - defensive) * props, torch.tensor([defensive], dtype=torch.float64)]))
-        self.means, self.chols, self.base, self.dtype = torch.stack(means), torch.stack(chols), base, points.dtype
-
-    def sample(self, n: int, generator: torch.Generator) -> Tensor:
-        """n draws (n, d): a component by its mixture weight, then a draw from it."""
-        k = torch.multinomial(self.log_mix.exp(), n, replacement=True, generator=generator)
-        z = torch.randn(n, self.means.shape[1], generator=generator, dtype=torch.float64)
-        x = torch.empty_like(z)
-        for j, (mean, chol) in enumerate(zip(self.means, self.chols)):
-            chosen = k == j
-            x[chosen] = mean + z[chosen] @ chol.T
-        defensive = k == len(self.means)
-        x[defensive] = self.base.sample(int(defensive.sum()), generator).double()
-        return x.to(self.dtype)
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        """log q(x) (n,), float64."""
-        xd = x.double()
-        diff = xd[None] - self.means[:, None]  # (K, n, d)
-        sol = torch.linalg.solve_triangular(self.chols, diff.transpose(1, 2), upper=False)  # (K, d, n)
-        log_det = torch.log(torch.diagonal(self.chols, dim1=1, dim2=2)).sum(1)
-        d = x.shape[1]
-        comp = -0.5 * sol.square().sum(1) - log_det[:, None] - 0.5 * d * math.log(2 * math.pi)
-        with torch.no_grad():
-            base = -self.base(x).double() - float(self.base.log_z())
-        return torch.logsumexp(self.log_mix[:, None] + torch.cat([comp, base[None]]), 0)
-
-
-def importance_class_masses(
-    energy: nn.Module, proposal: ClassGaussians, labeller: Labeller, n_classes: int, draws: int, generator
-) -> dict[str, Any]:
-    """Masses (C,) with their self-normalised SEs, log Z (nats) with its delta-method SE, and ESS/N, by
-    importance sampling ``draws`` points from ``proposal``."""
-    x = proposal.sample(draws, generator)
-    with torch.no_grad():
-        log_w = -energy(x).double() - proposal.log_prob(x)
-    if not bool(torch.isfinite(log_w).all()):
-        raise ValueError("importance weights of the class-Gaussian proposal are not finite: check the energy")
-    masses, se = weighted_class_masses(labeller(x), log_w, n_classes)
-    w = torch.softmax(log_w, 0)
-    relvar = float((draws * w.square().sum() - 1.0) / (draws - 1))  # Var(Z_hat) / Z^2 estimate
-    return {
-        "masses": masses.tolist(),
-        "masses_se": se.tolist(),
-        "log_z": float(torch.logsumexp(log_w, 0) - math.log(draws)),
-        "log_z_se": math.sqrt(max(relvar, 0.0)),
-        "ess_frac": float(1.0 / w.square().sum() / draws),
-    }
 
 
 def _chains_from(
@@ -331,12 +259,10 @@ def check_class_masses(
 
 
 __all__ = [
-    "ClassGaussians",
     "MassCheck",
     "agreement",
     "chain_class_masses",
     "check_class_masses",
     "far_mass",
-    "importance_class_masses",
     "tempered_class_masses",
 ]

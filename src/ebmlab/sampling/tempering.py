@@ -91,7 +91,7 @@ def next_temperature(log_w: Tensor, work: Tensor, beta: float, cess_target: floa
     return max(lo, beta + tol)
 
 
-def adapt_schedule(
+def adapt_in_place(
     energy0: EnergyFn,
     energy1: EnergyFn,
     x: Tensor,
@@ -100,12 +100,13 @@ def adapt_schedule(
     generator: torch.Generator,
     *,
     ess_threshold: float | None = 0.5,
-) -> list[Temperature]:
+) -> tuple[list[Temperature], Walkers]:
     """The pilot: walkers from exact draws x (N, *event) of exp(-U_0)/Z_0 are tempered to exp(-U_1) along the
     geometric path, adapting each temperature, step size and preconditioner (see :class:`Tempering`;
     ``move`` gives the kernel and the first step size), and resampled multinomially when ESS/N falls below
-    ``ess_threshold``.  Returns the schedule for :func:`run_schedule` on independent walkers; its estimate is
-    discarded (it would be biased)."""
+    ``ess_threshold``.  Returns the schedule and the pilot's walkers.  Their log Z estimate is biased (each kernel
+    was chosen from the walkers it then moves): :func:`adapt_schedule` keeps only the schedule, for
+    :func:`run_schedule` on independent walkers; the walkers are returned to measure that bias."""
     if tempering.precondition and x.dim() != 2:
         raise ValueError(
             f"preconditioned tempering needs flat walkers (N, d), got {tuple(x.shape)}: flatten the event shape "
@@ -144,7 +145,21 @@ def adapt_schedule(
         if info.accept_rate is not None:
             h = h * math.exp(2.0 * (float(info.accept_rate) - tempering.accept_target))
         beta = b
-    return schedule
+    return schedule, walkers
+
+
+def adapt_schedule(
+    energy0: EnergyFn,
+    energy1: EnergyFn,
+    x: Tensor,
+    tempering: Tempering,
+    move: Move,
+    generator: torch.Generator,
+    *,
+    ess_threshold: float | None = 0.5,
+) -> list[Temperature]:
+    """The schedule of :func:`adapt_in_place` (the pilot run on x), without its biased estimate."""
+    return adapt_in_place(energy0, energy1, x, tempering, move, generator, ess_threshold=ess_threshold)[0]
 
 
 def run_schedule(

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from ..distributed import LOCAL, Collective
+from ..uncertainty import se_from_relvar
 from .langevin import LangevinState
 from .resampling import SCOPES as SCOPES  # re-exported: the scopes live with the schemes
 from .resampling import Resampling, get_resampler
@@ -53,7 +54,7 @@ class Walkers:
     log_w: Tensor
     log_z_ref: Tensor
     eve: Tensor | None = None
-    n_resamplings: int = 0
+    n_resamplings: int | Tensor = 0  # a (B,) tensor of per-group counts for grouped walkers (ebmlab.lvm)
     multinomial_only: bool = True
 
     @property
@@ -129,9 +130,15 @@ def weight_summary(walkers: Walkers, coll: Collective = LOCAL) -> WeightSummary:
     return summary
 
 
-def relvar_from(summary: WeightSummary, n_resamplings: int) -> Tensor:
-    """Genealogy estimate of Var(Z_hat) / Z^2 from a summary (see the module docstring), float64."""
-    factor = math.exp((n_resamplings + 1) * math.log1p(1.0 / (summary.n - 1)))
+def relvar_from(summary: WeightSummary, n_resamplings: int | Tensor) -> Tensor:
+    """Genealogy estimate of Var(Z_hat) / Z^2 from a summary (see the module docstring), float64; with a
+    summary of several groups (fields (B,)) ``n_resamplings`` may be a (B,) tensor of per-group counts."""
+    rate = math.log1p(1.0 / (summary.n - 1))
+    factor: Tensor | float
+    if isinstance(n_resamplings, Tensor):
+        factor = torch.exp((n_resamplings.double() + 1) * rate)
+    else:
+        factor = math.exp((n_resamplings + 1) * rate)
     return 1.0 - factor * (1.0 - summary.same)
 
 
@@ -141,12 +148,13 @@ def log_z_relvar(walkers: Walkers, coll: Collective = LOCAL) -> Tensor:
 
 
 def _se(relvar: Tensor, multinomial_only: bool) -> Tensor:
-    se = torch.log1p(relvar.clamp_min(0.0)).sqrt()
+    se = se_from_relvar(relvar)
     return se if multinomial_only else torch.full_like(se, math.nan)
 
 
 def log_z_se(walkers: Walkers, coll: Collective = LOCAL) -> Tensor:
-    """Standard error of :func:`log_z_estimate` in nats: sqrt(log(1 + relative variance)), float64;
+    """Standard error of :func:`log_z_estimate` in nats: sqrt(log(1 + relative variance)) (the convention of
+    :mod:`ebmlab.uncertainty`), float64;
     NaN once the walkers have been resampled by a scheme other than multinomial (see the module)."""
     return _se(log_z_relvar(walkers, coll), walkers.multinomial_only)
 

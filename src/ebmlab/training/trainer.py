@@ -20,7 +20,6 @@ ESS/N, and what the iteration did (resampled, acceptance rate, committed update 
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from ..sampling import smc
 from ..sampling.populations import Populations, estimates
 from ..sampling.preconditioner import Preconditioner
 from ..sampling.walkers import Walkers, normalized_weights
+from ..uncertainty import reliability, warn_unreliable
 from .control import adapt_update, commit_update, snapshot
 from .loop import run_loop
 from .moves import WalkerMoves
@@ -42,6 +42,8 @@ from .state import Checkpointable
 from .validation import (
     DIVERGENCE_BOUND,
     check_int,
+    check_log_z0,
+    check_options,
     check_values,
     exact_log_z,
     initial_log_z,
@@ -71,29 +73,18 @@ class Trainer(WalkerMoves, Checkpointable):
     alpha*(E_data[U^2] + E_w[U^2]).  grad_clip: max gradient norm.  scheduler: optional lr scheduler
     stepped every iteration.  divergence_bound: |loss|, |walker energy| or |parameter| beyond it stops
     training with a :class:`DivergenceError` (finite blow-ups), as does any NaN or infinity.
-    collective: how the walkers are split across processes (default :data:`~ebmlab.distributed.LOCAL`,
-    one process).  With a distributed one, every process builds the trainer with the same energy,
-    data, optimiser and generator seed and holds N/P walkers (and M/P estimator walkers); parameters
-    stay in sync through an all-reduce of the gradient, each process evaluates its part of the data
-    batch, and all draws come from the shared generator, so P processes follow the single-process run
-    (see docs/distributed.md).  Only the main process writes checkpoints and shows a progress bar.
-    noise: "replicated" (default: every process draws the whole population's noise from the shared
-    generator and keeps its rows, so P processes reproduce one process) or "per-rank" (each process
-    draws only its walkers' noise, from a counter-based stream of the generator's initial seed, the
-    iteration and the rank: no replicated draw; reproducible and resumable for a given P, but each P
-    gives another run).  Per iteration the processes exchange one all-gather (weight summaries,
-    divergence checks, acceptance counts) and one all-reduce per gradient dtype (with the loss).
-    lr_ess_target: ESS-adaptive learning rate (weighted training; :func:`~ebmlab.training.control.adapt_update`):
-    every optimiser step is scaled by a running factor in (0, 1] that halves until the update's conditional
-    ESS/N on the gradient's walkers reaches this target and grows back after updates that reach it at the full
-    factor (history: ``update_fraction``, ``cess``; None = off, the plain optimiser step).
-    precondition: move both populations in the fixed affine coordinates of this
-    :class:`~ebmlab.sampling.preconditioner.Preconditioner` (e.g. from the data's mean and covariance: a
-    whitened kernel; flat walkers only); the weights stay exact.
-    split_increments: record, per update, the weighted variance of the log-weight increment and of its two
-    parts, the parameter change U_k(x) - U_{k+1}(x) at the walkers' old positions and the kernel's part (the
-    rest: ULA's discretisation term; 0 for MALA), for both populations (history keys ``inc_var*``; one extra
-    energy evaluation per walker and update).
+    collective: how the walkers are split across processes (default :data:`~ebmlab.distributed.LOCAL`); every
+    process builds the trainer alike and holds N/P (and M/P) walkers, and P processes follow the
+    single-process run (docs/distributed.md).  noise: "replicated" (every process draws the whole
+    population's noise: P processes reproduce one) or "per-rank" (each draws its own walkers' noise from a
+    counter-based stream: reproducible for a given P).
+    lr_ess_target: ESS-adaptive learning rate (weighted training; :func:`~.control.adapt_update`): a running
+    factor in (0, 1] scales every optimiser step, halving until the update's conditional ESS/N reaches the
+    target and growing back after it (history ``update_fraction``, ``cess``; None = off).
+    precondition: both populations move in the fixed coordinates of this
+    :class:`~ebmlab.sampling.preconditioner.Preconditioner` (a whitened kernel; flat walkers); weights stay exact.
+    split_increments: record per update the weighted variance of the log-weight increment and of its parameter
+    and kernel parts (:mod:`ebmlab.sampling.diagnostics`; history ``inc_var*``, ``est_inc_var*``).
     """
 
     def __init__(
@@ -139,20 +130,7 @@ class Trainer(WalkerMoves, Checkpointable):
             raise ValueError(f"the data batch ({data_batch or data.shape[0]}) must hold at least one point per process")
         if phase.walker_batch is not None and phase.walker_batch > n_walkers:
             raise ValueError(f"walker_batch={phase.walker_batch} exceeds n_walkers={n_walkers}")
-        if not (isinstance(divergence_bound, (int, float)) and divergence_bound > 0):
-            raise ValueError(f"divergence_bound must be a positive number, got {divergence_bound!r}")
-        if not (isinstance(energy_reg, (int, float)) and math.isfinite(energy_reg) and energy_reg >= 0):
-            raise ValueError(f"energy_reg must be a finite number >= 0 (0 = off), got {energy_reg!r}")
-        if lr_ess_target is not None:
-            if not (isinstance(lr_ess_target, (int, float)) and 0 < lr_ess_target < 1):
-                raise ValueError(f"lr_ess_target must lie in (0, 1) (or be None: off), got {lr_ess_target!r}")
-            if not phase.weighted or phase.cess_target is not None:
-                raise ValueError(
-                    "lr_ess_target adapts the learning rate of weighted training: it needs a weighted phase "
-                    "without cess_target (choose one of the two ESS controls)"
-                )
-        if precondition is not None and not isinstance(precondition, Preconditioner):
-            raise TypeError(f"precondition must be a Preconditioner or None, got {type(precondition).__name__}")
+        check_options(phase, divergence_bound, energy_reg, lr_ess_target, precondition)
         self.lr_ess_target, self.lr_scale = lr_ess_target, 1.0
         self.precondition, self.split_increments = precondition, bool(split_increments)
         self.energy, self.data, self.optimizer, self.phase = energy, data, optimizer, phase
@@ -164,7 +142,7 @@ class Trainer(WalkerMoves, Checkpointable):
         needs_initial_model = phase.init == "model" or m > 0
         if log_z0 is None:
             log_z0 = initial_log_z(energy) if needs_initial_model else (exact_log_z(energy) or 0.0)
-        self.log_z0 = float(log_z0)
+        self.log_z0 = check_log_z0(log_z0)
         self.step_count = 0
         self.wall_time_s = 0.0  # seconds spent in step(), carried across resumes
         self.history: list[dict[str, Any]] = []
@@ -232,7 +210,7 @@ class Trainer(WalkerMoves, Checkpointable):
         out = estimates(Populations(self.walkers, self.estimator), self.summaries, self.phase.weighted)
         if self.has_exact_log_z and (exact := exact_log_z(self.energy)) is not None:
             out["log_z_exact"] = exact
-        return out
+        return out | reliability(out, reasons=False)
 
     # -- one iteration ----------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
@@ -306,7 +284,7 @@ class Trainer(WalkerMoves, Checkpointable):
         ``progress``: show a tqdm bar (None = only when stderr is a terminal; never off the main process).
         ``callback(trainer, row)`` runs after each iteration (e.g. to record extra metrics into row).
         """
-        return run_loop(
+        history = run_loop(
             self,
             n_iters,
             checkpoint_path=checkpoint_path,
@@ -317,8 +295,11 @@ class Trainer(WalkerMoves, Checkpointable):
             postfix=lambda row: {"ess": f"{row['ess_frac']:.2f}"},
             postfix_every=50,
         )
+        warn_unreliable(self.summary())  # a collapsed log Z estimate is not a value: say so, and what to change
+        return history
 
     def summary(self) -> dict[str, float]:
-        """Current (theta_K, walkers at K) values: estimated log Z with standard errors (estimator
-        population and, as ``*_coupled``, the gradient's walkers), exact log Z if known, ESS/N."""
-        return {"step": self.step_count, **self._estimates()}
+        """Current (theta_K, walkers at K) values: log Z estimates with SEs (estimator population, ``*_coupled`` the
+        gradient's walkers), exact log Z if known, ESS/N, ``log_z_reliable*`` (with reasons: ``reliability``)."""
+        row = {"step": self.step_count, **self._estimates()}
+        return row | reliability(row)

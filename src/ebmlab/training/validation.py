@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from ..distributed import LOCAL, Collective
 from ..errors import DIVERGENCE_BOUND, DivergenceError, blow_up, check_int, check_worst, worst_values
+from ..sampling.preconditioner import Preconditioner
 
 __all__ = [
     "DIVERGENCE_BOUND",
     "DivergenceError",
     "blow_up",
     "check_int",
+    "check_options",
     "check_values",
     "check_worst",
     "exact_log_z",
@@ -21,6 +26,28 @@ __all__ = [
     "validate_data",
     "worst_values",
 ]
+
+
+def check_options(
+    phase: Any, divergence_bound: object, energy_reg: object, lr_ess_target: object, precondition: object
+) -> None:
+    """Raise ValueError (TypeError for a wrong type) for the trainer's scalar options: ``divergence_bound`` > 0,
+    finite ``energy_reg`` >= 0, ``lr_ess_target`` in (0, 1) for a weighted ``phase`` without ``cess_target``,
+    ``precondition`` a Preconditioner or None."""
+    if not (isinstance(divergence_bound, (int, float)) and divergence_bound > 0):
+        raise ValueError(f"divergence_bound must be a positive number, got {divergence_bound!r}")
+    if not (isinstance(energy_reg, (int, float)) and math.isfinite(energy_reg) and energy_reg >= 0):
+        raise ValueError(f"energy_reg must be a finite number >= 0 (0 = off), got {energy_reg!r}")
+    if lr_ess_target is not None:
+        if not (isinstance(lr_ess_target, (int, float)) and 0 < lr_ess_target < 1):
+            raise ValueError(f"lr_ess_target must lie in (0, 1) (or be None: off), got {lr_ess_target!r}")
+        if not phase.weighted or phase.cess_target is not None:
+            raise ValueError(
+                "lr_ess_target adapts the learning rate of weighted training: it needs a weighted phase "
+                "without cess_target (choose one of the two ESS controls)"
+            )
+    if precondition is not None and not isinstance(precondition, Preconditioner):
+        raise TypeError(f"precondition must be a Preconditioner or None, got {type(precondition).__name__}")
 
 
 def validate_data(energy: nn.Module, data: Tensor) -> None:
@@ -66,6 +93,21 @@ def initial_log_z(energy: nn.Module) -> float:
     if callable(initial):
         return float(initial())
     return exact_log_z(energy) or 0.0
+
+
+def check_log_z0(log_z0: object) -> float:
+    """``log_z0`` as a finite float, or a ValueError: every log Z estimate is log_z0 plus a log mean weight, so a
+    NaN or infinite log_z0 would make them all NaN or infinite."""
+    try:
+        value = float(log_z0)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(log_z0, (bool, str, bytes)) or not math.isfinite(value):
+        raise ValueError(
+            f"log_z0 must be a finite number (log Z of the initial model in nats), got {log_z0!r}; "
+            "pass its exact value, or None to take it from the energy"
+        )
+    return value
 
 
 def check_values(

@@ -10,6 +10,10 @@
 - ``equivalence``: the identities E1-E5 and E7 of docs/method.md (section 7) evaluated on one data set per target.
 - ``nce-gmm``: NCE training of the d = 50 Gaussian-mixture student (Carbone et al.'s GMM study):
   mode masses and log Z against the exact values.
+- ``ratio``, ``dimension``, ``offset``, ``proposals``: Martino's axes (:mod:`.axes`): MSE of log Z +- SE with
+  the CPU time per replicate beside it, as nu = N2/N1, the dimension, the proposal's offset or the proposal
+  family (Gaussian, Student-t, Gaussian mixture) varies; ``ratio`` also gives NCE's parameter MSE when it
+  learns theta.  ``--n1``/``--n2`` set the sample sizes (``ratio``: their sum is the fixed budget).
 
 Each writes ``<experiment>.json`` and PNGs into --out.  One module per experiment; this one holds the
 command line.
@@ -26,12 +30,14 @@ import torch
 
 from ...io import write_json
 from ..study import add_device_arg, resolve_device
+from .axes import AXES, RUNS
+from .axes_plots import axis_report, plot_axis
 from .equivalence import plot_equivalence, run_equivalence
 from .mis import plot_mis, run_mis
 from .nce_gmm import NceGmmConfig, plot_nce_gmm, run_nce_gmm
 from .noise_scale import plot_noise_scale, run_noise_scale
 
-EXPERIMENTS = ("noise-scale", "mis", "equivalence", "nce-gmm")
+EXPERIMENTS = ("noise-scale", "mis", "equivalence", "nce-gmm", *AXES)
 
 
 def _at_least(minimum: int, maximum: int | None = None):
@@ -52,9 +58,9 @@ def _at_least(minimum: int, maximum: int | None = None):
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", choices=EXPERIMENTS, required=True)
-    p.add_argument("--reps", type=_at_least(2), default=100, help="replicates per setting (noise-scale, mis)")
-    p.add_argument("--n1", type=_at_least(2), default=500, help="target draws (noise-scale, equivalence)")
-    p.add_argument("--n2", type=_at_least(2), default=500, help="proposal/noise draws (noise-scale, equivalence)")
+    p.add_argument("--reps", type=_at_least(2), default=100, help="replicates per setting (not equivalence, nce-gmm)")
+    p.add_argument("--n1", type=_at_least(2), default=500, help="target draws (noise-scale, equivalence, axes)")
+    p.add_argument("--n2", type=_at_least(2), default=500, help="proposal draws (noise-scale, equivalence, axes)")
     p.add_argument("--seed", type=_at_least(0, 2**63 - 1), default=0)
     p.add_argument("--steps", type=_at_least(1), default=None, help="NCE training steps (nce-gmm)")
     p.add_argument("--dim", type=_at_least(1), default=None, help="dimension of the GMM study (nce-gmm; default 50)")
@@ -90,6 +96,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
         return run_mis(args.reps, args.seed), plot_mis
     if args.experiment == "equivalence":
         return run_equivalence(args.n1, args.n2, args.seed), plot_equivalence
+    if args.experiment in AXES:
+        return RUNS[args.experiment](args.reps, args.n1, args.n2, args.seed), plot_axis
     given = {"steps": args.steps, "dim": args.dim, "n_data": args.n_data}
     cfg = NceGmmConfig(**{k: v for k, v in given.items() if v is not None})
     return run_nce_gmm(cfg, args.seed, not args.no_progress), plot_nce_gmm
@@ -99,6 +107,8 @@ def report(res: dict[str, Any]) -> str:
     """A plain-text table of the headline numbers."""
     exp = res["experiment"]
     lines = []
+    if exp in AXES:
+        return "\n".join(axis_report(res))
     if exp in ("noise-scale", "mis"):
         for name, r in res["targets"].items():
             ests = list(r["mse"])

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from ...estimators import ESTIMATORS, Estimate, GaussianNoise, Problem, rlr
+from ...uncertainty import se_from_relvar
 from ..plotting import plt, save
 from .targets import DTYPE, Target, draws, error_summary, science_target, seeded, targets
 
@@ -76,7 +77,7 @@ def _anchored_on_mean(est: Estimate) -> Estimate:
     var = torch.einsum("k,...kl,l->...", c, est.cov, c)
     return Estimate(
         log_z=est.log_z @ c,
-        se=var.clamp_min(0).sqrt(),
+        se=se_from_relvar(var),
         method="rlr-anchored-on-mean",
         converged=est.converged,
         iterations=est.iterations,

@@ -88,17 +88,19 @@ def draws(sampler: Callable[[int, torch.Generator], Tensor], reps: int, n: int, 
 
 
 def error_summary(run: Callable[[], Estimate], log_z: float) -> dict[str, Any]:
-    """MSE, bias, SE coverage of log Z over the batch; failures and warnings recorded, not hidden."""
+    """MSE (with its standard error over the replicates), bias, SE coverage of log Z over the batch; failures and
+    warnings recorded, not hidden."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EstimatorWarning)
         try:
             est = run()
         except ValueError as exc:
-            return {"mse": math.nan, "bias": math.nan, "coverage": math.nan, "error": str(exc)}
+            return {"mse": math.nan, "mse_se": math.nan, "bias": math.nan, "coverage": math.nan, "error": str(exc)}
     err = est.log_z - log_z
     finite = torch.isfinite(err)
     out: dict[str, Any] = {
         "mse": float(err.square().mean()),
+        "mse_se": float(err.square().std() / math.sqrt(err.numel())) if err.numel() > 1 else math.nan,
         "bias": float(err.mean()),
         "sd": float(err.std()) if err.numel() > 1 else math.nan,
         "coverage": float(((err.abs() <= 1.96 * est.se) & finite).double().mean()),

@@ -45,6 +45,9 @@ def plot_tv_vs_dim(sweep: dict[str, Any], path: Path) -> None:
     dims = sorted({p["dim"] for p in sweep["points"].values()})
     ax.set_xticks(dims, [str(d) for d in dims])
     ax.axhline(0.1, color="grey", lw=0.8, ls=":")
+    ref = sorted((p["dim"], p["reference_tv"]) for p in sweep["points"].values() if p["space"] == "pca")
+    if ref:
+        ax.plot(*zip(*ref), color="k", lw=1, ls="--", label="training digits' own SVC labels (floor)")
     ax.set_xlabel("dimension")
     ax.set_ylabel("model class-mass TV to 4:2:1")
     ax.set_ylim(bottom=0)

@@ -164,6 +164,8 @@ def run_sweep(
             "dim": dim,
             "config": json.loads(json.dumps(asdict(cfg))),
             "svc_heldout_accuracy": metrics["evaluation"]["svc_heldout_accuracy"],
+            # the TV of the training digits' own SVC labels: the floor a perfect model reaches in this space
+            "reference_tv": metrics["evaluation"]["reference"]["ebm_digits_tv"],
             "summary": summarize_point(records),
             "runs": records,
         }
