@@ -159,7 +159,7 @@ def _agreement_p_value(mean: Tensor, se: Tensor) -> Tensor:
     m = mean.shape[1]
     if m < 2:
         return torch.full(mean.shape[:1], math.nan, dtype=torch.float64, device=mean.device)
-    prec = se.clamp_min(1e-300).square().reciprocal()
+    prec = se.clamp_min(1e-12).square().reciprocal()  # finite weights where a stratum's draws were all equal
     m_bar = (prec * mean).sum(1, keepdim=True) / prec.sum(1, keepdim=True)
     q = (prec * (mean - m_bar).square()).sum(1)
     return torch.special.gammaincc(torch.tensor((m - 1) / 2, dtype=torch.float64), q / 2)
