@@ -15,9 +15,13 @@ The public API, importable from the top level (loaded on first use, so ``import 
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-__version__ = "0.1.0"
+try:  # the one source of the version is pyproject.toml, read back from the installed metadata
+    __version__ = version("ebmlab")
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
 
 _EXPORTS = {
     "Trainer": "ebmlab.training",

@@ -18,7 +18,7 @@ import socket
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 import torch.distributed as dist
@@ -148,7 +148,7 @@ class ProcessGroupCollective(Collective):
             device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
         self.device = torch.device(device)
 
-    def _reduce(self, t: Tensor, op: dist.ReduceOp) -> Tensor:
+    def _reduce(self, t: Tensor, op: dist.ReduceOp.RedOpType) -> Tensor:
         out = t.detach().to(self.device, copy=True)
         dist.all_reduce(out, op=op, group=self.group)
         return out.to(t.device)
@@ -235,7 +235,7 @@ class ProcessGroupCollective(Collective):
             out, error = None, exc
         if float(self.max(torch.tensor(float(error is not None)))) > 0:
             raise error or ValueError("another process rejected its inputs (see its error message)")
-        return out
+        return cast(T, out)  # fn() returned it: no process raised
 
 
 def init_from_env(backend: str | None = None) -> Collective:

@@ -29,7 +29,7 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:
     """Create or replace ``path`` atomically with what ``write(file)`` writes (binary mode)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import Any, overload
 
 import torch
 from torch import Tensor
@@ -42,6 +42,14 @@ def se_from_relvar(relvar: Tensor) -> Tensor:
     """Standard error of log Z_hat in nats, sqrt(log1p(v)), from a relative-variance estimate v (any shape;
     negative rounding clamped to 0, +inf kept: an SE of inf)."""
     return torch.log1p(torch.as_tensor(relvar).clamp_min(0.0)).sqrt()
+
+
+@overload
+def jensen_bias(se: Tensor) -> Tensor: ...
+
+
+@overload
+def jensen_bias(se: float) -> float: ...
 
 
 def jensen_bias(se: Tensor | float) -> Tensor | float:

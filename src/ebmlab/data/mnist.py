@@ -13,6 +13,7 @@ import os
 import struct
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -133,6 +134,10 @@ def download_mnist(
                     f"the download of {name!r} from {base_url!r} is corrupt (md5 mismatch); nothing was written: "
                     "try again or use another base_url"
                 )
-            atomic_write(target, lambda f, data=payload: f.write(data))
+
+            def write(f: IO[bytes], data: bytes = payload) -> None:
+                f.write(data)
+
+            atomic_write(target, write)
         _checked(target, verify=True)
     return root

@@ -58,14 +58,16 @@ def split_by_class(
     chunks: list[list[np.ndarray]] = [[] for _ in parts]
     for c, cls in enumerate(classes):
         pool = rng.permutation(np.flatnonzero(labels == cls))
-        wanted = sum(p[c] for p in parts if p[c] is not None)
-        if any(p[c] is not None and p[c] < 0 for p in parts) or wanted > pool.size:
+        asked = [n for p in parts if (n := p[c]) is not None]
+        wanted = sum(asked)
+        if any(n < 0 for n in asked) or wanted > pool.size:
             raise ValueError(
                 f"class {cls}: the parts ask for {wanted} items but only {pool.size} exist; lower the counts"
             )
         start = 0
         for j, p in enumerate(parts):
-            stop = pool.size if p[c] is None else start + p[c]
+            n = p[c]
+            stop = pool.size if n is None else start + n
             chunks[j].append(pool[start:stop])
             start = stop
     return [np.sort(np.concatenate(ch)).astype(np.int64) for ch in chunks]
@@ -114,7 +116,7 @@ class DigitSplit:
 
 
 def imbalanced_digit_split(
-    images: np.ndarray,
+    images: np.ndarray | Tensor,
     labels: np.ndarray,
     digits: Sequence[int] = (2, 3, 6),
     ratios: Sequence[int] = (4, 2, 1),
@@ -134,7 +136,8 @@ def imbalanced_digit_split(
         raise ValueError(f"need one positive integer ratio per digit; got digits {digits}, ratios {ratios}")
     if ebm_unit < 1 or heldout_unit < 1:
         raise ValueError(f"ebm_unit and heldout_unit must be >= 1, got {ebm_unit}, {heldout_unit}")
-    counts = [[r * ebm_unit for r in ratios], [r * heldout_unit for r in ratios], [None] * len(digits)]
+    counts: list[list[int | None]] = [[r * ebm_unit for r in ratios], [r * heldout_unit for r in ratios]]
+    counts.append([None] * len(digits))
     idx_ebm, idx_held, idx_clf = split_by_class(labels, digits, counts, seed)
 
     def part(idx: np.ndarray) -> LabelledImages:

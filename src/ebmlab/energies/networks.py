@@ -4,7 +4,7 @@ energy used for 28x28 images."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -22,7 +22,7 @@ class MLPEnergy(nn.Module):
         self,
         dim: int,
         hidden: Sequence[int] = (128, 128),
-        activation: type[nn.Module] = nn.SiLU,
+        activation: Callable[[], nn.Module] = nn.SiLU,
         confinement_std: float | None = None,
         zero_init_output: bool | None = None,
     ):
@@ -60,7 +60,8 @@ class MLPEnergy(nn.Module):
     def sample_initial(self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> Tensor:
         """Exact draws from the initial model N(0, c^2 I) (valid while the output layer is zero), on the
         generator's device."""
-        self.initial_log_z()
+        self.initial_log_z()  # refuses an energy without confinement
+        assert self.confinement_std is not None
         return self.confinement_std * torch.randn(
             n, self.dim, generator=generator, dtype=dtype, device=generator.device
         )

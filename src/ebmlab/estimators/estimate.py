@@ -59,6 +59,7 @@ class Estimate:
 
     @property
     def all_converged(self) -> bool:
+        assert self.converged is not None  # set in __post_init__
         return bool(self.converged.all())
 
     def state(self, k: int) -> Estimate:

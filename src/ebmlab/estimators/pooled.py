@@ -23,6 +23,8 @@ from ..errors import check_int
 from .validation import as_counts, as_log_density
 
 ChunkFn = Callable[[int, int], Tensor]
+"""Pooled log densities given in chunks: ``fn(start, stop)`` returns the (*batch, K, stop - start) block of
+samples ``start .. stop - 1``, in nats."""
 DEFAULT_CHUNK = 4096
 
 

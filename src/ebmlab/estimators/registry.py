@@ -73,14 +73,16 @@ class Problem:
         if self.y is not None:
             n2 = self.y.shape[cut]
             default = [n2] if len(props) == 1 else None
-            if self.counts is None and default is None:
+            chosen = self.counts if self.counts is not None else default
+            if chosen is None:
                 raise ValueError(f"with {len(props)} proposals, counts (draws per proposal, in pooled order) is needed")
-            c = as_counts(self.counts if self.counts is not None else default, len(props), n2)
+            c = as_counts(chosen, len(props), n2)
             object.__setattr__(self, "counts", tuple(c.tolist()))
 
     @property
     def batch_shape(self) -> torch.Size:
         draws = self.x if self.x is not None else self.y
+        assert draws is not None  # checked in __post_init__
         return draws.shape[: draws.dim() - self.event_dim - 1]
 
     def draws(self, which: str) -> Tensor:
@@ -141,13 +143,15 @@ def _rlr(problem: Problem, **options) -> Estimate:
     y = problem.draws("proposal")
     n1 = 0 if problem.x is None else problem.x.shape[-problem.event_dim - 1]
     known = {k + 1: 0.0 for k in range(j)}
+    assert problem.counts is not None  # set with the proposal draws
     counts = [n1, *problem.counts]
     if options.get("chunk_size") is not None:  # evaluate the densities chunk by chunk, never all at once
         z = y if problem.x is None else torch.cat([problem.x, y], -problem.event_dim - 1)
         take = (slice(None),) * len(problem.batch_shape)
 
         def log_q(start: int, stop: int) -> Tensor:
-            part = z[(*take, slice(start, stop))]
+            index = (*take, slice(start, stop))  # a tuple first: z[*take, ...] is Python >= 3.11 syntax
+            part = z[index]
             with torch.no_grad():
                 rows = [problem.log_phi(part), *(q.log_prob(part) for q in problem.proposals)]
             return torch.stack([torch.as_tensor(r).double() for r in rows], -2)
@@ -235,6 +239,7 @@ def _named(name: str, fn: Callable[..., Estimate]) -> Callable[..., Estimate]:
 
 
 ESTIMATORS: dict[str, Callable[..., Estimate]] = {name: _named(name, fn) for name, fn in _ENTRIES.items()}
+"""Every estimator preset by name, each called as ``ESTIMATORS[name](problem, **options) -> Estimate``."""
 
 
 def get_estimator(name: str) -> Callable[..., Estimate]:

@@ -54,6 +54,7 @@ def moments(mx: Mixture, sol: Solution, f: Tensor, unknown: Tensor, n_k: Tensor)
     colsum = f.new_zeros(b, k)
     colsum[:, mx.mix] = point.colsum / c
     gram = f.new_zeros(b, k, k)
+    assert point.gram is not None, "the solver keeps its final Gram matrix"
     gram[:, mx.mix[:, None], mx.mix[None, :]] = point.gram / (c.unsqueeze(-1) * c)
     ratio = c / point.colsum  # N_j / sum_n V_nj = 1 / sum_n W_nj
     weighted = bool(((ratio - 1).abs() > 1e-9).any())  # else c_n = 1 for every sample

@@ -98,7 +98,7 @@ def evaluate(
     inflow, by_origin, change = zeros(b, m_states), zeros(b, 2, m_states), zeros(b)
     g = zeros(b, m_states, m_states) if gram else None
     grow = torch.expm1(delta - prev.delta) if prev is not None else None
-    scales = torch.stack([s, prev.delta.exp() * grow], 1) if prev is not None else s.unsqueeze(1)
+    scales = torch.stack([s, prev.delta.exp() * grow], 1) if prev is not None and grow is not None else s.unsqueeze(1)
     # per-sample arrays are filled in place: small allocations kept between the chunks' large
     # temporaries would fragment the heap
     big_s, rests = delta.new_empty(b, mx.pooled.n_samples), delta.new_empty(b, mx.pooled.n_samples)
@@ -112,7 +112,7 @@ def evaluate(
         u = big.reciprocal() if weight is None else weight / big
         inflow += bmv(sh.rest, u)
         sh.segment_sum(u.unsqueeze(1) * torch.stack([sh.own, rest], 1), by_origin)  # own, outflow
-        if grow is not None:
+        if prev is not None and grow is not None:
             d = sums[:, 1] - grow.gather(1, sh.pos) * prev.rest[:, span]
             change -= (torch.log1p(-d / big) * (1.0 if weight is None else weight)).sum(-1)
         if g is not None:
@@ -163,6 +163,7 @@ def _newton_step(mx: Mixture, point: Point, active: Tensor) -> tuple[Tensor, Ten
     sums of positive terms, without the cancellation of sum_n w_n V_nk (1 - V_nk) when V_nk ~ 1.
     """
     idx = mx.free.nonzero().squeeze(-1)
+    assert point.gram is not None, "the Newton step needs the Gram matrix"
     off = point.gram * (1.0 - torch.eye(point.gram.shape[-1], dtype=point.gram.dtype, device=point.gram.device))
     hess = (torch.diag_embed(off.sum(-1)) - off)[:, idx][:, :, idx]
     grad = point.grad[:, idx]

@@ -81,6 +81,7 @@ def bridge_from_terms(
     A missing side (None) is the constant 1 (IS has no den terms, RIS no num terms).
     """
     ref = log_num_terms if log_num_terms is not None else log_den_terms
+    assert ref is not None, "bridge_from_terms needs num or den terms"
     zero = torch.zeros(ref.shape[:-1], dtype=torch.float64, device=ref.device)
     log_num, var_num, ess_num = log_mean_relvar(log_num_terms) if log_num_terms is not None else (zero, zero, None)
     log_den, var_den, ess_den = log_mean_relvar(log_den_terms) if log_den_terms is not None else (zero, zero, None)

@@ -79,7 +79,7 @@ def check_positive(value: Any, name: str) -> float:
     """A finite real number > 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a positive number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
+    if not (math.isfinite(value) and float(value) > 0):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
 

@@ -16,7 +16,13 @@ from ..io import save_figure
 COLORS = {"jarzynski": "tab:blue", "pcd": "tab:red", "cd": "tab:green", "nce": "tab:purple"}
 
 
-def band(ax, x: Sequence[float], ys: Sequence[Sequence[float]], label: str, color: str | None = None) -> None:
+def band(
+    ax,
+    x: Sequence[float] | np.ndarray,
+    ys: Sequence[Sequence[float] | np.ndarray],
+    label: str,
+    color: str | None = None,
+) -> None:
     """Mean line with a min-max band over repetitions (rows of ys, equal length)."""
     arr = np.asarray(ys, dtype=float)
     ax.plot(x, arr.mean(0), label=label, color=color, lw=1.5)

@@ -37,7 +37,7 @@ and with the closed form on a linear-Gaussian model of the same conditioning.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -116,7 +116,7 @@ def importance_log_marginal(
         log_z=torch.cat([e.log_z for e in parts]),
         se=torch.cat([e.se for e in parts]),
         method="is-student-t-mixture",
-        ess=torch.cat([e.ess for e in parts]),
+        ess=torch.cat([cast(Tensor, e.ess) for e in parts]),  # stratified_log_marginal sets it
         diagnostics=diagnostics | {"n_draws": config.n_draws(z_starts.shape[1])},
     )
 

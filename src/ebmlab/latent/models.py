@@ -52,7 +52,8 @@ class ConvGenerator(nn.Module):
         for m in self.modules():
             if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d)):
                 nn.init.xavier_normal_(m.weight)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, z: Tensor) -> Tensor:
         _check_latent(z, self.latent_dim, "ConvGenerator")
@@ -138,7 +139,9 @@ class LatentModel(nn.Module):
     generator: (N, d) -> (N, *x_shape); prior: module with ``energy(z)`` (E_alpha) and ``forward`` (U_prior).
     """
 
-    def __init__(self, generator: nn.Module, prior: nn.Module, sigma: float):
+    prior: LatentEBMPrior | GaussianPrior
+
+    def __init__(self, generator: nn.Module, prior: LatentEBMPrior | GaussianPrior, sigma: float):
         super().__init__()
         gd, pd = getattr(generator, "latent_dim", None), getattr(prior, "latent_dim", None)
         if gd is None or pd is None:

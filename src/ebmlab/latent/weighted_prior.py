@@ -152,6 +152,7 @@ class JarzynskiPriorSampler:
         z_pos = self.posterior_chains(model, x, generator)[1]
         if self.walkers is None:
             self._start(model, generator)
+        assert self.walkers is not None  # set by _start
         pops, info = advance_populations(
             Populations(self.walkers, self.estimator),
             model.prior_energy,
@@ -243,6 +244,7 @@ class JarzynskiPriorSampler:
 
 # every latent sampler (prior and posterior chains, learning, inference): what the latent trainer drives
 Sampler = LEBMSampler | DAMCSampler | JarzynskiPriorSampler
+"""Any of the latent samplers that :class:`~ebmlab.latent.LatentTrainer` drives."""
 
 
 def sampler_settings(sampler: Sampler) -> dict[str, Any]:

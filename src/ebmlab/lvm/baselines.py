@@ -9,6 +9,7 @@ tolerance.  BIC (Schwarz 1978) = n log(RSS / n) + d log n for the least-squares 
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ def ml2(model: BayesLinearRegression, gtol: float = 1e-7, maxiter: int = 5000) -
             p.grad = None
         loss = -model.log_evidence().sum()
         loss.backward()
-        return float(loss.detach()), torch.cat([p.grad for p in params]).numpy().copy()
+        return float(loss.detach()), torch.cat([cast(Tensor, p.grad) for p in params]).numpy().copy()  # set by backward
 
     v0 = torch.cat([p.detach() for p in params]).numpy().copy()
     res = minimize(

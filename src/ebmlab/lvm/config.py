@@ -9,6 +9,7 @@ from ..sampling.resampling import get_resampler
 from ..training.validation import check_int
 
 METHODS = ("jala", "pgd", "soul")
+"""The fitting methods of :class:`~ebmlab.lvm.FitConfig`: weighted walkers (JALA-EM), PGD and SOUL."""
 
 
 @dataclass(frozen=True)

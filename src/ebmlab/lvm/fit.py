@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -79,7 +79,7 @@ class LatentFit:
             raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
         self.n_walkers = check_int("n_walkers", n_walkers, 2)
         self.potential, self.optimizer, self.config, self.generator = potential, optimizer, config, generator
-        self.groups = int(potential.groups)
+        self.groups = int(potential.groups)  # type: ignore[arg-type]  # an int attribute of the potential
         self.params = [p for p in potential.parameters() if p.requires_grad]
         bad = [tuple(p.shape) for p in self.params if p.dim() == 0 or p.shape[0] != self.groups]
         if bad:
@@ -88,7 +88,7 @@ class LatentFit:
         if start is None:
 
             def start(n: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-                return standard_normal_start(potential, n, g, log_z0)
+                return standard_normal_start(potential, n, g, log_z0)  # type: ignore[arg-type]  # needs groups, dim
 
         self.walkers = self._start(start)
         self.estimator = self._start(start) if config.weighted and config.estimator else None
@@ -149,7 +149,7 @@ class LatentFit:
         else:
             w = self.weights().reshape(-1)
             (w * self.flat(self.walkers.x)).sum().backward()
-        self._check_finite(self.step_count, {"the parameter gradient": [p.grad for p in self.params]})
+        self._check_finite(self.step_count, {"the parameter gradient": [cast(Tensor, p.grad) for p in self.params]})
         self.optimizer.step()
         self._check_finite(self.step_count, {"a parameter": self.params})
         if cfg.method == "soul":
@@ -186,7 +186,7 @@ class LatentFit:
             self._check_walkers()
             (self.flat(self.walkers.x).sum() / (self.n_walkers * m)).backward()
 
-    def _check_finite(self, step: int, named: dict[str, list[Tensor]]) -> None:
+    def _check_finite(self, step: int, named: dict[str, Sequence[Tensor]]) -> None:
         for what, tensors in named.items():
             if not all(bool(torch.isfinite(t).all()) for t in tensors):
                 raise DivergenceError(step, f"{what} is NaN or infinite")

@@ -29,6 +29,9 @@ def _check(features: Tensor, labels: Tensor) -> None:
 class BayesLogistic(nn.Module):
     """features (B, n, d) float64, labels (B, n) in {0, 1}; prior_var v > 0; theta0: initial prior mean."""
 
+    features: Tensor
+    signs: Tensor
+
     def __init__(self, features: Tensor, labels: Tensor, prior_var: float = 5.0, theta0: Tensor | float = 0.0):
         super().__init__()
         _check(features, labels)

@@ -79,6 +79,11 @@ class BayesLinearRegression(_Regression):
     (groups may have different n).  Build it with :meth:`from_data`.
     """
 
+    gram: Tensor
+    phi_y: Tensor
+    yy: Tensor
+    n: Tensor
+
     def __init__(self, gram: Tensor, phi_y: Tensor, yy: Tensor, n: Tensor, log_sigma2=0.0, log_alpha=0.0):
         b, d = phi_y.shape
         super().__init__(b, d, log_sigma2, log_alpha)
@@ -135,6 +140,9 @@ class StudentTRegression(_Regression):
 
     features (B, n, d), y (B, n) float64; nu > 0 degrees of freedom (known, not learned).
     """
+
+    features: Tensor
+    y: Tensor
 
     def __init__(self, features: Tensor, y: Tensor, nu: float, log_sigma2=0.0, log_alpha=0.0):
         check_regression_data(features, y)

@@ -30,6 +30,10 @@ class Whitened(nn.Module):
     root S (B, d, d) invertible; log_det (B,) = log|det S|.  Parameters are the potential's.
     """
 
+    shift: Tensor
+    root: Tensor
+    log_det: Tensor
+
     def __init__(self, potential: nn.Module, shift: Tensor, root: Tensor, log_det: Tensor):
         super().__init__()
         b, d = shift.shape
@@ -64,7 +68,7 @@ class Flat(nn.Module):
 def exact_whitening(model: nn.Module) -> Whitened:
     """Whitening by the exact posterior of a model with ``posterior() -> (mean, root, log_det)``."""
     with torch.no_grad():
-        mean, root, log_det = model.posterior()
+        mean, root, log_det = model.posterior()  # type: ignore[operator]  # a method of the model, not a buffer
     return Whitened(model, mean, root, log_det)
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..uncertainty import se_from_relvar
-from .masses import Labeller, weighted_class_masses
+from .masses import ExactModel, Labeller, weighted_class_masses
 
 
 class ClassGaussians:
@@ -18,7 +18,9 @@ class ClassGaussians:
     the classes' proportions with weight 1 - ``defensive``, plus ``base`` (a :class:`~ebmlab.energies.Gaussian`
     with exact ``log_z`` and ``sample``) with weight ``defensive``."""
 
-    def __init__(self, points: Tensor, labels: Tensor, n_classes: int, base: nn.Module, defensive: float, ridge: float):
+    def __init__(
+        self, points: Tensor, labels: Tensor, n_classes: int, base: ExactModel, defensive: float, ridge: float
+    ):
         if points.dim() != 2 or labels.shape != points.shape[:1]:
             raise ValueError(f"need points (N, d) and labels (N,), got {tuple(points.shape)}, {tuple(labels.shape)}")
         x = points.double()

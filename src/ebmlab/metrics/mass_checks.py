@@ -38,7 +38,7 @@ from ..sampling import smc
 from ..sampling.tempering import Tempering, adapt_schedule, geometric_path, run_schedule
 from ..sampling.walkers import Walkers, ess_fraction, log_z_estimate, log_z_se
 from .class_gaussians import ClassGaussians, importance_class_masses
-from .masses import Labeller, mala_chain_ends, total_variation, weighted_class_masses
+from .masses import ExactModel, Labeller, mala_chain_ends, total_variation, weighted_class_masses
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class MassCheck:
 
 
 def tempered_class_masses(
-    energy: nn.Module, base: nn.Module, labeller: Labeller, n_classes: int, cfg: MassCheck, generator: torch.Generator
+    energy: nn.Module, base: ExactModel, labeller: Labeller, n_classes: int, cfg: MassCheck, generator: torch.Generator
 ) -> dict[str, Any]:
     """Masses (C,), their genealogy SEs, log Z (nats) and its SE, the final ESS/N, the number of surviving
     ancestors and of temperatures, by pilot-adapted tempered SMC from ``base`` (exact ``sample`` and
@@ -167,7 +167,9 @@ def chain_class_masses(
     SEs in every class; then the pooled ends are the estimate.  When they do not, each set still remembers
     where it started, so the chains say nothing about the model's masses and are left out of the verdict.
     """
-    per_start, ends_all, steps = {}, [], {}
+    per_start: dict[str, dict[str, Any]] = {}
+    ends_all: list[Tensor] = []
+    steps: dict[str, float] = {}
     for name, (x, log_w) in starts.items():
         ends, h, acceptance = _chains_from(energy, x, log_w, cfg, generator)
         m, se = weighted_class_masses(labeller(ends), None, n_classes)
@@ -208,7 +210,7 @@ def agreement(results: dict[str, dict[str, Any]], tolerance: float) -> tuple[lis
 
 def check_class_masses(
     energy: nn.Module,
-    base: nn.Module,
+    base: ExactModel,
     labeller: Labeller,
     target: tuple[float, ...],
     train: tuple[Tensor, Tensor],

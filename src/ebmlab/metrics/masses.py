@@ -18,9 +18,9 @@ Masses are float64 and sum to one; log Z is in nats.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -33,7 +33,17 @@ from ..sampling.walkers import ess_fraction, log_z_estimate, log_z_se
 Labeller = Callable[[Tensor], Tensor]  # points (M, d) -> class indices (M,) int64
 
 
-def total_variation(p: Tensor | list[float], q: Tensor | list[float]) -> float:
+class ExactModel(Protocol):
+    """An energy with exact draws and a closed-form log Z, e.g. :class:`~ebmlab.energies.Gaussian`."""
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+
+    def log_z(self) -> Tensor: ...
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor: ...
+
+
+def total_variation(p: Tensor | Sequence[float], q: Tensor | Sequence[float]) -> float:
     """Total-variation distance 0.5 sum_c |p_c - q_c| between two discrete distributions."""
     p, q = (torch.as_tensor(v, dtype=torch.float64).cpu() for v in (p, q))
     if p.shape != q.shape or p.dim() != 1:
@@ -195,13 +205,14 @@ def mala_chain_ends(
     state, accepted = init_state(energy, x0), torch.zeros((), dtype=torch.float64)
     for _ in range(steps):
         state, info = mala(state, energy, step_size, generator)
+        assert info.accepted is not None  # MALA reports its accept decisions
         accepted += info.accepted.double().mean()
     return state.x, float(accepted / steps) if steps else math.nan
 
 
 def ais_class_masses(
     energy: nn.Module,
-    base: nn.Module,
+    base: ExactModel,
     labeller: Labeller,
     n_classes: int,
     *,

@@ -15,6 +15,8 @@ exp(-Var_w(a)) for small, roughly Gaussian increments.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -40,7 +42,7 @@ def increment_split(log_w: Tensor, param: Tensor, total: Tensor, coll: Collectiv
     }
 
 
-def parameter_work(energy_before: Tensor, energy: torch.nn.Module | object, x: Tensor) -> Tensor:
+def parameter_work(energy_before: Tensor, energy: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """U_k(x) - U_{k+1}(x) (N,), float64: ``energy_before`` the walkers' cached U_k(x), ``energy`` the new one."""
     with torch.no_grad():
         return energy_before.double() - energy(x).double()

@@ -250,6 +250,7 @@ def mala(
     """
     proposed, info = ula(state, energy, step_size, generator, noise_std, rows, compile=compile)
     log_ratio = info.increment
+    assert log_ratio is not None  # a weighted ULA step returns its increment
     n = log_ratio.shape[0] if rows is None else rows.total
     u = torch.rand(n, generator=generator, dtype=torch.float64, device=log_ratio.device)
     accept = (u if rows is None else u[rows.rows]).log() < log_ratio

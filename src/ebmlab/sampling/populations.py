@@ -49,6 +49,7 @@ class Populations:
     def summaries(self, coll: Collective = LOCAL) -> Summaries:
         """The weight summaries of both populations (one collective call)."""
         (s_walk, s_est), _, _ = summarize(_pops(self), coll)
+        assert s_walk is not None  # the gradient's walkers are always summarised
         return s_walk, s_est
 
 
@@ -113,8 +114,8 @@ def advance_populations(
     after_walkers: applied to the gradient's walkers right after their move (e.g. a CD reset to data).
     """
     noise = generator if noise is None else noise
-    before = {"": pops.walkers if how.weighted else None, "est_": pops.estimator}
-    before = {k: w for k, w in before.items() if w is not None and how.split_increments}
+    candidates = {"": pops.walkers if how.weighted else None, "est_": pops.estimator}
+    before = {k: w for k, w in candidates.items() if w is not None and how.split_increments}
     work = {k: parameter_work(w.state.energy, energy, w.x) for k, w in before.items()}  # U_k - U_{k+1}, fixed x
     pre = how.precondition
     walkers, info = smc.advance(
@@ -134,10 +135,11 @@ def advance_populations(
         finite["estimator log-weights"] = estimator.log_w
     new = Populations(walkers, estimator)
     (s_walk, s_est), worst, counts = summarize(_pops(new), coll, worst_values(checks | finite), info.counts)
+    assert s_walk is not None and worst is not None  # the walkers and the values to check were given
     check_worst(iteration, list(checks), list(finite), worst, how.bound)
     increments: dict[str, float] = {}
     for key, moved in (("", walkers), ("est_", estimator)):
-        if key in before:  # before resampling: the increment of this update alone
+        if key in before and moved is not None:  # before resampling: the increment of this update alone
             old = before[key].log_w.double()
             split = increment_split(old, work[key], moved.log_w.double() - old, coll)
             increments |= {key + k: v for k, v in split.items()}
@@ -145,6 +147,7 @@ def advance_populations(
     if how.weighted and how.resampling is not None:
         walkers, resampled = _resample(walkers, how.resampling, generator, coll, s_walk)
     if estimator is not None:
+        assert s_est is not None  # summarised with the estimator
         estimator, est_resampled = _resample(estimator, how.estimator_resampling, generator, coll, s_est)
     new = Populations(walkers, estimator)
     summaries = new.summaries(coll) if resampled or est_resampled else (s_walk, s_est)
@@ -165,6 +168,7 @@ def estimates(pops: Populations, summaries: Summaries, weighted: bool = True) ->
     s_walk, s_est = summaries
     out = {"ess_frac": float(s_walk.ess_fraction)}
     if pops.estimator is not None:
+        assert s_est is not None  # kept with the estimator population
         out |= log_z_report(pops.estimator, summary=s_est)
         out["est_ess_frac"] = float(s_est.ess_fraction)
     if weighted:

@@ -94,6 +94,7 @@ RESAMPLERS: dict[str, Resampler] = {
     "stratified": stratified,
     "residual": residual,
 }
+"""The resamplers by name (the ``resampler`` option of the walkers, the trainer and the studies)."""
 
 
 def get_resampler(name: str) -> Resampler:

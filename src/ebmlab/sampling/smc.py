@@ -69,12 +69,12 @@ class Kernel:
     invariant: bool
 
 
-# The kernels the engine drives, by name (the ``kernel`` of a Move or a NegativePhase); register a Kernel
-# here to make another one available everywhere (training, AIS, users' schedules).
 KERNELS: dict[str, Kernel] = {
     "ula": Kernel("ula", ula, invariant=False),
     "mala": Kernel("mala", mala, invariant=True),
 }
+"""The kernels the engine drives, by name (the ``kernel`` of a Move or a NegativePhase); register a Kernel
+here to make another one available everywhere (training, AIS, users' schedules)."""
 
 
 def get_kernel(name: str) -> Kernel:
@@ -207,10 +207,12 @@ def advance(
         still, still_inc = refresh(state.index(rest), energy)
         state = state.merge(subset, moving).merge(rest, still)
         if weighted:
+            assert moved_inc is not None and still_inc is not None  # weighted moves return increments
             inc = torch.zeros(n, dtype=torch.float64, device=still_inc.device)
             inc = inc.index_copy(0, subset, moved_inc).index_copy(0, rest, still_inc)
     walkers = replace(walkers, state=state)
     if weighted:
+        assert inc is not None  # weighted moves return increments
         walkers = add_log_weights(walkers, inc)
     if not accepted:
         return walkers, MoveInfo()

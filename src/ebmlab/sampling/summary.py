@@ -103,7 +103,7 @@ def summarize(
 ) -> tuple[list[WeightSummary | None], Tensor | None, Tensor | None]:
     """Summaries of ``populations`` (None stays None) and the elementwise max over processes of
     ``maxed`` (k,) and sum of ``summed`` (j,), all from one all_gather of float64 vectors."""
-    n_total = [None if p is None else coll.numel(p.log_w) for p in populations]
+    n_total = [0 if p is None else coll.numel(p.log_w) for p in populations]  # 0: no population
     pieces = [
         local_stats(p.log_w, p.eve if p.genealogy else None, n) for p, n in zip(populations, n_total) if p is not None
     ]

@@ -114,7 +114,8 @@ def adapt_in_place(
         )
     walkers = start(energy0, x.detach())
     steps = move.n_steps if tempering.pilot_moves is None else tempering.pilot_moves
-    h, beta, schedule = move.step_size, 0.0, []
+    h, beta = move.step_size, 0.0
+    schedule: list[Temperature] = []
     while beta < 1.0:
         if len(schedule) == tempering.max_temperatures:
             raise ValueError(

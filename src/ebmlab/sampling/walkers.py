@@ -54,7 +54,7 @@ class Walkers:
     log_w: Tensor
     log_z_ref: Tensor
     eve: Tensor | None = None
-    n_resamplings: int = 0
+    n_resamplings: int | Tensor = 0  # a (B,) tensor of per-group counts for grouped walkers (ebmlab.lvm)
     multinomial_only: bool = True
 
     @property
@@ -126,6 +126,7 @@ def population(walkers: Walkers) -> Population:
 def weight_summary(walkers: Walkers, coll: Collective = LOCAL) -> WeightSummary:
     """The walkers' :class:`~ebmlab.sampling.summary.WeightSummary` (one collective call)."""
     (summary,), _, _ = summarize([population(walkers)], coll)
+    assert summary is not None  # a population was given
     return summary
 
 
@@ -133,6 +134,7 @@ def relvar_from(summary: WeightSummary, n_resamplings: int | Tensor) -> Tensor:
     """Genealogy estimate of Var(Z_hat) / Z^2 from a summary (see the module docstring), float64; with a
     summary of several groups (fields (B,)) ``n_resamplings`` may be a (B,) tensor of per-group counts."""
     rate = math.log1p(1.0 / (summary.n - 1))
+    factor: Tensor | float
     if isinstance(n_resamplings, Tensor):
         factor = torch.exp((n_resamplings.double() + 1) * rate)
     else:

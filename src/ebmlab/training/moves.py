@@ -16,9 +16,10 @@ from ..distributed import NoiseRows, stream_seed
 from ..sampling import smc
 from ..sampling.populations import PopulationMove, Populations, advance_populations
 from ..sampling.walkers import Walkers
+from .fields import TrainerFields
 
 
-class WalkerMoves:
+class WalkerMoves(TrainerFields):
     """Moves of the gradient's walkers and the estimator population (see the module docstring)."""
 
     def _choose(self, n_total: int, n_batch: int | None, n_local: int) -> tuple[Tensor | None, NoiseRows | None]:

@@ -92,6 +92,7 @@ def _positive_int(v: object) -> bool:
 
 
 METHODS = ("jarzynski", "pcd", "cd")
+"""The training methods :func:`negative_phase` configures."""
 
 
 def negative_phase(method: str, **overrides) -> NegativePhase:

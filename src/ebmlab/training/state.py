@@ -11,11 +11,12 @@ import torch
 from ..io import fingerprint
 from ..sampling.walkers import Walkers, gather_walkers, walkers_from_dict, walkers_to_dict
 from . import checkpoint as ckpt
+from .fields import TrainerFields
 
 CHECKPOINT_FORMAT = 2
 
 
-class Checkpointable:
+class Checkpointable(TrainerFields):
     """State handling of :class:`~ebmlab.training.Trainer` (a mixin over its attributes)."""
 
     def population(self) -> Walkers:

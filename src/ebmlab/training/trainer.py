@@ -208,8 +208,8 @@ class Trainer(WalkerMoves, Checkpointable):
         """ESS/N of the gradient's walkers, log Z estimates with standard errors, exact log Z if known
         (from the weight summaries kept with the walkers: no communication)."""
         out = estimates(Populations(self.walkers, self.estimator), self.summaries, self.phase.weighted)
-        if self.has_exact_log_z:
-            out["log_z_exact"] = exact_log_z(self.energy)
+        if self.has_exact_log_z and (exact := exact_log_z(self.energy)) is not None:
+            out["log_z_exact"] = exact
         return out | reliability(out, reasons=False)
 
     # -- one iteration ----------------------------------------------------------------------------
@@ -231,7 +231,7 @@ class Trainer(WalkerMoves, Checkpointable):
         phase, walkers, coll = self.phase, self.walkers, self.collective
         log_w = walkers.log_w if moved is None else walkers.log_w[moved]
         x_walk = walkers.x if moved is None else walkers.x[moved]
-        n_used = self.n_walkers if moved is None else phase.walker_batch
+        n_used = self.n_walkers if moved is None or phase.walker_batch is None else phase.walker_batch
         log_norm = self.summaries[0].log_norm if moved is None else None  # the subset's is not at hand
         w = normalized_weights(log_w, coll, log_norm) if phase.weighted else torch.full_like(log_w, 1.0 / n_used)
         n_data = self.data.shape[0] if self.data_batch is None else self.data_batch
@@ -254,7 +254,7 @@ class Trainer(WalkerMoves, Checkpointable):
             out["update_fraction"], out["cess"] = commit_update(
                 self.energy, params, before, walkers, phase.cess_target, coll
             )
-        elif before is not None:
+        elif before is not None and self.lr_ess_target is not None:
             out["update_fraction"], out["cess"], self.lr_scale = adapt_update(
                 self.energy, params, before, walkers, self.lr_ess_target, self.lr_scale, coll
             )

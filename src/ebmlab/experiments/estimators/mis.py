@@ -48,6 +48,7 @@ def mis_estimates(p: Problem) -> dict[str, Callable[[], Estimate]]:
 
     The RLR variants that estimate proposal normalizers are anchored on the mean of the proposals'
     known log Z (= 0)."""
+    assert p.counts is not None and p.x is not None and p.y is not None  # a problem with both samples
     n_q = p.counts[0]
     counts = list(p.counts)
     n0 = p.x.shape[-2]

@@ -22,7 +22,7 @@ def run_noise_scale(reps: int, n1: int, n2: int, seed: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for t in targets():
         g = seeded(seed)
-        rows = {name: [] for name in TWO_SAMPLE}
+        rows: dict[str, list[Any]] = {name: [] for name in TWO_SAMPLE}
         for s in t.scales:
             q = GaussianNoise(torch.zeros(t.dim), s)
             x = draws(t.model.sample, reps, n1, g)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...energies import Gaussian, GaussianMixture
 from ...estimators import Estimate, EstimatorWarning, GaussianNoise, Problem
@@ -22,7 +22,7 @@ class Target:
     """A target with known log Z: log phi = -U of an energy with exact log Z and sampling."""
 
     name: str
-    model: nn.Module  # Gaussian or GaussianMixture
+    model: Gaussian | GaussianMixture
     scales: tuple[float, ...]  # proposal scales swept in noise-scale
     equivalence_scale: float
 
@@ -98,7 +98,7 @@ def error_summary(run: Callable[[], Estimate], log_z: float) -> dict[str, Any]:
             return {"mse": math.nan, "mse_se": math.nan, "bias": math.nan, "coverage": math.nan, "error": str(exc)}
     err = est.log_z - log_z
     finite = torch.isfinite(err)
-    out = {
+    out: dict[str, Any] = {
         "mse": float(err.square().mean()),
         "mse_se": float(err.square().std() / math.sqrt(err.numel())) if err.numel() > 1 else math.nan,
         "bias": float(err.mean()),

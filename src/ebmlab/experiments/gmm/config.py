@@ -1,10 +1,11 @@
-"""Settings of the Gaussian-mixture study: the config and its presets, teacher, data and student, and the
-command-line options that build a config (see :mod:`ebmlab.experiments.gmm`)."""
+"""Settings of the Gaussian-mixture study: the config and its presets, teacher, data and student (the options
+that build a config from the command line are in :mod:`.cli`)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -48,7 +49,7 @@ PRESETS: dict[str, GmmConfig] = {
     "quick": GmmConfig(n_data=2000, n_walkers=2000, iters=2000),
     "tiny": GmmConfig(dim=5, n_data=200, n_walkers=200, iters=60, record_every=10, checkpoint_every=20),
 }
-ONE_D = dict(dim=1, left=-12.0, right=9.0, left_mass=0.8, learn_means=False)
+ONE_D: dict[str, Any] = dict(dim=1, left=-12.0, right=9.0, left_mass=0.8, learn_means=False)
 DEFAULT_SEEDS = {"paper": [0, 1, 2, 3, 4], "quick": [0, 1, 2], "tiny": [0]}
 
 

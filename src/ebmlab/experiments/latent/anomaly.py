@@ -104,8 +104,8 @@ def run_anomaly(
     wall = train(trainer, p, ckpt, resume, desc, evaluate, diag_images(x_train, p.diag_n), seed, progress)
     s = anomaly_scores(model, sampler, x_test, eval_generator(seed, p.iters, device))
     final = auprc(is_anom, s)
-    loglik, log_p = loglik_metrics(model, sampler, x_test, p, eval_generator(seed, p.iters, device), check=False)
-    log_p = log_p.cpu().numpy()
+    loglik, log_p_t = loglik_metrics(model, sampler, x_test, p, eval_generator(seed, p.iters, device), check=False)
+    log_p = log_p_t.cpu().numpy()
     evals = rows_with(trainer.history, "eval")
     diag = rows_with(trainer.history, "diag")
     metrics = {

@@ -47,14 +47,13 @@ def build_mnist(
     )
     model = LatentModel(ConvGenerator(latent_dim, p.ngf), prior, sigma).to(device)
     if (p.posterior if weighted else sampler_name) == "lebm":
-        sampler: Sampler = LEBMSampler(chain_config(p, p.lebm_post_steps, refine_steps))
+        sampler: LEBMSampler | DAMCSampler = LEBMSampler(chain_config(p, p.lebm_post_steps, refine_steps))
     else:
         q = LatentDiffusion(
             latent_dim, ConvEncoder(p.cond_dim, p.nif), p.cond_dim, nf=p.nf, t_dim=p.t_dim, n_steps=p.diffusion_steps
         ).to(device)
         sampler = damc_sampler(p, q, refine_steps, lr_q, anomaly)
-    if weighted:
-        sampler = JarzynskiPriorSampler(sampler, weighted_config(p))
+    chosen: Sampler = JarzynskiPriorSampler(sampler, weighted_config(p)) if weighted else sampler
     loop = LoopConfig(
         batch_size=p.batch_size,
         lr_g=lr_g,
@@ -62,7 +61,7 @@ def build_mnist(
         energy_reg=energy_reg_of(p, sampler_name),
         clip=math.inf if p.clip is None else p.clip,
     )
-    return model, sampler, loop
+    return model, chosen, loop
 
 
 def mnist_trainer(
@@ -93,7 +92,7 @@ def chain_config(p: LatentPreset, post_steps: int, refine_steps: int) -> ChainCo
 
 def damc_sampler(p: LatentPreset, q: LatentDiffusion, refine_steps: int, lr_q: float, anomaly: bool) -> DAMCSampler:
     """The DAMC sampler of a preset around the diffusion model q (anomaly: the anomaly script's choices)."""
-    script = dict(prior_init="posterior", cond_loss="both", weight_decay=0.0) if anomaly else {}
+    script: dict[str, Any] = dict(prior_init="posterior", cond_loss="both", weight_decay=0.0) if anomaly else {}
     rho = ema_rate(p.iters, p.ema_every, p.ema_half_life, p.ema_rho)
     return DAMCSampler(
         q,
@@ -197,9 +196,8 @@ def describe(model: LatentModel, sampler: Sampler, loop: LoopConfig) -> dict[str
         "ebm": sum(v.numel() for v in model.prior.parameters()),
     }
     posterior = posterior_of(sampler)
-    is_damc = isinstance(posterior, DAMCSampler)
     out: dict[str, Any] = {"sampler_config": sampler_settings(sampler)}
-    if is_damc:
+    if isinstance(posterior, DAMCSampler):
         sizes["diffusion"] = sum(v.numel() for v in posterior.q.parameters())
         cfg = posterior.config
         out["ema"] = {
@@ -214,7 +212,7 @@ def describe(model: LatentModel, sampler: Sampler, loop: LoopConfig) -> dict[str
         "learning_rates": {
             "g": loop.lr_g,
             "e": loop.lr_e,
-            **({"q": posterior.config.lr} if is_damc else {}),
+            **({"q": posterior.config.lr} if isinstance(posterior, DAMCSampler) else {}),
         },
         "clip": loop.clip if math.isfinite(loop.clip) else None,
         "energy_reg": loop.energy_reg,

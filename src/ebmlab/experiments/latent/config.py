@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 TASKS = ("toy", "toy-prior", "generate", "anomaly")
 SAMPLERS = ("lebm", "damc", "jarzynski")
@@ -161,7 +162,7 @@ def learning_rates(p: LatentPreset, anomaly: bool) -> tuple[float, float, float]
     return p.anomaly_lrs if anomaly and p.anomaly_lrs is not None else (p.lr_g, p.lr_e, p.lr_q)
 
 
-_QUICK = dict(
+_QUICK: dict[str, Any] = dict(
     diffusion_steps=5, nf=1, t_dim=16, cond_dim=16, nif=4, q_updates=1, ema_every=1,
     toy_iters=4, toy_batch=100, toy_chain_steps=5, toy_ref_steps=50, toy_eval_n=300, toy_eval_every=2, toy_nf=1,
     latent_dim=4, anomaly_latent_dim=4, ngf=2, ebm_hidden=16, batch_size=16, iters=4, prior_steps=5,
@@ -174,7 +175,7 @@ _QUICK = dict(
     toy_prior_iters=4, toy_prior_batch=50, toy_prior_post_steps=5, toy_prior_n=200, toy_prior_hidden=16,
     toy_prior_test_n=50, toy_prior_true_n=20000,
 )  # fmt: skip
-_PAPER = dict(
+_PAPER: dict[str, Any] = dict(
     diffusion_steps=100, nf=4, t_dim=128, cond_dim=1024, nif=128, q_updates=6, toy_iters=3000,
     latent_dim=100, anomaly_latent_dim=8, ngf=128, sigma=0.1, batch_size=128, iters=100000,
     anomaly_lrs=(1e-4, 5e-5, 1e-4), lebm_post_steps=20, damc_post_steps=30, eval_every=500, diag_every=500,
@@ -182,7 +183,7 @@ _PAPER = dict(
     anomaly_pool_train=True, checkpoint_every=1000,
 )  # fmt: skip
 # the official LEBM code's settings (Pang et al. 2020) at cpu-preset sizes: LEBM only
-_LEBM_OFFICIAL = dict(
+_LEBM_OFFICIAL: dict[str, Any] = dict(
     sigma=0.3, anomaly_sigma=0.3, anomaly_sigma_per_digit=(), lr_g=1e-4, lr_e=2e-5, ebm_activation="gelu",
     lebm_energy_reg=0.0, clip=None, samplers=("lebm",),
 )  # fmt: skip

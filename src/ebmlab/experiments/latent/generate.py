@@ -35,7 +35,7 @@ from .plots import amortisation_plot, image_grid, loglik_check_plot
 def generate_split(labels: np.ndarray, p: LatentPreset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Seeded (seed 0) disjoint per-digit split of the MNIST test set: (model-train, model-test,
     classifier-train) indices; model-train None takes all remaining images."""
-    counts = [[p.test_per_digit] * 10, [p.classifier_per_digit] * 10, [p.train_per_digit] * 10]
+    counts: list[list[int | None]] = [[p.test_per_digit] * 10, [p.classifier_per_digit] * 10, [p.train_per_digit] * 10]
     test, clf, train_ = split_by_class(labels, range(10), counts, 0)
     return train_, test, clf
 

@@ -135,6 +135,7 @@ def weight_diagnostics(est: Estimate) -> dict[str, Any]:
     agreement (:func:`~ebmlab.latent.likelihood.stratified_log_marginal`)."""
     d = est.diagnostics
     p_start = d["start_p_value"]
+    assert est.ess is not None  # the IS log-likelihood reports its ESS
     return {
         "loglik_is_ess": est.ess.tolist(),
         "loglik_is_max_weight": d["max_weight"].tolist(),

@@ -55,8 +55,8 @@ def score_histogram(scores: np.ndarray, is_anom: np.ndarray, digit: int, title: 
     """Histograms of the anomaly scores of normal and held-out test images."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
     bins = np.linspace(scores.min(), np.quantile(scores, 0.99), 50)
-    ax.hist(scores[is_anom == 0], bins, alpha=0.6, density=True, label="normal")
-    ax.hist(scores[is_anom == 1], bins, alpha=0.6, density=True, label=f"digit {digit} (anomaly)")
+    ax.hist(scores[is_anom == 0], bins.tolist(), alpha=0.6, density=True, label="normal")
+    ax.hist(scores[is_anom == 1], bins.tolist(), alpha=0.6, density=True, label=f"digit {digit} (anomaly)")
     ax.set_xlabel("score = |x - g(z)|^2 + E(z) + |z|^2/2")
     ax.set_title(title, fontsize=10)
     ax.legend()

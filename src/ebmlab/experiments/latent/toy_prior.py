@@ -21,7 +21,7 @@ from ...latent.prior_density import (
     prior_log_density,
     quadrature_log_marginal,
 )
-from ...latent.samplers import ChainConfig, LEBMSampler
+from ...latent.samplers import ChainConfig, DAMCSampler, LEBMSampler
 from ...latent.toy import TOY_SIGMA, observe, pinwheel, random_mlp_generator
 from ...latent.trainer import LatentTrainer, LoopConfig
 from ...latent.weighted_prior import JarzynskiPriorSampler
@@ -42,7 +42,7 @@ def toy_prior_sampler(p: LatentPreset, name: str, device: torch.device) -> Sampl
     chains = ChainConfig(prior_steps=p.prior_steps, post_steps=steps, eval_prior_steps=p.eval_prior_steps)
     posterior = p.posterior if name == "jarzynski" else name
     if posterior == "damc":
-        sampler: Sampler = toy_sampler(replace(p, toy_chain_steps=steps), device)
+        sampler: LEBMSampler | DAMCSampler = toy_sampler(replace(p, toy_chain_steps=steps), device)
     else:
         sampler = LEBMSampler(chains)
     return JarzynskiPriorSampler(sampler, weighted_config(p)) if name == "jarzynski" else sampler

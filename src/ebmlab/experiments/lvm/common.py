@@ -68,7 +68,7 @@ def evidence_fields(fit: LatentFit, exact: Tensor | None = None) -> dict[str, An
 def closed_form(model: nn.Module) -> Tensor:
     """The model's closed-form log evidence at its current theta, detached."""
     with torch.no_grad():
-        return model.log_evidence()
+        return model.log_evidence()  # type: ignore[operator]  # a method of the model, not a buffer
 
 
 def mae(selected: Tensor, truth: Tensor) -> tuple[float, float]:

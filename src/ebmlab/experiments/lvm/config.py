@@ -9,6 +9,7 @@ resampling, walkers from the exact posterior at theta_0 = theta* + theta0_shift 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 EXPERIMENTS = ("order-selection", "error-model", "logistic")
 PRESET_NAMES = ("quick", "cpu")
@@ -64,7 +65,7 @@ class LogisticConfig:
     methods: tuple[str, ...] = field(default=("jala", "pgd", "soul"))
 
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "order-selection": {
         "cpu": OrderSelectionConfig(),
         "quick": OrderSelectionConfig(true_orders=(2, 3), candidates=(1, 2, 3, 4), d_ys=(100,), trials=4, iters=20),

@@ -48,9 +48,9 @@ def run_model(cfg: ErrorModelConfig, name: str, seed: int, ckpt: Path, progress:
     x, y, _ = make_data(cfg, seed)
     ls, la = theta0(cfg, cfg.sigma**2, cfg.alpha)
     if name == "gaussian":
-        model = BayesLinearRegression.from_data(x, y, log_sigma2=ls, log_alpha=la)
-        fit = run_jala(cfg, exact_whitening(model), closed_form(model), seed * 10 + 1, ckpt, progress, name)
-        return evidence_fields(fit, closed_form(model))
+        gaussian = BayesLinearRegression.from_data(x, y, log_sigma2=ls, log_alpha=la)
+        fit = run_jala(cfg, exact_whitening(gaussian), closed_form(gaussian), seed * 10 + 1, ckpt, progress, name)
+        return evidence_fields(fit, closed_form(gaussian))
     model = StudentTRegression(x, y, float(cfg.nu), log_sigma2=ls, log_alpha=la)
     ols = torch.linalg.lstsq(x, y.unsqueeze(-1)).solution.squeeze(-1)
     fit = run_jala(cfg, laplace_whitening(model, ols), None, seed * 10 + 2, ckpt, progress, name)

@@ -82,8 +82,9 @@ def run_one(
     }
     if method == "jala":
         out |= {k: float(v[-1, 0]) for k, v in tr.items() if k.startswith(("log_z", "ess", "est_ess"))}
-        out["n_resamplings"] = int(fit.walkers.n_resamplings[0])
-        out["est_n_resamplings"] = int(fit.estimator.n_resamplings[0])
+        walk, est = fit.walkers.n_resamplings, fit.estimator.n_resamplings if fit.estimator is not None else None
+        assert isinstance(walk, Tensor) and isinstance(est, Tensor)  # grouped walkers count per group
+        out["n_resamplings"], out["est_n_resamplings"] = int(walk[0]), int(est[0])
     return out
 
 

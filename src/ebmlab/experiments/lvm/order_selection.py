@@ -124,7 +124,8 @@ def coverage(runs: dict[str, dict[str, Any]], cfg: OrderSelectionConfig, seeds: 
     estimator-population estimates within 3 (and 2) SE; the mean error in log space (nats) of both estimates;
     and the mean ratio Z_hat / Z with its standard error, which an unbiased estimator of Z keeps at 1 (the
     log-space error of any unbiased Z_hat is negative, about -Var/2, by Jensen's inequality)."""
-    by_order, total = [], {k: [] for k in ("log_z_est", "log_z_se", "log_z_coupled", "log_z_exact")}
+    by_order: list[Any] = []
+    total: dict[str, list[Any]] = {k: [] for k in ("log_z_est", "log_z_se", "log_z_coupled", "log_z_exact")}
     for c in cfg.candidates:
         v = {k: pooled(runs[f"order{c}"], k, seeds) for k in total}
         for k in total:

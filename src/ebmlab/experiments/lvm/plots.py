@@ -49,7 +49,9 @@ def evidence_errors(errors: dict[str, torch.Tensor], path: Path, title: str) -> 
     hi = max(float(e.quantile(0.995)) for e in errors.values())
     bins = np.linspace(lo, hi, 60)
     for (label, err), color in zip(errors.items(), ("tab:blue", "tab:orange")):
-        ax.hist(err.numpy(), bins=bins, alpha=0.5, color=color, label=f"{label}: mean {float(err.mean()):+.3f}")
+        ax.hist(
+            err.numpy(), bins=bins.tolist(), alpha=0.5, color=color, label=f"{label}: mean {float(err.mean()):+.3f}"
+        )
     ax.axvline(0, color="k", lw=0.8)
     ax.set(xlabel="log evidence: estimate - closed form at theta_K (nats)", ylabel="fits", title=title)
     ax.legend(fontsize=8)

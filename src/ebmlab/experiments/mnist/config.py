@@ -4,6 +4,7 @@ a few dimensions) and the named presets of each."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -177,11 +178,13 @@ class PixelConfig(StudyConfig):
         return self.noise_std**2 / (2.0 * self.step_size)
 
 
-_LOW_QUICK = dict(
+_LOW_QUICK: dict[str, Any] = dict(
     n_walkers=400, log_z_walkers=400, iters=60, eval_every=20, checkpoint_every=20, grid_cells=120,
     ais_particles=200, ais_steps=20, final_ais_particles=400, final_ais_steps=40,
 )  # fmt: skip
-_DIGITS8X8_SPLIT = dict(ebm_unit=30, heldout_unit=8)  # 120/60/30 training, 32/16/8 held out, the rest (137) for the SVC
+_DIGITS8X8_SPLIT: dict[str, Any] = dict(
+    ebm_unit=30, heldout_unit=8
+)  # 120/60/30 training, 32/16/8 held out, the rest (137) for the SVC
 PRESETS: dict[str, dict[str, StudyConfig]] = {
     "lda": {
         "quick": LowDimConfig(space="lda", **_LOW_QUICK),  # smoke test, seconds

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ...data.projection import fit_projection
 from ...data.subsets import DigitSplit
@@ -74,7 +74,7 @@ def data_preconditioner(data: Tensor) -> Preconditioner:
 
 
 def model_ais(
-    energy: MLPEnergy, cfg: LowDimConfig, regions: RegionClassifier, seed: int, step: int, final: bool = False
+    energy: nn.Module, cfg: LowDimConfig, regions: RegionClassifier, seed: int, step: int, final: bool = False
 ) -> dict[str, Any]:
     """AIS class masses and log Z of ``energy`` from its initial model N(0, scale^2 I), the Gaussian with
     the data's mean and covariance (the coordinates are standardised, then multiplied by ``scale``);
@@ -194,6 +194,7 @@ class LowDimStudy:
         """The final model's class masses by tempered SMC, class-Gaussian IS and MALA chains from the trained
         walkers, with the verdict (:func:`~ebmlab.metrics.mass_checks.check_class_masses`)."""
         cfg = self.cfg
+        assert cfg.mass_check is not None  # called only for a configuration with a mass check
         base = Gaussian(torch.zeros(cfg.dim), cfg.scale, learn_std=False)
         walkers = (trainer.walkers.x, walker_log_weights(trainer.walkers, trainer.phase.weighted))
         g = torch.Generator().manual_seed(CHECK_SEED + 1_000_003 * (seed + 1) + trainer.step_count)

@@ -75,7 +75,12 @@ def uniform_init_sampler(energy: BoxedTemperedEnergy, cfg: PixelConfig):
 
 
 def build_trainer(
-    cfg: PixelConfig, method: str, seed: int, data: Tensor, collective: Collective = LOCAL, device: str = "cpu"
+    cfg: PixelConfig,
+    method: str,
+    seed: int,
+    data: Tensor,
+    collective: Collective = LOCAL,
+    device: str | torch.device = "cpu",
 ) -> Trainer:
     """Energy, Adam (betas, linear lr decay, clip) and the method's negative phase, as one Trainer; the
     energy, data, walkers and generator on ``device``."""

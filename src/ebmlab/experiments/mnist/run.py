@@ -27,7 +27,10 @@ import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import numpy as np
+import torch
 
 from ...data.digits8x8 import load_digits8x8
 from ...data.mnist import load_mnist
@@ -41,6 +44,7 @@ from . import lowdim_plots, plots
 from .config import (
     DIGITS,
     RATIOS,
+    LowDimConfig,
     PixelConfig,
     StudyConfig,
 )
@@ -120,6 +124,7 @@ def run_one(
 
 def load_split(cfg: StudyConfig, data_dir: str | None) -> DigitSplit:
     """The study's data split: the 8x8 digits (``digits8x8``) or one MNIST set from ``data_dir``."""
+    images: np.ndarray | torch.Tensor
     if cfg.space == "digits8x8":
         images, labels = load_digits8x8(cfg.split_seed)
     else:
@@ -137,7 +142,7 @@ def run_study(
     progress: bool | None = None,
     collective: Collective = LOCAL,
     overwrite: bool = False,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     compile: bool = False,
 ) -> dict[str, Any]:
     """All (method, seed) runs on the study skeleton (:func:`~.study.run_grid`: ``--out`` rules,
@@ -160,7 +165,7 @@ def run_study(
     study: Study = (
         pixel_study(cfg, split, out, resume, progress, device)
         if isinstance(cfg, PixelConfig)
-        else lowdim_study(cfg, split)
+        else lowdim_study(cast(LowDimConfig, cfg), split)
     )
     config = json.loads(json.dumps(asdict(cfg)))  # as recorded in study.json (tuples become lists)
     runs, notes = run_grid(

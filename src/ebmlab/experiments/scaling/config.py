@@ -4,7 +4,7 @@ digit study it runs at each, and the weight-keeping mechanisms a run may switch 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from ...data.projection import DIGITS8X8_DIM, check_space_dim
 from ...metrics.mass_checks import MassCheck
@@ -78,7 +78,7 @@ def point_config(name: str, space: str, dim: int, mechanisms: Mechanisms | None 
     exists), an AIS step shrinking like dim^(-1/3) above 8-D, and the ``mechanisms``."""
     if name not in PRESET_NAMES:
         raise ValueError(f"unknown preset {name!r}; choose one of {list(PRESET_NAMES)}")
-    base = study_preset(space, name, None if space == "digits8x8" else dim)
+    base = cast(LowDimConfig, study_preset(space, name, None if space == "digits8x8" else dim))  # a projected space
     fields: dict[str, Any] = {"split_increments": True}
     if name == "cpu":
         fields |= _CPU
