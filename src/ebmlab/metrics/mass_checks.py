@@ -34,7 +34,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..errors import check_int
 from ..sampling import smc
+from ..sampling.resampling import check_threshold
 from ..sampling.tempering import Tempering, adapt_schedule, geometric_path, run_schedule
 from ..sampling.walkers import Walkers, ess_fraction, log_z_estimate, log_z_se
 from .class_gaussians import ClassGaussians, importance_class_masses
@@ -72,16 +74,12 @@ class MassCheck:
     min_is_ess: int = 100
 
     def __post_init__(self) -> None:
-        for name in ("smc_particles", "pilot_particles", "smc_moves", "is_draws", "chains", "min_is_ess"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 2 - (name == "smc_moves"):
-                raise ValueError(f"MassCheck.{name} must be an integer >= {2 - (name == 'smc_moves')}, got {v!r}")
-        if isinstance(self.chain_steps, bool) or not isinstance(self.chain_steps, int) or self.chain_steps < 0:
-            raise ValueError(f"MassCheck.chain_steps must be an integer >= 0, got {self.chain_steps!r}")
+        minimum = {"smc_particles": 2, "pilot_particles": 2, "smc_moves": 1, "is_draws": 2, "chains": 2}
+        for name, low in (minimum | {"min_is_ess": 1, "chain_steps": 0}).items():
+            check_int(f"MassCheck.{name}", getattr(self, name), low)
         for name in ("cess_target", "defensive", "min_ess_frac"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and 0 < v < 1):
-                raise ValueError(f"MassCheck.{name} must lie in (0, 1), got {v!r}")
+            if check_threshold(getattr(self, name), f"MassCheck.{name}") == 1:
+                raise ValueError(f"MassCheck.{name} must lie in (0, 1), got 1")
         for name in ("smc_step_size", "ridge", "chain_step_size", "tolerance"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
