@@ -8,6 +8,19 @@ from typing import Any
 from ..plotting import COLORS, plt, save
 
 PCA_MARK, PIXEL_MARK = "o", "*"
+PIXEL_X = 96  # where the 64-D pixel point sits on the dimension axis, apart from PCA-64
+
+
+def _x(point: dict[str, Any]) -> float:
+    return PIXEL_X if point["space"] == "digits8x8" else point["dim"]
+
+
+def _axis(ax, sweep: dict[str, Any]) -> None:
+    """log2 dimension axis with the PCA dimensions and, if present, the 8x8-pixel point labelled apart."""
+    ax.set_xscale("log", base=2)
+    ticks = sorted({_x(p) for p in sweep["points"].values()})
+    ax.set_xticks(ticks, ["8x8 px" if t == PIXEL_X else str(t) for t in ticks])
+    ax.set_xlabel("dimension (PCA of MNIST; 8x8 px = 64 real pixels)")
 
 
 def _series(sweep: dict[str, Any], method: str, space: str, key: str) -> tuple[list[int], list[float]]:
@@ -16,7 +29,7 @@ def _series(sweep: dict[str, Any], method: str, space: str, key: str) -> tuple[l
     for p in sweep["points"].values():
         s = p["summary"].get(method, {})
         if p["space"] == space and s.get(key) is not None:
-            xs.append(p["dim"])
+            xs.append(_x(p))
             ys.append(s[key])
     return xs, ys
 
@@ -35,20 +48,17 @@ def plot_tv_vs_dim(sweep: dict[str, Any], path: Path) -> None:
                 if r.get("status") != "ok":
                     continue
                 face = color if r["tv_reliable"] else "none"
-                ax.scatter(p["dim"], r["model_tv"], marker=mark, s=60 if mark == PIXEL_MARK else 22,
+                ax.scatter(_x(p), r["model_tv"], marker=mark, s=60 if mark == PIXEL_MARK else 22,
                            facecolors=face, edgecolors=color, alpha=0.8, zorder=3)  # fmt: skip
         xs, ys = _series(sweep, method, "digits8x8", "model_tv_mean")
         if ys:
             ax.scatter(xs, ys, marker=PIXEL_MARK, s=180, color=color, edgecolors="k", zorder=4,
                        label=f"{method} (8x8 pixels, mean)")  # fmt: skip
-    ax.set_xscale("log", base=2)
-    dims = sorted({p["dim"] for p in sweep["points"].values()})
-    ax.set_xticks(dims, [str(d) for d in dims])
+    _axis(ax, sweep)
     ax.axhline(0.1, color="grey", lw=0.8, ls=":")
     ref = sorted((p["dim"], p["reference_tv"]) for p in sweep["points"].values() if p["space"] == "pca")
     if ref:
         ax.plot(*zip(*ref), color="k", lw=1, ls="--", label="training digits' own SVC labels (floor)")
-    ax.set_xlabel("dimension")
     ax.set_ylabel("model class-mass TV to 4:2:1")
     ax.set_ylim(bottom=0)
     ax.set_title("Model class masses vs dimension (hollow: masses failed the cross-check)")
@@ -87,10 +97,7 @@ def plot_weights_vs_dim(sweep: dict[str, Any], path: Path) -> None:
                              label=f"{label}{'' if space == 'pca' else ' (8x8)'}")  # fmt: skip
     titles = ("resamplings per 100 updates", "mean ESS/N over training", "Jarzynski: Var_w of the increment")
     for ax, title in zip(axes, titles):
-        ax.set_xscale("log", base=2)
-        dims = sorted({p["dim"] for p in sweep["points"].values()})
-        ax.set_xticks(dims, [str(d) for d in dims])
-        ax.set_xlabel("dimension")
+        _axis(ax, sweep)
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=6)
     axes[1].set_ylim(0, 1.05)
