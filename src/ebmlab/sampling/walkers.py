@@ -1,9 +1,8 @@
 """The weighted walker population: positions, float64 log-weights and log-Z bookkeeping.
 
-All walker-set operations (weights, ESS, log-Z estimate, resampling) live here, as pure functions
-over :class:`Walkers`.  Each takes a :class:`~ebmlab.distributed.Collective` (default: one process);
-with a distributed one the walkers are a shard of the population (equal shards, N/P walkers per
-process) and every quantity is global.
+All walker-set operations (weights, ESS, log-Z estimate, resampling) live here, as pure functions over
+:class:`Walkers`, each with a :class:`~ebmlab.distributed.Collective` (default: one process; with a
+distributed one the walkers are an equal shard of the population and every quantity is global).
 
 log Z estimate (standard SMC): log Z_hat = log_z_ref + logmeanexp(A).  At a resampling,
 log_z_ref := log Z_hat and A := 0, so the estimate is unchanged by resampling.
@@ -14,11 +13,9 @@ descends from; after R resamplings, with normalised weights W and S_e the total 
 
     Var(Z_hat) / Z^2  ~=  1 - (N / (N - 1))^(R + 1) * (1 - sum_e S_e^2),
 
-and SE(log Z_hat) = sqrt(log(1 + that)).  Without resampling it is the usual importance-sampling
-variance; after resampling it also counts the lineages lost, which a spread of the current weights
-alone cannot see.  The estimator assumes multinomial resampling: after systematic, stratified or
-residual resampling it understates the error (docs/method.md, section 5), so :func:`log_z_se` is NaN for
-such populations.
+and SE(log Z_hat) = sqrt(log(1 + that)): the importance-sampling variance without resampling, plus the
+lineages lost after it.  It assumes multinomial resampling: after systematic, stratified or residual
+resampling it understates the error (docs/method.md, section 5), so :func:`log_z_se` is NaN there.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """One training loop for CD, PCD and Jarzynski-weighted EBM training.
 
-Each iteration follows Carbone et al.'s Algorithm 1:
-(1) w = softmax(A); (2) gradient g = mean_data dU/dtheta - sum_i w_i dU/dtheta(X_i) and an optimiser
-step theta_k -> theta_{k+1} (optionally shortened so that the weights' conditional ESS stays above a
-target, :mod:`ebmlab.training.control`); (3)-(4) walker move and log-weight update
-(:func:`ebmlab.sampling.smc.advance`); (5) CD reset; (6) resampling when ESS/N falls below the threshold.
+Each iteration follows Carbone et al.'s Algorithm 1: (1) w = softmax(A); (2) g = mean_data dU/dtheta -
+sum_i w_i dU/dtheta(X_i) and an optimiser step (optionally ESS-controlled, :mod:`ebmlab.training.control`);
+(3)-(6) walker move and log-weight update, CD reset, resampling (:mod:`ebmlab.sampling.populations`).
 
 The gradient's own walkers give a log Z estimate biased low by feedback: the update raises the energy
 where they sit, so their next increments U_k - U_{k+1} are biased (docs/method.md, section 3).  An
@@ -277,13 +275,10 @@ class Trainer(WalkerMoves, Checkpointable):
         desc: str = "train",
         callback: Callable[[Trainer, dict[str, Any]], None] | None = None,
     ) -> list[dict[str, Any]]:
-        """Iterate until ``step_count == n_iters`` (so a resumed run continues to the same total).
-
-        Checkpoints go to ``checkpoint_path`` every ``checkpoint_every`` iterations and at the end;
-        on divergence a :class:`DivergenceError` propagates and the last good checkpoint stays.
-        ``progress``: show a tqdm bar (None = only when stderr is a terminal; never off the main process).
-        ``callback(trainer, row)`` runs after each iteration (e.g. to record extra metrics into row).
-        """
+        """Iterate until ``step_count == n_iters`` (a resumed run continues to the same total); checkpoints
+        every ``checkpoint_every`` iterations and at the end (on divergence a :class:`DivergenceError`
+        propagates and the last good checkpoint stays); ``progress``: tqdm bar (None = only on a terminal);
+        ``callback(trainer, row)`` runs after each iteration (e.g. to record extra metrics into row)."""
         history = run_loop(
             self,
             n_iters,
