@@ -2,23 +2,23 @@
 
 Tasks (each writes ``metrics.json`` and PNGs into ``--out``, on the study skeleton of :mod:`.study`):
 
-- toy (:mod:`.latent_toy`): the 2-D posterior of the DAMC code; the sampler's posterior samples vs a
+- toy (:mod:`.toy`): the 2-D posterior of the DAMC code; the sampler's posterior samples vs a
   long-run Langevin reference: reconstruction errors, MMD, KDE heat maps.
-- toy-prior (:mod:`.latent_toy_prior`): the same generator and pinwheel latents with a learned 2-D EBM prior;
+- toy-prior (:mod:`.toy_prior`): the same generator and pinwheel latents with a learned 2-D EBM prior;
   KL of the true latent density to the learned prior by quadrature, exact vs estimated log-likelihoods.
-- generate (:mod:`.latent_generate`): MNIST generator + EBM prior; per-pixel test MSE, prior-sample grids,
+- generate (:mod:`.generate`): MNIST generator + EBM prior; per-pixel test MSE, prior-sample grids,
   and the Frechet distance in the feature space of a 10-class classifier trained on a disjoint split.
-- anomaly (:mod:`.latent_anomaly`): train on all digits but ``--heldout-digit``; final and best-of-evaluations
+- anomaly (:mod:`.anomaly`): train on all digits but ``--heldout-digit``; final and best-of-evaluations
   AUPRC of the negative-log-joint score and of -log p(x).
 
 Samplers: lebm, damc, and jarzynski (weighted persistent prior walkers, :mod:`ebmlab.latent.weighted_prior`,
 with ``--posterior lebm|damc`` chains).  generate and anomaly report the test log-likelihood in nats per image
-(:mod:`.latent_loglik`).
+(:mod:`.loglik`).
 
 MNIST comes from the test set in ``--data-dir`` (or ``$EBMLAB_DATA``; the paper preset's anomaly task pools
 the training set too when the directory holds it).  Splits are seeded and fixed (independent of ``--seeds``):
 generate uses a per-digit split with seed 0 into model-train, model-test and classifier-train images; anomaly
-shuffles the normal digits with seed 42 (80 % train).  Presets and rules: :mod:`.latent_config`.
+shuffles the normal digits with seed 42 (80 % train).  Presets and rules: :mod:`.config`.
 """
 
 from __future__ import annotations

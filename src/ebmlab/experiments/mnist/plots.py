@@ -1,6 +1,6 @@
 """Plots of the imbalanced-digit study: class masses of the models and of the walkers vs iteration,
 their TV distances to 4:2:1, cross-entropy and resamplings (every space); sample grids and feature
-Frechet distances (pixels); density heat maps and log Z (2-D, :mod:`.mnist_lowdim_plots`)."""
+Frechet distances (pixels); density heat maps and log Z (2-D, :mod:`.lowdim_plots`)."""
 
 from __future__ import annotations
 

@@ -8,10 +8,10 @@ Data: a seeded split of one MNIST set (default the official test set) into disjo
 Spaces (``--space``):
 
 - ``lda`` (default; the ``cpu`` preset is the 2-D study) and ``pca`` (``--dim``, 8 by default, label
-  free): the digits projected to a few dimensions (:mod:`.mnist_lowdim`), an MLP energy with exact
+  free): the digits projected to a few dimensions (:mod:`.lowdim`), an MLP energy with exact
   initial draws and log Z, class regions from an RBF SVC; model masses exactly by quadrature in 1-D
   and 2-D, and by AIS from the initial model in any dimension (a larger AIS run for the final model);
-- ``pixels``: the paper's CNN energy on 28x28 images (:mod:`.mnist_pixels`), a CNN classifier,
+- ``pixels``: the paper's CNN energy on 28x28 images (:mod:`.pixels`), a CNN classifier,
   model masses from MALA chains at the current parameters.
 
 Writes ``metrics.json``: per method and seed, at every evaluation, the walker class fractions
