@@ -23,9 +23,10 @@ def _axis(ax, sweep: dict[str, Any]) -> None:
     ax.set_xlabel("dimension (PCA of MNIST; 8x8 px = 64 real pixels)")
 
 
-def _series(sweep: dict[str, Any], method: str, space: str, key: str) -> tuple[list[int], list[float]]:
+def _series(sweep: dict[str, Any], method: str, space: str, key: str) -> tuple[list[float], list[float]]:
     """(dims, per-point means of ``key``) over the points of ``space`` where the method has a value."""
-    xs, ys = [], []
+    xs: list[float] = []
+    ys: list[float] = []
     for p in sweep["points"].values():
         s = p["summary"].get(method, {})
         if p["space"] == space and s.get(key) is not None:
