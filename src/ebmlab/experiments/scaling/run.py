@@ -22,7 +22,7 @@ from ...metrics.masses import total_variation
 from ..mnist.config import LowDimConfig
 from ..mnist.lowdim import lowdim_study
 from ..mnist.run import load_split, run_study
-from ..study import prepare_out
+from ..study import prepare_out, seed_summary
 from . import plots
 from .config import Mechanisms, point_config, point_name, points
 
@@ -79,18 +79,16 @@ def run_record(run: dict[str, Any], cfg: LowDimConfig) -> dict[str, Any]:
 
 def summarize_point(records: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """Per method: the model TV's mean over the seeds whose masses passed the check (``model_tv_mean``, with
-    ``n_reliable`` of ``n_seeds``), and the mean of every other numeric field over all finished seeds."""
+    ``n_reliable`` of ``n_seeds``; ``model_tv_all_mean`` over every finished seed), and the mean, min and max of
+    every other numeric field over the finished seeds (:func:`~ebmlab.experiments.study.seed_summary`)."""
     out = {}
     for method, by_seed in records.items():
         ok = [r for r in by_seed.values() if r.get("status") == "ok"]
+        keys = sorted({k for r in ok for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         good = [r["model_tv"] for r in ok if r["tv_reliable"]]
-        s: dict[str, Any] = {"n_seeds": len(ok), "n_reliable": len(good), "n_diverged": len(by_seed) - len(ok)}
+        s = seed_summary(ok, keys) | {"n_reliable": len(good), "n_diverged": len(by_seed) - len(ok)}
+        s["model_tv_all_mean"] = s.get("model_tv_mean")
         s["model_tv_mean"] = sum(good) / len(good) if good else None
-        s["model_tv_all_mean"] = sum(r["model_tv"] for r in ok) / len(ok) if ok else None
-        for key in sorted({k for r in ok for k, v in r.items() if isinstance(v, (int, float)) and k != "model_tv"}):
-            vals = [r[key] for r in ok if isinstance(r.get(key), (int, float)) and not isinstance(r[key], bool)]
-            if vals:
-                s[f"{key}_mean"] = sum(vals) / len(vals)
         out[method] = s
     return out
 
