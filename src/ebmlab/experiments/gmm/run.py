@@ -25,7 +25,7 @@ from ...io import write_json
 from ...sampling.walkers import normalized_weights
 from ...training import Trainer
 from ...uncertainty import reliability_fields
-from ..study import run_grid, seed_summary, study_phase
+from ..study import RunContext, run_grid, seed_summary, study_phase
 from .config import (
     PRESETS,
     GmmConfig,
@@ -95,28 +95,18 @@ def build_trainer(
     return trainer, model, data
 
 
-def run_one(
-    cfg: GmmConfig,
-    method: str,
-    seed: int,
-    ckpt: Path | None,
-    resume: bool,
-    progress: bool | None,
-    collective: Collective = LOCAL,
-    device: torch.device | str = "cpu",
-    compile: bool = False,
-) -> dict[str, Any]:
-    """Train one (method, seed) and return its metrics (raises DivergenceError on blow-up).  ``compile``:
-    the walkers' Langevin steps run compiled (rounding only: not a recorded setting)."""
-    trainer, model, data = build_trainer(cfg, method, seed, collective, device)
-    trainer.phase = replace(trainer.phase, compile=compile)
+def run_one(cfg: GmmConfig, method: str, ctx: RunContext) -> dict[str, Any]:
+    """Train one (method, seed) in ``ctx`` and return its metrics (raises DivergenceError on blow-up);
+    ``ctx.compile`` changes rounding only, so it is not a recorded setting."""
+    trainer, model, data = build_trainer(cfg, method, ctx.seed, ctx.collective, ctx.device)
+    trainer.phase = replace(trainer.phase, compile=ctx.compile)
     t_model = teacher(cfg).to(data.device)
     with torch.no_grad():
         entropy = float(t_model(data).mean() + t_model.log_z())  # E_data[U_*] + log Z_*
     midpoint = 0.5 * (cfg.left + cfg.right)
     weighted = trainer.phase.weighted
-    if resume and ckpt is not None and ckpt.exists():
-        trainer.resume(ckpt)
+    if ctx.resume and ctx.checkpoint.exists():
+        trainer.resume(ctx.checkpoint)
 
     def record(tr: Trainer, row: dict[str, Any]) -> None:
         if row["step"] % cfg.record_every == 0:
@@ -124,10 +114,10 @@ def run_one(
 
     trainer.run(
         cfg.iters,
-        checkpoint_path=ckpt,
+        checkpoint_path=ctx.checkpoint,
         checkpoint_every=cfg.checkpoint_every,
-        progress=progress,
-        desc=f"{method} seed {seed}",
+        progress=ctx.progress,
+        desc=f"{method} seed {ctx.seed}",
         callback=record,
     )
     final = trainer.summary() | observe(model, trainer, weighted, midpoint)
@@ -225,11 +215,13 @@ def run_study(
         methods,
         seeds,
         out,
-        lambda method, seed, ckpt: run_one(cfg, method, seed, ckpt, resume, progress, collective, device, compile),
+        lambda method, ctx: run_one(cfg, method, ctx),
         resume=resume,
         overwrite=overwrite,
         progress=progress,
         collective=collective,
+        device=device,
+        compile=compile,
     )
     metrics = {
         "config": config,

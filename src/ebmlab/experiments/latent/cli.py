@@ -30,7 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from ...io import write_json
-from ..study import add_device_arg, add_output_args, exit_code, int_list, resolve_device, run_grid, seed_summary
+from ..study import (
+    RunContext,
+    add_device_arg,
+    add_output_args,
+    exit_code,
+    int_list,
+    resolve_device,
+    run_grid,
+    seed_summary,
+)
 from .anomaly import run_anomaly
 from .config import DEFAULT_SEEDS, POSTERIORS, PRESETS, SAMPLERS, TASKS, preset
 from .generate import run_generate
@@ -118,7 +127,8 @@ def main(args: argparse.Namespace) -> int:
     settings = {"task": args.task, "sampler": args.sampler, "heldout_digit": digit, "preset": args.preset}
     config: dict[str, Any] = json.loads(json.dumps(settings | asdict(p)))  # as recorded (tuples become lists)
 
-    def run_one(_: str, seed: int, ckpt) -> dict[str, Any]:
+    def run_one(_: str, ctx: RunContext) -> dict[str, Any]:
+        seed, ckpt = ctx.seed, ctx.checkpoint
         if args.task == "toy":
             return run_toy(p, args.sampler, seed, args.out, device)
         if args.task == "toy-prior":

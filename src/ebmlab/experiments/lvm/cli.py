@@ -22,7 +22,7 @@ import torch
 
 from ...io import write_json
 from ...lvm import METHODS
-from ..study import add_output_args, exit_code, int_list, name_list, run_grid
+from ..study import RunContext, add_output_args, exit_code, int_list, name_list, run_grid
 from . import error_model, logistic, order_selection, plots
 from .common import pooled
 from .config import DEFAULT_SEEDS, EXPERIMENTS, PRESET_NAMES, preset
@@ -73,21 +73,21 @@ def _grid(exp: str, cfg: Any, progress: bool | None):
     if exp == "order-selection":
         variants = [f"order{c}" for c in cfg.candidates]
 
-        def run_one(variant: str, seed: int, ckpt: Path) -> dict[str, Any]:
-            return order_selection.run_candidate(cfg, int(variant[5:]), seed, ckpt, progress)
+        def run_one(variant: str, ctx: RunContext) -> dict[str, Any]:
+            return order_selection.run_candidate(cfg, int(variant[5:]), ctx.seed, ctx.checkpoint, progress)
 
     elif exp == "error-model":
         variants = list(error_model.MODELS)
 
-        def run_one(variant: str, seed: int, ckpt: Path) -> dict[str, Any]:
-            return error_model.run_model(cfg, variant, seed, ckpt, progress)
+        def run_one(variant: str, ctx: RunContext) -> dict[str, Any]:
+            return error_model.run_model(cfg, variant, ctx.seed, ctx.checkpoint, progress)
 
     else:
         variants = [f"{m}-N{n}" for m in cfg.methods for n in cfg.n_walkers]
 
-        def run_one(variant: str, seed: int, ckpt: Path) -> dict[str, Any]:
+        def run_one(variant: str, ctx: RunContext) -> dict[str, Any]:
             method, n = variant.rsplit("-N", 1)
-            return logistic.run_one(cfg, method, int(n), seed, ckpt, progress)
+            return logistic.run_one(cfg, method, int(n), ctx.seed, ctx.checkpoint, progress)
 
     return variants, run_one
 

@@ -37,9 +37,7 @@ from ...data.mnist import load_mnist
 from ...data.subsets import DigitSplit, imbalanced_digit_split
 from ...distributed import LOCAL, Collective
 from ...io import write_json
-from ..study import (
-    run_grid,
-)
+from ..study import RunContext, run_grid
 from . import lowdim_plots, plots
 from .config import (
     DIGITS,
@@ -63,21 +61,19 @@ HISTORY_MEANS = {
 }
 
 
-def run_one(
-    study: Study, method: str, seed: int, ckpt: Path, progress: bool | None, collective: Collective, compile: bool
-) -> dict[str, Any]:
-    """Train one (method, seed), continuing from ``ckpt`` if it exists (a resumed run), and return its
+def run_one(study: Study, method: str, ctx: RunContext) -> dict[str, Any]:
+    """Train one (method, seed), continuing from ``ctx.checkpoint`` if it exists (a resumed run), and return its
     metrics (raises DivergenceError on blow-up).
 
     Evaluations happen when the iteration count is one less than a multiple of ``eval_every`` (so CD
     walkers are seen after 3 updates from data, not at a reset) and are stored in the trainer history,
     hence in checkpoints; the final-model blocks describe the parameters after the last iteration.
     ``wall_time_s`` and ``cpu_time_s`` cover this invocation (training, evaluations, final blocks).
-    ``compile``: the walkers' Langevin steps run compiled (rounding only: not a recorded setting).
+    ``ctx.compile``: the walkers' Langevin steps run compiled (rounding only: not a recorded setting).
     """
-    cfg = study.cfg
+    cfg, seed, ckpt, collective = study.cfg, ctx.seed, ctx.checkpoint, ctx.collective
     trainer = study.build_trainer(method, seed, collective)
-    trainer.phase = replace(trainer.phase, compile=compile)
+    trainer.phase = replace(trainer.phase, compile=ctx.compile)
     if ckpt.exists():
         trainer.resume(ckpt)
 
@@ -90,7 +86,7 @@ def run_one(
         cfg.iters,
         checkpoint_path=ckpt,
         checkpoint_every=cfg.checkpoint_every,
-        progress=progress,
+        progress=ctx.progress,
         desc=f"{method} seed {seed}",
         callback=record,
     )
@@ -174,11 +170,12 @@ def run_study(
         methods,
         seeds,
         out,
-        lambda method, seed, ckpt: run_one(study, method, seed, ckpt, progress, collective, compile),
+        lambda method, ctx: run_one(study, method, ctx),
         resume=resume,
         overwrite=overwrite,
         progress=progress,
         collective=collective,
+        compile=compile,
     )
     extra = {"temperature": cfg.temperature} if isinstance(cfg, PixelConfig) else {}
     metrics = {

@@ -38,6 +38,7 @@ from .args import (
     name_list,
     resolve_device,
 )
+from .context import RunContext
 
 STUDY_FILE = "study.json"
 EXTENDABLE = ("iters",)  # settings --resume may raise: the runs continue from their checkpoints
@@ -154,26 +155,35 @@ def run_grid(
     variants: Sequence[str],
     seeds: Sequence[int],
     out: Path,
-    run_one: Callable[[str, int, Path], dict[str, Any]],
+    run_one: Callable[[str, RunContext], dict[str, Any]],
     *,
     resume: bool,
     overwrite: bool = False,
     progress: bool | None = None,
     collective: Collective = LOCAL,
+    device: torch.device | str = "cpu",
+    data_dir: str | None = None,
+    compile: bool = False,
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Prepare ``out`` and run ``run_one(variant, seed, checkpoint_path)`` for every pair (reusing finished
-    runs on ``resume``); returns the results by variant and seed, and the notes of :func:`prepare_out`.
-    Under torchrun every process calls this; only the main one writes."""
+    """Prepare ``out`` and run ``run_one(variant, context)`` for every pair, with the run's
+    :class:`RunContext` (its seed, ``out``, its checkpoint file, and the remaining arguments), reusing
+    finished runs on ``resume``; returns the results by variant and seed, and the notes of
+    :func:`prepare_out`.  Under torchrun every process calls this; only the main one writes."""
     main = collective.is_main
     notes = collective.agree(lambda: prepare_out(out, study, config, resume, overwrite) if main else [])
     runs: dict[str, dict[str, Any]] = {v: {} for v in variants}
     disable = True if not main else None if progress is None else not progress
+    shared = dict(
+        out=out, resume=resume, device=torch.device(device), progress=progress, data_dir=data_dir,
+        collective=collective, compile=compile,
+    )  # fmt: skip
     for variant in variants:
         for seed in tqdm(seeds, desc=variant, disable=disable, leave=False):
             name = f"{variant}_seed{seed}"
+            context = RunContext(seed, checkpoint=out / "checkpoints" / f"{name}.pt", **shared)
             runs[variant][str(seed)] = run_or_reuse(
                 out / "runs" / f"{name}.json",
-                lambda: run_one(variant, seed, out / "checkpoints" / f"{name}.pt"),  # noqa: B023 - called at once
+                lambda: run_one(variant, context),  # noqa: B023 - called at once
                 resume,
                 f"{variant} seed {seed}",
                 config,
@@ -211,6 +221,7 @@ def exit_code(results: Iterable[dict[str, Any]]) -> int:
 __all__ = [
     "DEVICES",
     "STUDY_FILE",
+    "RunContext",
     "add_device_arg",
     "add_method_args",
     "add_output_args",
