@@ -20,6 +20,7 @@ import torch
 
 from ebmlab.energies import MLPEnergy
 from ebmlab.sampling import init_state, ula
+from ebmlab.sampling.kernels import Move
 from ebmlab.training import Trainer, negative_phase
 
 
@@ -46,7 +47,7 @@ def make_trainer(method: str, n_walkers: int, log_z_walkers: int = 0, seed: int 
     energy = MLPEnergy(32, hidden=(128, 128), confinement_std=1.0)
     data = torch.randn(4096, 32, generator=g)
     opt = torch.optim.Adam(energy.parameters(), lr=1e-4)
-    phase = negative_phase(method, step_size=0.01)
+    phase = negative_phase(method, move=Move(step_size=0.01))
     return Trainer(
         energy,
         data,

@@ -25,7 +25,7 @@ def train(collective):
     data = 0.5 * torch.randn(2000, 2, generator=gen) + torch.tensor([1.0, -1.0])
     energy = ebmlab.MLPEnergy(2, hidden=(32,), confinement_std=1.0)
     opt = torch.optim.SGD(energy.parameters(), lr=0.05)
-    phase = ebmlab.negative_phase("jarzynski", step_size=0.01)
+    phase = ebmlab.negative_phase("jarzynski", move=ebmlab.Move(step_size=0.01))
     trainer = ebmlab.Trainer(energy, data, opt, phase, n_walkers=800, generator=gen, collective=collective)
     history = trainer.run(200, progress=False)
     return trainer.summary(), sum(bool(row["resampled"]) for row in history)

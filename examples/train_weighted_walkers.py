@@ -20,7 +20,7 @@ data = centres[torch.randint(2, (3000,), generator=gen)] + 0.4 * torch.randn(300
 
 energy = ebmlab.MLPEnergy(2, hidden=(64, 64), confinement_std=2.0)  # starts exactly at N(0, 2^2 I)
 opt = torch.optim.Adam(energy.parameters(), lr=5e-3)
-phase = ebmlab.negative_phase("jarzynski", step_size=0.01)
+phase = ebmlab.negative_phase("jarzynski", move=ebmlab.Move(step_size=0.01))
 trainer = ebmlab.Trainer(energy, data, opt, phase, n_walkers=1000, generator=torch.Generator().manual_seed(1))
 history = trainer.run(300, progress=False)  # one row of diagnostics per iteration
 

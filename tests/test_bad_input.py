@@ -8,6 +8,7 @@ import torch
 
 from ebmlab.energies import Gaussian, MLPEnergy
 from ebmlab.sampling import smc
+from ebmlab.sampling.kernels import Move
 from ebmlab.sampling.resampling import RESAMPLERS, get_resampler
 from ebmlab.sampling.walkers import Walkers, maybe_resample
 from ebmlab.training import NegativePhase, Trainer, negative_phase
@@ -129,14 +130,8 @@ PHASE_CASES = [
     (dict(ess_threshold=1.5), "ess_threshold must lie in"),
     (dict(ess_threshold=0.0), "ess_threshold must lie in"),
     (dict(cess_target=2.0), "cess_target must lie in"),
-    (dict(steps_per_update=0), "steps_per_update must be an integer >= 1"),
-    (dict(steps_per_update=1.5), "steps_per_update must be an integer >= 1"),
     (dict(walker_batch=1), "walker_batch must be an integer >= 2"),
     (dict(reset_every=0), "reset_every must be an integer >= 1"),
-    (dict(step_size=0.0), "step_size must be a positive"),
-    (dict(step_size=math.inf), "step_size must be a positive"),
-    (dict(noise_std=-1.0), "noise_std must be a positive"),
-    (dict(kernel="hmc"), "unknown kernel 'hmc'"),
     (dict(resampler="bogus"), "unknown resampler 'bogus'"),
     (dict(resample_scope="everywhere"), "resample_scope must be one of"),
     (dict(init="noise"), "init must be one of"),
@@ -147,6 +142,34 @@ PHASE_CASES = [
 def test_negative_phase_rejects_bad_settings(overrides, message):
     with pytest.raises(ValueError, match=message):
         NegativePhase(**overrides)
+
+
+MOVE_CASES = [
+    (dict(n_steps=0), "n_steps must be an integer >= 1"),
+    (dict(n_steps=1.5), "n_steps must be an integer >= 1"),
+    (dict(step_size=0.0), "step_size must be a positive"),
+    (dict(step_size=math.inf), "step_size must be a positive"),
+    (dict(noise_std=-1.0), "noise_std must be a positive"),
+    (dict(kernel="hmc"), "unknown kernel 'hmc'"),
+]
+
+
+@pytest.mark.parametrize("fields, message", MOVE_CASES)
+def test_move_rejects_bad_settings(fields, message):
+    with pytest.raises(ValueError, match=message):
+        Move(**fields)
+
+
+def test_phase_takes_a_move():
+    with pytest.raises(TypeError, match="move must be a Move"):
+        NegativePhase(move="ula")
+    with pytest.warns(DeprecationWarning, match=r"negative_phase\(step_size=, steps_per_update=\) is deprecated"):
+        old = negative_phase("jarzynski", step_size=0.05, steps_per_update=3)
+    assert old == negative_phase("jarzynski", move=Move(step_size=0.05, n_steps=3))
+    with pytest.raises(TypeError, match="not both"):
+        negative_phase("jarzynski", move=Move(), step_size=0.05)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        negative_phase("jarzynski", stepsize=0.05)
 
 
 def test_unknown_method_and_unweighted_ess_control():

@@ -10,6 +10,7 @@ import torch
 from ebmlab.energies import GaussianMixture
 from ebmlab.estimators import ESTIMATORS, GaussianNoise, Problem
 from ebmlab.estimators.bootstrap import stratified_indices
+from ebmlab.sampling.kernels import Move
 
 D = torch.float64
 MEANS = torch.tensor([[-1.5, 0.0], [1.5, 0.0], [0.0, 1.5], [0.0, -1.5]], dtype=D)
@@ -21,8 +22,8 @@ LOG_Z = float(TARGET.log_z())
 PROPOSALS = [GaussianNoise(torch.zeros(2), 2.0), GaussianNoise(torch.tensor([0.5, 0.5]), 1.5)]
 OPTIONS = {
     "bridge-power": {"power": 0.3},
-    "ais": {"step_size": 0.3, "betas": 8},
-    "ais-reverse": {"step_size": 0.3, "betas": 8},
+    "ais": {"move": Move("mala", 0.3), "betas": 8},
+    "ais-reverse": {"move": Move("mala", 0.3), "betas": 8},
 }
 
 

@@ -7,6 +7,7 @@ import torch
 from ebmlab.energies import MLPEnergy
 from ebmlab.sampling import init_state, mala, ula
 from ebmlab.sampling.compiled import compile_available, run_compiled
+from ebmlab.sampling.kernels import Move
 from ebmlab.training import Trainer, negative_phase
 
 D = torch.float64
@@ -47,7 +48,7 @@ def test_compiled_training_equals_eager():
     for compile in (False, True):
         energy, g = mlp(), torch.Generator().manual_seed(0)
         data = torch.randn(128, 3, generator=g, dtype=D)
-        phase = negative_phase("pcd", step_size=0.05, compile=compile)
+        phase = negative_phase("pcd", move=Move(step_size=0.05, compile=compile))
         opt = torch.optim.SGD(energy.parameters(), lr=0.05)
         trainer = Trainer(energy, data, opt, phase, n_walkers=64, generator=g, log_z0=0.0)
         trainer.run(4, progress=False)

@@ -4,6 +4,7 @@ names the new one (issue 26, item 6)."""
 import importlib
 
 import pytest
+import torch
 
 import ebmlab
 from ebmlab.deprecation import resolve
@@ -58,3 +59,29 @@ def test_unknown_names_still_raise_attribute_error():
         smc.nope  # noqa: B018
     with pytest.raises(AttributeError):
         ebmlab.nope  # noqa: B018
+
+
+def test_ais_old_move_keywords_warn_and_give_the_same_estimate():
+    """ais(kernel=, step_size=, n_moves=) is ais(move=Move(kernel, step_size, n_steps=n_moves)), with a warning."""
+    from ebmlab.energies import Gaussian
+    from ebmlab.estimators import ais
+    from ebmlab.sampling.kernels import Move
+
+    u0 = Gaussian(torch.zeros(2, dtype=torch.float64))
+    u1 = Gaussian(torch.ones(2, dtype=torch.float64), torch.full((2,), 0.7, dtype=torch.float64))
+    x = torch.randn(200, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with pytest.warns(DeprecationWarning, match=r"ais\(step_size=, n_moves=\) is deprecated"):
+        old = ais(u0, u1, x, 0.0, 5, step_size=0.2, n_moves=2, generator=torch.Generator().manual_seed(1))
+    new = ais(u0, u1, x, 0.0, 5, move=Move("mala", 0.2, n_steps=2), generator=torch.Generator().manual_seed(1))
+    assert old.log_z == new.log_z and old.se == new.se and old.method == new.method == "ais-mala"
+
+
+def test_tempering_pilot_moves_is_pilot_steps():
+    from ebmlab.sampling.tempering import Tempering
+
+    with pytest.warns(
+        DeprecationWarning, match=r"Tempering\(pilot_moves=\) is deprecated: use Tempering\(pilot_steps=\)"
+    ):
+        assert Tempering(pilot_moves=3) == Tempering(pilot_steps=3)
+    with pytest.raises(TypeError, match="not both"), pytest.warns(DeprecationWarning):
+        Tempering(pilot_steps=2, pilot_moves=3)

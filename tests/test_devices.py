@@ -10,6 +10,7 @@ from ebmlab.cli import main as cli_main
 from ebmlab.energies import MLPEnergy
 from ebmlab.experiments.mnist.config import study_device
 from ebmlab.sampling.compiled import compile_available
+from ebmlab.sampling.kernels import Move
 from ebmlab.training import Trainer, negative_phase
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -56,7 +57,7 @@ def cuda_trainer(noise="replicated", compile=False):
     energy = MLPEnergy(4, hidden=(32,), confinement_std=1.0).to(dev)
     g = torch.Generator(dev).manual_seed(0)
     data = torch.randn(256, 4, generator=g, device=dev)
-    phase = negative_phase("jarzynski", step_size=0.02, compile=compile)
+    phase = negative_phase("jarzynski", move=Move(step_size=0.02, compile=compile))
     opt = torch.optim.Adam(energy.parameters(), lr=1e-3)
     return Trainer(
         energy,

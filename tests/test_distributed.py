@@ -21,6 +21,7 @@ from ebmlab.energies import Gaussian
 from ebmlab.estimators.rlr import rlr
 from ebmlab.experiments.gmm import PRESETS, GmmConfig, build_trainer, observe
 from ebmlab.sampling import LangevinState, ess, ess_fraction, log_z_estimate, ula_propose
+from ebmlab.sampling.kernels import Move
 from ebmlab.sampling.walkers import Walkers, gather_walkers, resample, resample_local, walkers_to_dict
 from ebmlab.training import Trainer, negative_phase
 
@@ -103,7 +104,7 @@ def batched_trainer(coll):
     data = torch.randn(300, 3, generator=g, dtype=D) + 1
     energy = Gaussian(torch.zeros(3, dtype=D))
     phase = negative_phase(
-        "jarzynski", step_size=0.05, walker_batch=50, steps_per_update=2, ess_threshold=0.95, resampler="multinomial"
+        "jarzynski", move=Move(step_size=0.05, n_steps=2), walker_batch=50, ess_threshold=0.95, resampler="multinomial"
     )
     return Trainer(
         energy,

@@ -24,6 +24,7 @@ from ebmlab.estimators import (
     reciprocal_is,
     rlr,
 )
+from ebmlab.sampling.kernels import Move
 
 D = torch.float64
 INF = math.inf
@@ -172,43 +173,77 @@ CASES = {
         "does not overlap",
     ),
     # AIS
-    "ais-step-zero": (lambda: ais(energy, energy, X, 0.0, 3, step_size=0.0, generator=G), ValueError, "step_size"),
-    "ais-step-nan": (lambda: ais(energy, energy, X, 0.0, 3, step_size=math.nan, generator=G), ValueError, "step_size"),
-    "ais-step-negative": (lambda: ais(energy, energy, X, 0.0, 3, step_size=-0.1, generator=G), ValueError, "step_size"),
+    "ais-step-zero": (
+        lambda: ais(energy, energy, X, 0.0, 3, move=Move("mala", 0.0), generator=G),
+        ValueError,
+        "step_size",
+    ),
+    "ais-step-nan": (
+        lambda: ais(energy, energy, X, 0.0, 3, move=Move("mala", math.nan), generator=G),
+        ValueError,
+        "step_size",
+    ),
+    "ais-step-negative": (
+        lambda: ais(energy, energy, X, 0.0, 3, move=Move("mala", -0.1), generator=G),
+        ValueError,
+        "step_size",
+    ),
     "ais-log-z0-nan": (
-        lambda: ais(energy, energy, X, math.nan, 3, step_size=0.1, generator=G),
+        lambda: ais(energy, energy, X, math.nan, 3, move=Move("mala", 0.1), generator=G),
         ValueError,
         "log_z0 must be a finite",
     ),
-    "ais-log-z0-inf": (lambda: ais(energy, energy, X, INF, 3, step_size=0.1, generator=G), ValueError, "log_z0"),
-    "ais-betas-zero": (lambda: ais(energy, energy, X, 0.0, 0, step_size=0.1, generator=G), ValueError, "betas"),
-    "ais-betas-bool": (lambda: ais(energy, energy, X, 0.0, True, step_size=0.1, generator=G), ValueError, "betas"),
+    "ais-log-z0-inf": (
+        lambda: ais(energy, energy, X, INF, 3, move=Move("mala", 0.1), generator=G),
+        ValueError,
+        "log_z0",
+    ),
+    "ais-betas-zero": (
+        lambda: ais(energy, energy, X, 0.0, 0, move=Move("mala", 0.1), generator=G),
+        ValueError,
+        "betas",
+    ),
+    "ais-betas-bool": (
+        lambda: ais(energy, energy, X, 0.0, True, move=Move("mala", 0.1), generator=G),
+        ValueError,
+        "betas",
+    ),
     "ais-betas-order": (
-        lambda: ais(energy, energy, X, 0.0, torch.tensor([0.0, 0.6, 0.4, 1.0]), step_size=0.1, generator=G),
+        lambda: ais(energy, energy, X, 0.0, torch.tensor([0.0, 0.6, 0.4, 1.0]), move=Move("mala", 0.1), generator=G),
         ValueError,
         "increase strictly",
     ),
     "ais-kernel": (
-        lambda: ais(energy, energy, X, 0.0, 3, step_size=0.1, generator=G, kernel="hmc"),
+        lambda: ais(energy, energy, X, 0.0, 3, move=Move("hmc", 0.1), generator=G),
         ValueError,
         "kernel",
     ),
-    "ais-n-moves": (
-        lambda: ais(energy, energy, X, 0.0, 3, step_size=0.1, generator=G, n_moves=0),
+    "ais-n-steps": (
+        lambda: ais(energy, energy, X, 0.0, 3, move=Move("mala", 0.1, n_steps=0), generator=G),
         ValueError,
-        "n_moves",
+        "n_steps",
+    ),
+    "ais-no-move": (lambda: ais(energy, energy, X, 0.0, 3, generator=G), TypeError, "needs move="),
+    "ais-move-and-old-keywords": (
+        lambda: ais(energy, energy, X, 0.0, 3, move=Move("mala", 0.1), step_size=0.1, generator=G),
+        TypeError,
+        "not both",
     ),
     "ais-x-nan": (
-        lambda: ais(energy, energy, with_entry(X.T, math.nan).T, 0.0, 3, step_size=0.1, generator=G),
+        lambda: ais(energy, energy, with_entry(X.T, math.nan).T, 0.0, 3, move=Move("mala", 0.1), generator=G),
         ValueError,
         "NaN or inf",
     ),
     "ais-energy-nan": (
-        lambda: ais(energy, lambda x: energy(x) * math.nan, X, 0.0, 3, step_size=0.1, generator=G),
+        lambda: ais(energy, lambda x: energy(x) * math.nan, X, 0.0, 3, move=Move("mala", 0.1), generator=G),
         ValueError,
         "AIS cannot start: the energy or its gradient is NaN or infinite at",
     ),
-    "ais-generator": (lambda: ais(energy, energy, X, 0.0, 3, step_size=0.1, generator=None), TypeError, "generator"),
+    "ais-generator": (
+        lambda: ais(energy, energy, X, 0.0, 3, move=Move("mala", 0.1), generator=None),
+        TypeError,
+        "generator",
+    ),
     # noise distributions
     "gaussian-std-zero": (lambda: GaussianNoise(torch.zeros(2), 0.0), ValueError, "std must be positive"),
     "gaussian-std-nan": (lambda: GaussianNoise(torch.zeros(2), math.nan), ValueError, "std must be positive"),
@@ -227,7 +262,7 @@ CASES = {
     "problem-proposals": (lambda: Problem(energy, [object()], y=Y), TypeError, "log_prob"),
     "problem-needs-x": (lambda: ESTIMATORS["ris"](Problem(energy, Q2[:1], y=Y)), ValueError, "needs target draws"),
     "problem-ais-generator": (
-        lambda: ESTIMATORS["ais"](Problem(energy, Q2[:1], y=Y), step_size=0.1),
+        lambda: ESTIMATORS["ais"](Problem(energy, Q2[:1], y=Y), move=Move("mala", 0.1)),
         ValueError,
         "generator",
     ),

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ebmlab.estimators import GaussianNoise, ais, bridge, importance_sampling, mis, nce_log_z, reciprocal_is, rlr
+from ebmlab.sampling.kernels import Move
 
 MU = torch.tensor([1.0, -0.5], dtype=torch.float64)
 SIG = torch.tensor([0.7, 1.3], dtype=torch.float64)
@@ -93,10 +94,10 @@ def test_ais_unbiased_and_bracketing(kernel):
     g = torch.Generator().manual_seed(21)
     u0, u1 = gaussian_energy(0.0, 1.0), gaussian_energy(MEAN1, STD1)
     x0 = torch.randn(3000, D, generator=g, dtype=torch.float64)
-    fwd = ais(u0, u1, x0, LOG_Z0, 10, step_size=0.1, generator=g, kernel=kernel)
+    fwd = ais(u0, u1, x0, LOG_Z0, 10, move=Move(kernel, 0.1), generator=g)
     assert abs(float(fwd.log_z) - LOG_Z1) < 4 * float(fwd.se)
     x1 = MEAN1 + STD1 * torch.randn(3000, D, generator=g, dtype=torch.float64)
-    rev = ais(u0, u1, x1, LOG_Z0, 10, step_size=0.1, generator=g, kernel=kernel, reverse=True)
+    rev = ais(u0, u1, x1, LOG_Z0, 10, move=Move(kernel, 0.1), generator=g, reverse=True)
     assert abs(float(rev.log_z) - LOG_Z1) < 4 * float(rev.se)
     # mean log-weights bound log Z from both sides (Jensen)
     lower = LOG_Z0 + float(fwd.diagnostics["log_w"].mean())
@@ -107,7 +108,7 @@ def test_ais_unbiased_and_bracketing(kernel):
 def test_ais_identical_endpoints_give_unit_weights():
     g = torch.Generator().manual_seed(22)
     u = gaussian_energy(0.0, 1.0)
-    est = ais(u, u, torch.randn(100, 3, generator=g, dtype=torch.float64), 1.5, 5, step_size=0.2, generator=g)
+    est = ais(u, u, torch.randn(100, 3, generator=g, dtype=torch.float64), 1.5, 5, move=Move("mala", 0.2), generator=g)
     assert est.diagnostics["log_w"].abs().max() < 1e-13  # (1 - b) U + b U = U up to rounding
     assert abs(float(est.log_z) - 1.5) < 1e-13 and 0 < est.diagnostics["acceptance"] <= 1
 
@@ -116,6 +117,6 @@ def test_ais_rejects_bad_schedule():
     u = gaussian_energy(0.0, 1.0)
     x = torch.zeros(4, 2, dtype=torch.float64)
     with pytest.raises(ValueError, match="betas"):
-        ais(u, u, x, 0.0, torch.tensor([0.0, 0.7, 0.5, 1.0]), step_size=0.1, generator=torch.Generator())
+        ais(u, u, x, 0.0, torch.tensor([0.0, 0.7, 0.5, 1.0]), move=Move("mala", 0.1), generator=torch.Generator())
     with pytest.raises(ValueError, match="kernel"):
-        ais(u, u, x, 0.0, 3, step_size=0.1, generator=torch.Generator(), kernel="hmc")
+        ais(u, u, x, 0.0, 3, move=Move("hmc", 0.1), generator=torch.Generator())

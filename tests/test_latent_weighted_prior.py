@@ -132,7 +132,7 @@ def test_importance_log_likelihood_matches_closed_form():
     ais_est, ais_se, diag = ais_log_marginal(model, x, 200, Tempering(cess_target=0.9), 3, g)
     assert 0.4 < diag["acceptance"] < 0.9 and len(diag["temperatures"]) == 6
     assert bool(((ais_est - exact).abs() < 4 * ais_se + 2e-3).all())
-    log_z = prior_log_z_ais(model, 2000, 3, g, Tempering(pilot_moves=1))
+    log_z = prior_log_z_ais(model, 2000, 3, g, Tempering(pilot_steps=1))
     assert abs(float(log_z.log_z) - D * math.log(s)) < 4 * float(log_z.se) + 1e-3
     out = combine(est, se, float(log_z.log_z), float(log_z.se))
     assert abs(out["loglik"] - float(exact_log_marginal(model, x, m, s).mean())) < 4 * out["loglik_se"] + 1e-3
@@ -163,7 +163,7 @@ def test_importance_log_likelihood_and_ais_check_match_closed_form_in_16_dimensi
     est, se = r.log_z, r.se
     assert bool((se > 1e-3).all())
     assert bool(((est - exact).abs() < 4 * se + 1e-3).all())
-    ais_est, ais_se, _ = ais_log_marginal(model, x[:3], 64, Tempering(pilot_moves=3), 10, g)
+    ais_est, ais_se, _ = ais_log_marginal(model, x[:3], 64, Tempering(pilot_steps=3), 10, g)
     assert bool((ais_se > 0.02).all())
     assert bool(((ais_est - exact[:3]).abs() < 4 * ais_se).all()), (ais_est - exact[:3], ais_se)
 

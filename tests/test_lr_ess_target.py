@@ -7,13 +7,15 @@ import torch
 import ebmlab
 from ebmlab.sampling.preconditioner import Preconditioner
 
+SMALL = ebmlab.Move(step_size=0.05)  # the test problems' walker move
+
 
 def gaussian_trainer(seed: int = 0, lr: float = 0.3, **kwargs) -> ebmlab.Trainer:
     """A 3-D Gaussian model learning data N((2, -1, 0.5), 0.5^2 I) from N(0, I) with a large learning rate."""
     g = torch.Generator().manual_seed(seed)
     data = 0.5 * torch.randn(2000, 3, generator=g, dtype=torch.float64) + torch.tensor([2.0, -1.0, 0.5]).double()
     energy = ebmlab.Gaussian(torch.zeros(3, dtype=torch.float64)).double()
-    phase = kwargs.pop("phase", ebmlab.negative_phase("jarzynski", step_size=0.05))
+    phase = kwargs.pop("phase", ebmlab.negative_phase("jarzynski", move=SMALL))
     return ebmlab.Trainer(
         energy,
         data,
@@ -75,8 +77,14 @@ def test_resume_keeps_the_adaptive_scale(tmp_path):
     [
         (dict(lr_ess_target=1.0), "lie in"),
         (dict(lr_ess_target=float("nan")), "lie in"),
-        (dict(lr_ess_target=0.9, phase=ebmlab.negative_phase("pcd", step_size=0.05)), "weighted"),
-        (dict(lr_ess_target=0.9, phase=ebmlab.negative_phase("jarzynski", step_size=0.05, cess_target=0.9)), "one"),
+        (dict(lr_ess_target=0.9, phase=ebmlab.negative_phase("pcd", move=SMALL)), "weighted"),
+        (
+            dict(
+                lr_ess_target=0.9,
+                phase=ebmlab.negative_phase("jarzynski", move=SMALL, cess_target=0.9),
+            ),
+            "one",
+        ),
     ],
 )
 def test_bad_settings_are_refused(kwargs, match):
@@ -91,7 +99,7 @@ def test_increment_split_adds_up_and_puts_mala_in_the_parameter_part():
         for key in ("", "est_"):
             assert row[f"{key}inc_var_param"] > 0 and row[f"{key}inc_var_kernel"] > 0
     mala = gaussian_trainer(
-        split_increments=True, phase=ebmlab.negative_phase("jarzynski", step_size=0.05, kernel="mala")
+        split_increments=True, phase=ebmlab.negative_phase("jarzynski", move=ebmlab.Move(kernel="mala", step_size=0.05))
     )
     mala.run(5, progress=False)
     for row in mala.history:

@@ -20,6 +20,7 @@ from ebmlab.lvm.baselines import ml2, ols_bic
 from ebmlab.lvm.groups import group_log_z, group_log_z_se, group_summary, resample_groups
 from ebmlab.lvm.logistic import BayesLogistic, log_predictive
 from ebmlab.sampling import smc
+from ebmlab.sampling.kernels import Move
 from ebmlab.sampling.walkers import Walkers, ess_fraction, log_z_estimate, log_z_se, resample
 
 F64 = torch.float64
@@ -93,7 +94,7 @@ def test_estimator_evidence_tracks_the_closed_form_along_a_training_path():
         n_walkers=200,
         generator=g,
         log_z0=m.log_evidence().detach(),
-        config=FitConfig(step_size=1e-3),
+        config=FitConfig(move=Move("ula", 1e-3)),
     )
     fit.run(30, progress=False)
     tr = fit.trajectory()
@@ -118,7 +119,7 @@ def test_weighted_gradient_is_the_gradient_of_the_log_evidence():
         n_walkers=4000,
         generator=torch.Generator().manual_seed(2),
         log_z0=m.log_evidence().detach(),
-        config=FitConfig(step_size=1e-2, estimator=False),
+        config=FitConfig(move=Move("ula", 1e-2), estimator=False),
     )
     fit.run(3, progress=False)
     w = fit.weights()[0]
@@ -179,7 +180,7 @@ def test_batched_update_equals_unbatched_fits():
     same walkers (the update is deterministic given the walkers and weights)."""
     m = model(b=3, seed=7)
     pot = exact_whitening(m)
-    cfg = FitConfig(step_size=1e-2)
+    cfg = FitConfig(move=Move("ula", 1e-2))
     batched = LatentFit(
         pot,
         torch.optim.Adam(pot.parameters(), lr=0.05),
@@ -220,7 +221,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     def make():
         m = model(b=2, seed=1)
         pot = exact_whitening(m)
-        cfg = FitConfig(step_size=0.05, ess_threshold=0.9, estimator_threshold=0.9)
+        cfg = FitConfig(move=Move("ula", 0.05), ess_threshold=0.9, estimator_threshold=0.9)
         fit = LatentFit(
             pot,
             torch.optim.Adam(pot.parameters(), lr=0.05),
@@ -251,7 +252,7 @@ def test_pgd_and_soul_move_theta_towards_the_ml2_optimum():
     for method, steps in (("pgd", 1), ("soul", 3)):
         mm = model(b=2, seed=2)
         pot = exact_whitening(mm)
-        cfg = FitConfig(method=method, step_size=0.05, chain_steps=steps, estimator=False)
+        cfg = FitConfig(method=method, move=Move("ula", 0.05), chain_steps=steps, estimator=False)
         fit = LatentFit(
             pot,
             torch.optim.Adam(pot.parameters(), lr=0.05),
@@ -313,7 +314,7 @@ def test_logistic_potential_and_predictive_density():
     [
         (lambda: FitConfig(method="em"), "unknown method"),
         (lambda: FitConfig(chain_steps=3), "chain_steps applies to soul"),
-        (lambda: FitConfig(step_size=-1.0), "step_size"),
+        (lambda: FitConfig(move=Move("ula", -1.0)), "step_size"),
         (lambda: FitConfig(ess_threshold=1.5), "ess_threshold"),
         (lambda: polynomial_features(torch.zeros(3), -1), "order"),
         (lambda: BayesLinearRegression.from_data(torch.zeros(2, 5, 3), torch.zeros(2, 5)), "float64"),
@@ -329,6 +330,11 @@ def test_logistic_potential_and_predictive_density():
 def test_bad_input_is_refused(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_fit_config_takes_a_move():
+    with pytest.raises(TypeError, match="move must be a Move"):
+        FitConfig(move="ula")
 
 
 def test_bad_fit_inputs_are_refused():
@@ -357,7 +363,7 @@ def test_mala_moves_keep_the_evidence_and_resample_per_group():
     estimator population's evidence after 20 updates is within 4 SE of the closed form for each of 6 fits."""
     m = model(b=6, seed=11)
     pot = exact_whitening(m)
-    cfg = FitConfig(kernel="mala", step_size=0.3, ess_threshold=0.7, estimator_threshold=0.7)
+    cfg = FitConfig(move=Move("mala", 0.3), ess_threshold=0.7, estimator_threshold=0.7)
     fit = LatentFit(
         pot,
         torch.optim.Adam(pot.parameters(), lr=0.05),

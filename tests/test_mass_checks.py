@@ -15,7 +15,7 @@ MEANS = torch.zeros(3, DIM, dtype=torch.float64)
 MEANS[:, 0] = torch.tensor([-4.0, 0.0, 4.0])
 MEANS[:, 1] = torch.tensor([0.0, 3.0, 0.0])
 MASSES = torch.tensor([0.55, 0.3, 0.15], dtype=torch.float64)
-SMALL = MassCheck(smc_particles=600, pilot_particles=300, smc_moves=2, is_draws=6000, chains=400, chain_steps=200,
+SMALL = MassCheck(smc_particles=600, pilot_particles=300, smc_steps=2, is_draws=6000, chains=400, chain_steps=200,
                   chain_step_size=0.1)  # fmt: skip
 
 

@@ -27,11 +27,11 @@ def test_tempered_energy_drift_and_noise_are_consistent():
     trainer = build_trainer(cfg, "pcd", seed=0, data=data)
     energy, phase = trainer.energy, trainer.phase
     assert energy.temperature == pytest.approx(0.02**2 / (2 * 0.3))
-    assert phase.noise_std is None and (2 * phase.step_size) ** 0.5 == pytest.approx(0.02)
+    assert phase.move.noise_std is None and (2 * phase.move.step_size) ** 0.5 == pytest.approx(0.02)
     x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2.4 - 1.2
     _, grad_v = energy_and_grad(energy, x)
     _, grad_u = energy_and_grad(energy.base_energy, x)
-    assert torch.allclose(phase.step_size * grad_v, cfg.step_size * grad_u, rtol=1e-4, atol=1e-9)
+    assert torch.allclose(phase.move.step_size * grad_v, cfg.step_size * grad_u, rtol=1e-4, atol=1e-9)
     with torch.no_grad():  # the soft wall is zero inside the pixel box and quadratic outside
         inside = torch.zeros(1, 1, 28, 28)
         outside = inside.clone()

@@ -6,6 +6,7 @@ import torch
 
 from ebmlab.distributed import run_local, stream_seed
 from ebmlab.energies import Gaussian
+from ebmlab.sampling.kernels import Move
 from ebmlab.training import Trainer, negative_phase
 
 D = torch.float64
@@ -15,7 +16,7 @@ def trainer(noise="per-rank", coll=None, seed=0):
     g = torch.Generator().manual_seed(seed)
     data = torch.randn(200, 3, generator=g, dtype=D) + 1
     energy = Gaussian(torch.zeros(3, dtype=D))
-    phase = negative_phase("jarzynski", step_size=0.05, ess_threshold=0.9, resampler="multinomial")
+    phase = negative_phase("jarzynski", move=Move(step_size=0.05), ess_threshold=0.9, resampler="multinomial")
     kw = {} if coll is None else {"collective": coll}
     opt = torch.optim.SGD(energy.parameters(), lr=0.05)
     return Trainer(energy, data, opt, phase, n_walkers=80, generator=g, noise=noise, **kw)

@@ -164,10 +164,8 @@ def test_ais_is_the_engine_over_a_geometric_path_with_optional_resampling(kernel
             start_e.sample(2000, g),
             float(start_e.log_z().detach()),
             40,
-            step_size=0.05,
+            move=Move(kernel, 0.05, n_steps=2),
             generator=g,
-            kernel=kernel,
-            n_moves=2,
             ess_threshold=threshold,
         )
         assert abs(float(est.log_z) - exact) < 3 * float(est.se), (threshold, float(est.log_z), exact, float(est.se))

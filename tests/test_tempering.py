@@ -105,10 +105,9 @@ def test_adaptive_ais_matches_the_closed_form_on_an_ill_conditioned_target(rever
         target,
         src.sample(256, g),
         base.log_z(),
-        Tempering(cess_target=0.9, pilot_moves=2),
-        step_size=0.5,
+        Tempering(cess_target=0.9, pilot_steps=2),
+        move=Move("mala", 0.5, n_steps=4),
         generator=g,
-        n_moves=4,
         ess_threshold=0.5,
         reverse=reverse,
         pilot=src.sample(256, g),
@@ -129,8 +128,16 @@ def test_the_schedule_comes_from_the_pilot_alone():
     runs = []
     for seed in (5, 6):
         x = base.sample(64, torch.Generator().manual_seed(seed))
-        est = ais(base, target, x, 0.0, Tempering(), step_size=0.5, generator=torch.Generator().manual_seed(7),
-                  n_moves=2, pilot=pilot)  # fmt: skip
+        est = ais(
+            base,
+            target,
+            x,
+            0.0,
+            Tempering(),
+            move=Move("mala", 0.5, n_steps=2),
+            generator=torch.Generator().manual_seed(7),
+            pilot=pilot,
+        )
         runs.append(est.diagnostics)
     assert runs[0]["betas"] == runs[1]["betas"] and runs[0]["step_sizes"] == runs[1]["step_sizes"]
 
@@ -150,7 +157,7 @@ def test_adaptive_ais_refuses_bad_input():
         flat = DiagonalGaussian(torch.zeros(3, dtype=D), torch.ones(3, dtype=D))
         ais(lambda y: flat(y.flatten(1)), lambda y: flat(y.flatten(1)), x.view(16, 3, 1), 0.0, Tempering(),
             pilot=x.view(16, 3, 1), **kw)  # fmt: skip
-    for bad in (dict(cess_target=1.0), dict(accept_target=0.0), dict(pilot_moves=0), dict(max_temperatures=True)):
+    for bad in (dict(cess_target=1.0), dict(accept_target=0.0), dict(pilot_steps=0), dict(max_temperatures=True)):
         with pytest.raises(ValueError):
             Tempering(**bad)
     with pytest.raises(ValueError, match="max_temperatures=2"):

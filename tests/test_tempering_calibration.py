@@ -42,7 +42,7 @@ def test_ais_adapts_on_the_pilot_and_runs_on_x(monkeypatch):
     g = torch.Generator().manual_seed(0)
     base = DiagonalGaussian(torch.zeros(3, dtype=D), torch.ones(3, dtype=D))
     x, pilot = base.sample(32, g), base.sample(32, g)
-    ais(base, base, x, 0.0, Tempering(), step_size=0.5, generator=g, pilot=pilot)
+    ais(base, base, x, 0.0, Tempering(), move=Move("mala", 0.5), generator=g, pilot=pilot)
     assert torch.equal(seen["adapt"], pilot) and torch.equal(seen["run"], x)
 
 
@@ -58,8 +58,8 @@ def test_latent_call_sites_give_the_pilot_independent_draws(monkeypatch):
     monkeypatch.setattr(likelihood, "ais", spy)
     model, _, data, _ = rotated_model(2, 3, 0.5, seed=1)
     g = torch.Generator().manual_seed(2)
-    prior_log_z_ais(model, 40, 1, g, Tempering(pilot_moves=1))
-    ais_log_marginal(model, data(2, g), 24, Tempering(pilot_moves=1), 1, g)
+    prior_log_z_ais(model, 40, 1, g, Tempering(pilot_steps=1))
+    ais_log_marginal(model, data(2, g), 24, Tempering(pilot_steps=1), 1, g)
     assert len(calls) == 3
     for x, pilot in calls:
         assert x.shape == pilot.shape and _no_shared_rows(x, pilot)
@@ -76,8 +76,17 @@ def test_adaptive_ais_se_is_calibrated_over_40_seeds():
     for seed in range(40):
         g = torch.Generator().manual_seed(1000 + seed)
         x, pilot = base.sample(256, g), base.sample(256, g)
-        est = ais(base, target, x, base.log_z(), Tempering(cess_target=0.9, pilot_moves=2), step_size=0.5,
-                  generator=g, n_moves=4, ess_threshold=0.5, pilot=pilot)  # fmt: skip
+        est = ais(
+            base,
+            target,
+            x,
+            base.log_z(),
+            Tempering(cess_target=0.9, pilot_steps=2),
+            move=Move("mala", 0.5, n_steps=4),
+            generator=g,
+            ess_threshold=0.5,
+            pilot=pilot,
+        )
         z.append((float(est.log_z) - target.log_z()) / float(est.se))
     z = torch.tensor(z, dtype=D)
     assert abs(float(z.mean())) < 3 * float(z.std()) / math.sqrt(40)
@@ -98,13 +107,22 @@ def test_adapting_in_place_is_biased_and_the_pilot_is_not():
     def u0(z):
         return 0.5 * z.square().sum(1)
 
-    tempering = Tempering(pilot_moves=3)
+    tempering = Tempering(pilot_steps=3)
     for i in range(4):
         post = model.posterior_energy(x[i : i + 1].expand(64, 784))
         z0 = torch.randn(2, 64, 16, generator=g, dtype=D)
         _, walkers = adapt_in_place(u0, post, z0[0], tempering, Move("mala", 0.5, n_steps=3), g)
         in_place = float(log_z_estimate(walkers)) - float(truth[i])
         assert in_place > max(1.0, 4 * float(log_z_se(walkers))), in_place
-        est = ais(u0, post, z0[0], 0.0, tempering, step_size=0.5, generator=g, n_moves=3, ess_threshold=0.5,
-                  pilot=z0[1])  # fmt: skip
+        est = ais(
+            u0,
+            post,
+            z0[0],
+            0.0,
+            tempering,
+            move=Move("mala", 0.5, n_steps=3),
+            generator=g,
+            ess_threshold=0.5,
+            pilot=z0[1],
+        )
         assert abs(float(est.log_z) - float(truth[i])) < 4 * float(est.se)

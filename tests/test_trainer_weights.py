@@ -88,8 +88,8 @@ def test_resume_with_estimator_population_and_mala_equals_uninterrupted(tmp_path
 @pytest.mark.parametrize(
     "change, field",
     [
-        (dict(step_size=0.05), "phase.step_size"),
-        (dict(kernel="mala"), "phase.kernel"),
+        (dict(step_size=0.05), "phase.move.step_size"),
+        (dict(kernel="mala"), "phase.move.kernel"),
         (dict(log_z_walkers=400), "log_z_walkers"),
         (dict(n_data=999), "data"),
     ],
@@ -101,6 +101,28 @@ def test_resume_refuses_other_settings_naming_them(tmp_path, change, field):
     other, _, _ = build_trainer(replace(cfg, **change), "jarzynski", seed=0)
     with pytest.raises(ValueError, match=rf"other settings: .*{field} \(checkpoint"):
         other.resume(tmp_path / "c.pt")
+
+
+def test_checkpoints_with_the_flat_phase_layout_still_resume(tmp_path):
+    """Checkpoints written before the phase took a Move recorded its fields flat (steps_per_update for
+    n_steps); they resume, and continue exactly like a checkpoint of today's layout."""
+    cfg = replace(FEEDBACK, n_walkers=200, log_z_walkers=200, iters=4)
+    trainer, _, _ = build_trainer(cfg, "jarzynski", seed=0)
+    trainer.run(2, checkpoint_path=tmp_path / "c.pt", progress=False)
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    phase = state["settings"]["phase"]
+    move = phase.pop("move")
+    phase.update(kernel=move["kernel"], step_size=move["step_size"], noise_std=move["noise_std"])
+    phase["steps_per_update"] = move["n_steps"]
+    torch.save(state, tmp_path / "flat.pt")
+    runs = []
+    for name in ("c.pt", "flat.pt"):
+        resumed, _, _ = build_trainer(cfg, "jarzynski", seed=0)
+        resumed.resume(tmp_path / name)
+        resumed.run(cfg.iters, progress=False)
+        runs.append(resumed)
+    assert runs[0].history == runs[1].history
+    assert torch.equal(runs[0].walkers.log_w, runs[1].walkers.log_w)
 
 
 def test_resume_refuses_another_method_and_old_checkpoints(tmp_path):

@@ -6,6 +6,7 @@ import torch
 
 from ebmlab.energies import Gaussian
 from ebmlab.experiments.gmm import GmmConfig, build_trainer, left_index
+from ebmlab.sampling.kernels import Move
 from ebmlab.training import DivergenceError, NegativePhase, Trainer, negative_phase
 
 D = torch.float64
@@ -93,8 +94,8 @@ def _gaussian_setup(**phase_kw):
             lambda e, d, o: Trainer(e, d, o, negative_phase("pcd"), n_walkers=1, generator=torch.Generator()),
             "n_walkers must be an integer >= 2",
         ),
-        (lambda e, d, o: negative_phase("jarzynski", step_size=0.0), "step_size must be a positive"),
-        (lambda e, d, o: negative_phase("jarzynski", step_size=-1.0), "step_size must be a positive"),
+        (lambda e, d, o: negative_phase("jarzynski", move=Move(step_size=0.0)), "step_size must be a positive"),
+        (lambda e, d, o: negative_phase("jarzynski", move=Move(step_size=-1.0)), "step_size must be a positive"),
         (lambda e, d, o: negative_phase("jarzynski", ess_threshold=1.5), r"ess_threshold must lie in \(0, 1\]"),
         (lambda e, d, o: negative_phase("jarzynski", ess_threshold=0.0), r"ess_threshold must lie in \(0, 1\]"),
         (lambda e, d, o: negative_phase("sgld"), "unknown method 'sgld'"),
@@ -134,7 +135,9 @@ def test_log_z_tracks_exact_value_while_learning_a_gaussian():
     )
     energy = Gaussian(torch.zeros(2, dtype=D))
     opt = torch.optim.SGD(energy.parameters(), lr=0.05)
-    trainer = Trainer(energy, data, opt, negative_phase("jarzynski", step_size=0.05), n_walkers=4000, generator=g)
+    trainer = Trainer(
+        energy, data, opt, negative_phase("jarzynski", move=Move(step_size=0.05)), n_walkers=4000, generator=g
+    )
     trainer.run(300, progress=False)
     s = trainer.summary()
     assert abs(float(energy.mean.detach()[0]) - 2.0) < 0.1

@@ -12,6 +12,7 @@ from ebmlab.estimators import ESTIMATORS, GaussianNoise, Problem, ais, pareto_kh
 from ebmlab.estimators.estimate import log_mean_relvar
 from ebmlab.latent.likelihood import LikelihoodConfig, stratified_log_marginal
 from ebmlab.sampling import smc
+from ebmlab.sampling.kernels import Move
 from ebmlab.sampling.walkers import log_z_relvar, log_z_se
 from ebmlab.training import Trainer, negative_phase
 from ebmlab.uncertainty import (
@@ -73,7 +74,7 @@ def test_every_estimator_states_its_se_by_the_one_convention():
 def test_ais_se_is_the_convention_applied_to_its_final_weights():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(200, 2, generator=g, dtype=torch.float64)
-    est = ais(lambda z: 0.5 * z.square().sum(1), lambda z: -log_phi(z), x, 0.0, 10, step_size=0.3, generator=g)
+    est = ais(lambda z: 0.5 * z.square().sum(1), lambda z: -log_phi(z), x, 0.0, 10, move=Move("mala", 0.3), generator=g)
     _, relvar, _ = log_mean_relvar(est.diagnostics["log_w"])  # no resampling: the IS relative variance
     assert torch.allclose(est.se, se_from_relvar(relvar), rtol=1e-10)
 
@@ -123,7 +124,7 @@ def _pcd_run(lr, log_z_walkers, iters=100):
     opt = torch.optim.SGD(energy.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(0)
     trainer = Trainer(
-        energy, data, opt, negative_phase("pcd", step_size=0.05), n_walkers=32, generator=gen,
+        energy, data, opt, negative_phase("pcd", move=Move(step_size=0.05)), n_walkers=32, generator=gen,
         log_z_walkers=log_z_walkers,
     )  # fmt: skip
     with warnings.catch_warnings(record=True) as caught:
@@ -177,8 +178,15 @@ def test_plain_ais_se_is_calibrated_over_100_replicates():
     errs, ses = [], []
     for _ in range(100):
         x = torch.randn(200, d, generator=g, dtype=torch.float64)
-        est = ais(lambda z: 0.5 * z.square().sum(1), lambda z: 0.5 * ((z - 0.5) / s).square().sum(1), x,
-                  0.5 * d * math.log(2 * math.pi), 10, step_size=0.2, generator=g)  # fmt: skip
+        est = ais(
+            lambda z: 0.5 * z.square().sum(1),
+            lambda z: 0.5 * ((z - 0.5) / s).square().sum(1),
+            x,
+            0.5 * d * math.log(2 * math.pi),
+            10,
+            move=Move("mala", 0.2),
+            generator=g,
+        )
         errs.append(float(est.log_z) - exact)
         ses.append(float(est.se))
     assert 0.7 < _calibrated(torch.tensor(errs), torch.tensor(ses)) < 1.5
@@ -195,8 +203,9 @@ def test_running_log_z_se_is_calibrated_over_seeds():
             500, 2, generator=torch.Generator().manual_seed(100 + seed), dtype=torch.float64
         )
         trainer = Trainer(
-            energy, data, torch.optim.SGD(energy.parameters(), lr=0.05), negative_phase("jarzynski", step_size=0.05),
-            n_walkers=200, generator=torch.Generator().manual_seed(seed), log_z_walkers=200,
+            energy, data, torch.optim.SGD(energy.parameters(), lr=0.05),
+            negative_phase("jarzynski", move=Move(step_size=0.05)), n_walkers=200,
+            generator=torch.Generator().manual_seed(seed), log_z_walkers=200,
         )  # fmt: skip
         trainer.run(60)
         s = trainer.summary()

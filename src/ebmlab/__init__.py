@@ -32,7 +32,7 @@ _EXPORTS = {
     "GaussianMixture": "ebmlab.energies",
     "MLPEnergy": "ebmlab.energies",
     "ConvEnergy": "ebmlab.energies",
-    "Move": "ebmlab.sampling.smc",
+    "Move": "ebmlab.sampling.kernels",
     "KERNELS": "ebmlab.sampling.smc",
     "Walkers": "ebmlab.sampling.walkers",
     "log_z_estimate": "ebmlab.sampling.walkers",

@@ -22,13 +22,14 @@ that carry the estimate would bias it (upwards, by nats, on a 16-D closed-form t
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..errors import check_int
 from ..sampling import smc
-from ..sampling.langevin import EnergyFn, check_step_size
+from ..sampling.langevin import EnergyFn
 from ..sampling.resampling import check_threshold
 from ..sampling.tempering import Tempering, adapt_schedule, geometric_path, run_schedule
 from ..sampling.walkers import Walkers, ess, log_z_estimate, log_z_se
@@ -43,14 +44,13 @@ def ais(
     log_z0: float,
     betas: Tensor | int | Tempering,
     *,
-    step_size: float,
     generator: torch.Generator,
-    kernel: str = "mala",
-    n_moves: int = 1,
+    move: smc.Move | None = None,
     reverse: bool = False,
     ess_threshold: float | None = None,
     progress: bool = False,
     pilot: Tensor | None = None,
+    **legacy: Any,
 ) -> Estimate:
     """AIS estimate of log Z_1 = log of the normalizer of exp(-U_1), in nats.
 
@@ -59,22 +59,23 @@ def ais(
     betas: increasing schedule from 0 to 1 (K+1 values), an int K for K equal steps, or a
     :class:`~ebmlab.sampling.tempering.Tempering`: a schedule adapted by a pilot run on ``pilot``, exact draws
     of the same distribution as x and independent of them (see the module docstring).
-    step_size: Langevin step h (with a Tempering: the pilot's first); n_moves: kernel steps per
-    temperature; ess_threshold: resample when ESS/N falls below it (None = plain AIS, never).
+    move: the kernel, its step size h (with a Tempering: the pilot's first) and ``n_steps`` kernel steps per
+    temperature, e.g. ``Move("mala", 0.1, n_steps=2)`` (the old keywords ``kernel=`` (default "mala"),
+    ``step_size=`` and ``n_moves=`` still work, with a DeprecationWarning); ess_threshold: resample when ESS/N
+    falls below it (None = plain AIS, never).
     Returns an Estimate with log_z (), se (genealogy estimator), ess (Kish, of the final weights), and
     diagnostics log_w (N,), acceptance (MALA mean acceptance rate), n_temperatures, n_resamplings, and
     with a Tempering the adapted ``betas`` and ``step_sizes``.
     """
-    smc.get_kernel(kernel)
+    if move is None and not legacy:
+        raise TypeError('ais() needs move=Move(kernel, step_size, n_steps=...), e.g. move=Move("mala", 0.1)')
+    move = smc.move_with("ais", move, legacy, smc.Move("mala"))
     if ess_threshold is not None:
         ess_threshold = check_threshold(ess_threshold)
-    check_step_size(step_size)
-    check_int("n_moves", n_moves, 1)
     log_z0 = check_finite(log_z0, "log_z0")
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     _check_draws(x, "x")
-    move = smc.Move(kernel, step_size, n_steps=n_moves)
     start, end = (energy1, energy0) if reverse else (energy0, energy1)
     extra = {}
     if isinstance(betas, Tempering):
@@ -106,7 +107,7 @@ def ais(
     return Estimate(
         log_z=log_z0 - log_mean if reverse else log_z0 + log_mean,
         se=log_z_se(walkers),
-        method=f"ais-{kernel}" + ("-reverse" if reverse else ""),
+        method=f"ais-{move.kernel}" + ("-reverse" if reverse else ""),
         ess=ess(walkers.log_w),
         diagnostics={
             "log_w": walkers.log_w,

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..errors import check_int
+from ..sampling.kernels import Move
 from .ais import ais
 from .bootstrap import bootstrap_se
 from .estimate import Estimate
@@ -163,10 +164,10 @@ def _rlr(problem: Problem, **options) -> Estimate:
 
 
 def _ais(
-    problem: Problem, *, step_size: float, betas: int | Tensor = 100, reverse: bool = False, **options
+    problem: Problem, *, move: Move | None = None, betas: int | Tensor = 100, reverse: bool = False, **options
 ) -> Estimate:
     """AIS from the proposal mixture (forward, from y) or from the target (reverse, from x), one run
-    per batch item with the problem's generator."""
+    per batch item with the problem's generator; ``move``: the kernel, its step size and steps per temperature."""
     draws = problem.draws("target" if reverse else "proposal")
     if problem.generator is None:
         raise ValueError("AIS draws random numbers: build the Problem with generator=torch.Generator()...")
@@ -177,7 +178,7 @@ def _ais(
             d,
             0.0,
             betas,
-            step_size=step_size,
+            move=move,
             generator=problem.generator,
             reverse=reverse,
             **options,

@@ -45,6 +45,7 @@ from torch import Tensor
 from ..estimators.ais import ais
 from ..estimators.diagnostics import pareto_khat
 from ..estimators.estimate import Estimate, log_mean_relvar
+from ..sampling.kernels import Move
 from ..sampling.langevin import EnergyFn
 from ..sampling.tempering import Tempering
 from ..uncertainty import jensen_bias, se_from_relvar
@@ -191,9 +192,8 @@ def _tempered_from_standard_normal(
         z[0],
         0.0,
         tempering,
-        step_size=step_size,
+        move=Move("mala", step_size, n_steps=n_moves),
         generator=generator,
-        n_moves=n_moves,
         ess_threshold=0.5,
         pilot=z[1],
     )

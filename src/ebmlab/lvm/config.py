@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..sampling import smc
-from ..sampling.resampling import get_resampler
-from ..training.validation import check_int
+from ..errors import check_int
+from ..sampling.kernels import Move
+from ..sampling.resampling import check_threshold, get_resampler
 
 METHODS = ("jala", "pgd", "soul")
 """The fitting methods of :class:`~ebmlab.lvm.FitConfig`: weighted walkers (JALA-EM), PGD and SOUL."""
@@ -14,15 +14,15 @@ METHODS = ("jala", "pgd", "soul")
 
 @dataclass(frozen=True)
 class FitConfig:
-    """method: "jala" (weighted walkers), "pgd" or "soul" (unweighted).  step_size: Langevin step h.
-    kernel: the engine's kernel ("ula"; "mala" reweights by the AIS work only).  chain_steps: SOUL's Langevin
-    steps per update (1 for the others).  ess_threshold / resampler: resampling of the gradient's walkers (jala;
+    """method: "jala" (weighted walkers), "pgd" or "soul" (unweighted).  move: the walkers' move at each update
+    (kernel "ula", or "mala", which reweights by the AIS work only; step size h; ``n_steps`` kernel steps).
+    chain_steps: SOUL's moves per update, its gradient averaged over the states they visit (1 for the others).
+    ess_threshold / resampler: resampling of the gradient's walkers (jala;
     None = never).  estimator: run the estimator population (jala), of ``n_walkers`` walkers, resampled
     multinomially at ``estimator_threshold`` (None = never) so that its genealogy standard error holds."""
 
     method: str = "jala"
-    step_size: float = 1e-6
-    kernel: str = "ula"
+    move: Move = field(default_factory=lambda: Move("ula", 1e-6))
     chain_steps: int = 1
     ess_threshold: float | None = None
     resampler: str = "systematic"
@@ -32,23 +32,19 @@ class FitConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
-        smc.Move(self.kernel, self.step_size)
+        if not isinstance(self.move, Move):
+            raise TypeError(f"move must be a Move (ebmlab.sampling.smc.Move), got {type(self.move).__name__}")
         check_int("chain_steps", self.chain_steps, 1)
         if self.method != "soul" and self.chain_steps != 1:
             raise ValueError(f"chain_steps applies to soul only; {self.method} moves its walkers once per update")
         get_resampler(self.resampler)
         for name in ("ess_threshold", "estimator_threshold"):
-            t = getattr(self, name)
-            if t is not None and not (isinstance(t, (int, float)) and 0 < t <= 1):
-                raise ValueError(f"{name} must lie in (0, 1] or be None, got {t!r}")
+            if getattr(self, name) is not None:
+                check_threshold(getattr(self, name), name)
 
     @property
     def weighted(self) -> bool:
         return self.method == "jala"
-
-    @property
-    def move(self) -> smc.Move:
-        return smc.Move(self.kernel, self.step_size)
 
 
 __all__ = ["METHODS", "FitConfig"]

@@ -178,7 +178,7 @@ class LatentFit:
         return row
 
     def _soul_chain(self) -> None:
-        """SOUL: ``chain_steps`` unweighted Langevin steps at fixed theta; the gradient of the mean U over the
+        """SOUL: ``chain_steps`` unweighted moves at fixed theta; the gradient of the mean U over the
         walkers, averaged over the states the chain visits (accumulated in the parameters' .grad)."""
         m = self.config.chain_steps
         for _ in range(m):
@@ -261,7 +261,7 @@ class LatentFit:
     def resume(self, path: str | os.PathLike) -> None:
         """Continue from :meth:`save`'s checkpoint (refused, naming the fields, under other settings)."""
         state = ckpt.load(path)
-        ckpt.check_settings(state, CHECKPOINT_FORMAT, self.settings())
+        ckpt.check_settings(ckpt.nested_move(state, "config"), CHECKPOINT_FORMAT, self.settings())
         self.potential.load_state_dict(state["potential"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.walkers = _walkers(state["walkers"])

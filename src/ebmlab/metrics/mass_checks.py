@@ -48,7 +48,7 @@ class MassCheck:
     """Settings of :func:`check_class_masses`.
 
     smc_particles / pilot_particles: tempered-SMC walkers and its independent pilot; cess_target: the
-    conditional ESS/N kept between temperatures; smc_moves: preconditioned MALA steps per temperature;
+    conditional ESS/N kept between temperatures; smc_steps: preconditioned MALA steps per temperature;
     smc_step_size: the pilot's first MALA step (in whitened coordinates); is_draws: importance draws;
     defensive: weight of the initial model in the proposal mixture; ridge: added to each class covariance,
     relative to its mean variance; chains / chain_steps / chain_step_size: the MALA chains from the walkers;
@@ -61,7 +61,7 @@ class MassCheck:
     smc_particles: int = 2000
     pilot_particles: int = 500
     cess_target: float = 0.9
-    smc_moves: int = 3
+    smc_steps: int = 3
     smc_step_size: float = 0.5
     is_draws: int = 20_000
     defensive: float = 0.2
@@ -74,7 +74,7 @@ class MassCheck:
     min_is_ess: int = 100
 
     def __post_init__(self) -> None:
-        minimum = {"smc_particles": 2, "pilot_particles": 2, "smc_moves": 1, "is_draws": 2, "chains": 2}
+        minimum = {"smc_particles": 2, "pilot_particles": 2, "smc_steps": 1, "is_draws": 2, "chains": 2}
         for name, low in (minimum | {"min_is_ess": 1, "chain_steps": 0}).items():
             check_int(f"MassCheck.{name}", getattr(self, name), low)
         for name in ("cess_target", "defensive", "min_ess_frac"):
@@ -92,7 +92,7 @@ def tempered_class_masses(
     """Masses (C,), their genealogy SEs, log Z (nats) and its SE, the final ESS/N, the number of surviving
     ancestors and of temperatures, by pilot-adapted tempered SMC from ``base`` (exact ``sample`` and
     ``log_z``) to exp(-energy); also the final walkers ``x`` (N, d) and ``log_w`` (N,)."""
-    move = smc.Move("mala", cfg.smc_step_size, n_steps=cfg.smc_moves)
+    move = smc.Move("mala", cfg.smc_step_size, n_steps=cfg.smc_steps)
     tempering = Tempering(cess_target=cfg.cess_target, precondition=True)
     with torch.no_grad():
         log_z0 = float(base.log_z())

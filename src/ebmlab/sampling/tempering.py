@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import InitVar, dataclass, replace
 
 import torch
 from torch import Tensor
 
+from ..deprecation import warn_renamed
 from .langevin import EnergyFn, check_step_size
 from .preconditioner import Preconditioner
 from .smc import Move, MoveInfo, anneal, start, step
@@ -51,25 +52,32 @@ class Tempering:
     """How the pilot adapts a schedule (:func:`adapt_schedule`).
 
     cess_target: each next temperature is the largest b whose reweighting keeps the conditional ESS / N of
-    the pilot walkers >= this (Zhou, Johansen & Aston 2016); pilot_moves: kernel steps per temperature in
-    the pilot (None: as many as the run); accept_target: the pilot scales its step size by
+    the pilot walkers >= this (Zhou, Johansen & Aston 2016); pilot_steps: kernel steps per temperature in
+    the pilot (None: as many as the run's move; the old name ``pilot_moves=`` still works, with a
+    DeprecationWarning); accept_target: the pilot scales its step size by
     exp(2 (acceptance - target)) after each temperature (MALA; ULA keeps it); precondition: move in the
     coordinates of the pilot walkers' weighted mean and covariance at each temperature (flat walkers, N > d
     advisable); max_temperatures: refuse to go on beyond this many.
     """
 
     cess_target: float = 0.95
-    pilot_moves: int | None = None
+    pilot_steps: int | None = None
     accept_target: float = 0.65
     precondition: bool = True
     max_temperatures: int = 10_000
+    pilot_moves: InitVar[int | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, pilot_moves: int | None) -> None:
+        if pilot_moves is not None:
+            warn_renamed("Tempering(pilot_moves=)", "Tempering(pilot_steps=)")
+            if self.pilot_steps is not None:
+                raise TypeError("Tempering(): pass pilot_steps= (pilot_moves= is its old name), not both")
+            object.__setattr__(self, "pilot_steps", pilot_moves)
         if not 0 < self.cess_target < 1:
             raise ValueError(f"cess_target must lie in (0, 1), got {self.cess_target!r}")
         if not 0 < self.accept_target < 1:
             raise ValueError(f"accept_target must lie in (0, 1), got {self.accept_target!r}")
-        for name in ("pilot_moves", "max_temperatures"):
+        for name in ("pilot_steps", "max_temperatures"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
@@ -113,7 +121,7 @@ def adapt_in_place(
             "or use Tempering(precondition=False)"
         )
     walkers = start(energy0, x.detach())
-    steps = move.n_steps if tempering.pilot_moves is None else tempering.pilot_moves
+    steps = move.n_steps if tempering.pilot_steps is None else tempering.pilot_steps
     h, beta = move.step_size, 0.0
     schedule: list[Temperature] = []
     while beta < 1.0:

@@ -43,6 +43,24 @@ def settings_diff(saved: dict[str, Any], current: dict[str, Any], label: str = "
     ]
 
 
+MOVE_FIELDS = {"kernel": "kernel", "step_size": "step_size", "noise_std": "noise_std", "steps_per_update": "n_steps"}
+MOVE_DEFAULTS = {"noise_std": None, "n_steps": 1, "compile": False}
+
+
+def nested_move(state: dict[str, Any], key: str = "phase") -> dict[str, Any]:
+    """``state`` with the config recorded under ``settings[key]`` in today's form: checkpoints written before
+    the configs took a :class:`~ebmlab.sampling.smc.Move` recorded its fields flat (``steps_per_update`` for
+    ``n_steps``; absent fields had their defaults)."""
+    config = state.get("settings", {}).get(key)
+    if not isinstance(config, dict) or "move" in config or not {"kernel", "step_size"} <= set(config):
+        return state
+    flat = {k: v for k, v in config.items() if k not in MOVE_FIELDS}
+    move = MOVE_DEFAULTS | {new: config[old] for old, new in MOVE_FIELDS.items() if old in config}
+    if key == "phase":
+        del move["compile"]  # not a checked setting of the trainer
+    return state | {"settings": state["settings"] | {key: flat | {"move": move}}}
+
+
 def check_settings(state: dict[str, Any], fmt: int, settings: dict[str, Any]) -> None:
     """Refuse a checkpoint of another format, or one written with other settings, naming the fields."""
     if state.get("format") != fmt:

@@ -25,7 +25,8 @@ class Checkpointable(TrainerFields):
 
     def settings(self) -> dict[str, Any]:
         """What a checkpoint must agree with to be resumed here (checked by :meth:`load_state_dict`)."""
-        phase = {k: v for k, v in asdict(self.phase).items() if k != "compile"}  # rounding only
+        phase = asdict(self.phase)
+        del phase["move"]["compile"]  # rounding only
         return {
             "phase": phase,
             "n_walkers": self.n_walkers,
@@ -67,7 +68,7 @@ class Checkpointable(TrainerFields):
         """Restore a :meth:`state_dict`; each process takes its shard of the walkers (any number of
         processes dividing N and M).  A checkpoint of another format or with other settings (phase,
         population sizes, energy or optimiser class, data) is refused with a ValueError naming them."""
-        ckpt.check_settings(state, CHECKPOINT_FORMAT, self.settings())
+        ckpt.check_settings(ckpt.nested_move(state), CHECKPOINT_FORMAT, self.settings())
         self.energy.load_state_dict(state["energy"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:

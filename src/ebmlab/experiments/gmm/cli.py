@@ -7,7 +7,6 @@ from dataclasses import replace
 
 from ...distributed import NOISE_MODES
 from ...sampling.resampling import SCOPES
-from ...training import negative_phase
 from ...uncertainty import reliability_warnings
 from ..study import (
     add_device_arg,
@@ -16,6 +15,7 @@ from ..study import (
     add_walker_args,
     exit_code,
     resolve_device,
+    study_phase,
 )
 from .config import (
     DEFAULT_SEEDS,
@@ -102,14 +102,7 @@ def config_from_args(args: argparse.Namespace) -> GmmConfig:
         raise ValueError("--iters must be >= 1 and --data >= 2")
     if cfg.log_z_walkers is not None and (cfg.log_z_walkers < 0 or cfg.log_z_walkers == 1):
         raise ValueError(f"--log-z-walkers must be 0 (off) or >= 2, got {cfg.log_z_walkers}")
-    negative_phase(
-        "jarzynski",
-        step_size=cfg.step_size,
-        resampler=cfg.resampler,
-        ess_threshold=cfg.ess_threshold,
-        kernel=cfg.kernel,
-        cess_target=cfg.cess_target,
-    )
+    study_phase("jarzynski", cfg, cfg.step_size)
     return cfg
 
 

@@ -99,7 +99,7 @@ def run_one(cfg: GmmConfig, method: str, ctx: RunContext) -> dict[str, Any]:
     """Train one (method, seed) in ``ctx`` and return its metrics (raises DivergenceError on blow-up);
     ``ctx.compile`` changes rounding only, so it is not a recorded setting."""
     trainer, model, data = build_trainer(cfg, method, ctx.seed, ctx.collective, ctx.device)
-    trainer.phase = replace(trainer.phase, compile=ctx.compile)
+    trainer.phase = replace(trainer.phase, move=replace(trainer.phase.move, compile=ctx.compile))
     t_model = teacher(cfg).to(data.device)
     with torch.no_grad():
         entropy = float(t_model(data).mean() + t_model.log_z())  # E_data[U_*] + log Z_*

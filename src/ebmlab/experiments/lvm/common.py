@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ...lvm import FitConfig, LatentFit, Whitened
+from ...sampling.kernels import Move
 from .config import WalkerSettings
 
 
@@ -35,7 +36,7 @@ def run_jala(
         opt,
         n_walkers=cfg.n_walkers,
         generator=torch.Generator().manual_seed(seed),
-        config=FitConfig(step_size=cfg.step_size),
+        config=FitConfig(move=Move("ula", cfg.step_size)),
         log_z0=log_z0,
     )
     if ckpt.exists():

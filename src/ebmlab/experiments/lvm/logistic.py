@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ...lvm import FitConfig, LatentFit, laplace_whitening
 from ...lvm.logistic import BayesLogistic, log_predictive
+from ...sampling.kernels import Move
 from .config import LogisticConfig
 
 F64 = torch.float64
@@ -41,10 +42,12 @@ def load_split(cfg: LogisticConfig, seed: int) -> tuple[Tensor, Tensor, Tensor, 
 
 
 def fit_config(cfg: LogisticConfig, method: str) -> FitConfig:
+    """The fit settings of ``method``: one ULA step of ``cfg.step_size`` per update; resampling for jala."""
+    move = Move("ula", cfg.step_size)
     if method == "jala":
         thr = cfg.ess_threshold
-        return FitConfig("jala", cfg.step_size, ess_threshold=thr, estimator=True, estimator_threshold=thr)
-    return FitConfig(method, cfg.step_size, chain_steps=cfg.soul_chain if method == "soul" else 1, estimator=False)
+        return FitConfig("jala", move, ess_threshold=thr, estimator=True, estimator_threshold=thr)
+    return FitConfig(method, move, chain_steps=cfg.soul_chain if method == "soul" else 1, estimator=False)
 
 
 def run_one(

@@ -64,7 +64,7 @@ class StudyConfig:
     def negative_phase(self, method: str, step_size: float, **extra) -> NegativePhase:
         """The negative phase of ``method`` under these settings: ``steps_per_update`` moves of ``kernel``
         with drift step ``step_size``; resampling and ESS control for Jarzynski; CD's resets."""
-        return study_phase(method, self, step_size=step_size, steps_per_update=self.steps_per_update, **extra)
+        return study_phase(method, self, step_size, self.steps_per_update, **extra)
 
     def trainer_options(self, method: str) -> dict:
         """The :class:`~ebmlab.training.Trainer` options these settings ask for: the ESS-adaptive learning
@@ -86,9 +86,9 @@ class LowDimConfig(StudyConfig):
     mean and covariance (exact initial draws and log Z).  Class regions: RBF SVC with C = ``svc_c``.
     Model masses: grid quadrature on [-grid_half_width, grid_half_width]^dim with ``grid_cells`` per
     axis (dim <= 2), and AIS from the initial model at every evaluation (``ais_particles`` particles,
-    ``ais_steps`` temperatures, ``ais_moves`` MALA moves of step ``ais_step_size`` at each) and, larger
-    (``final_ais_particles``, ``final_ais_steps``), for the final model; with ``mass_check`` the final
-    model's masses also by three independent estimators (:mod:`ebmlab.metrics.mass_checks`).
+    ``ais_temperatures`` temperatures, ``ais_mala_steps`` MALA steps of size ``ais_step_size`` at each)
+    and, larger (``final_ais_particles``, ``final_ais_temperatures``), for the final model; with
+    ``mass_check`` the final model's masses also by three independent estimators (:mod:`ebmlab.metrics.mass_checks`).
     ``precondition``: the walkers' kernel runs in the coordinates whitened by the training data's mean and
     covariance (a fixed :class:`~ebmlab.sampling.preconditioner.Preconditioner`).
     """
@@ -101,11 +101,11 @@ class LowDimConfig(StudyConfig):
     grid_half_width: float = 40.0  # 8 standard deviations of the initial model (scale 5)
     grid_cells: int = 500
     ais_particles: int = 1000
-    ais_steps: int = 100
+    ais_temperatures: int = 100
     ais_step_size: float = 2.0  # MALA step for coordinates of scale 5 (acceptance about 0.8-0.9)
-    ais_moves: int = 2
+    ais_mala_steps: int = 2
     final_ais_particles: int = 4000
-    final_ais_steps: int = 1000
+    final_ais_temperatures: int = 1000
     precondition: bool = False  # move the walkers in the coordinates whitened by the data's mean and covariance
     mass_check: MassCheck | None = None  # final masses by three independent estimators (dim > 2)
 
@@ -180,7 +180,7 @@ class PixelConfig(StudyConfig):
 
 _LOW_QUICK: dict[str, Any] = dict(
     n_walkers=400, log_z_walkers=400, iters=60, eval_every=20, checkpoint_every=20, grid_cells=120,
-    ais_particles=200, ais_steps=20, final_ais_particles=400, final_ais_steps=40,
+    ais_particles=200, ais_temperatures=20, final_ais_particles=400, final_ais_temperatures=40,
 )  # fmt: skip
 _DIGITS8X8_SPLIT: dict[str, Any] = dict(
     ebm_unit=30, heldout_unit=8
@@ -193,7 +193,7 @@ PRESETS: dict[str, dict[str, StudyConfig]] = {
     "pca": {
         "quick": LowDimConfig(space="pca", dim=8, scale=3.0, ais_step_size=0.3, **_LOW_QUICK),
         # the label-free variant; in 8-D AIS needs more, smaller steps (acceptance about 0.6)
-        "cpu": LowDimConfig(space="pca", dim=8, scale=3.0, ais_particles=2000, ais_steps=300, ais_step_size=0.3),
+        "cpu": LowDimConfig(space="pca", dim=8, scale=3.0, ais_particles=2000, ais_temperatures=300, ais_step_size=0.3),
     },
     "digits8x8": {  # the 64 pixels of scikit-learn's 8x8 digits (177/183/181 images of 2/3/6)
         "quick": LowDimConfig(
@@ -204,7 +204,7 @@ PRESETS: dict[str, dict[str, StudyConfig]] = {
             dim=DIGITS8X8_DIM,
             scale=3.0,
             ais_particles=2000,
-            ais_steps=300,
+            ais_temperatures=300,
             ais_step_size=0.1,
             **_DIGITS8X8_SPLIT,
         ),

@@ -78,11 +78,13 @@ def model_ais(
 ) -> dict[str, Any]:
     """AIS class masses and log Z of ``energy`` from its initial model N(0, scale^2 I), the Gaussian with
     the data's mean and covariance (the coordinates are standardised, then multiplied by ``scale``);
-    with ``final`` the larger run of the final model (``final_ais_particles``, ``final_ais_steps``).
+    with ``final`` the larger run of the final model (``final_ais_particles``, ``final_ais_temperatures``).
     Its draws come from :func:`~ebmlab.experiments.study.eval_generator` (seed, step)."""
     base = Gaussian(torch.zeros(cfg.dim), cfg.scale, learn_std=False)
-    move = smc.Move("mala", step_size=cfg.ais_step_size, n_steps=cfg.ais_moves)
-    particles, steps = (cfg.final_ais_particles, cfg.final_ais_steps) if final else (cfg.ais_particles, cfg.ais_steps)
+    move = smc.Move("mala", step_size=cfg.ais_step_size, n_steps=cfg.ais_mala_steps)
+    particles, steps = (
+        (cfg.final_ais_particles, cfg.final_ais_temperatures) if final else (cfg.ais_particles, cfg.ais_temperatures)
+    )
     out = ais_class_masses(
         energy,
         base,

@@ -73,7 +73,7 @@ def run_one(study: Study, method: str, ctx: RunContext) -> dict[str, Any]:
     """
     cfg, seed, ckpt, collective = study.cfg, ctx.seed, ctx.checkpoint, ctx.collective
     trainer = study.build_trainer(method, seed, collective)
-    trainer.phase = replace(trainer.phase, compile=ctx.compile)
+    trainer.phase = replace(trainer.phase, move=replace(trainer.phase.move, compile=ctx.compile))
     if ckpt.exists():
         trainer.resume(ckpt)
 

@@ -21,13 +21,13 @@ PRESET_NAMES = ("quick", "cpu")
 # evaluations during training (the final model's masses are measured by the three-way check instead), the
 # increment split recorded, and the check of every final model in more than two dimensions
 _CPU = dict(
-    n_walkers=2000, log_z_walkers=2000, eval_every=250, ais_particles=500, ais_steps=100, final_ais_particles=1000,
-    final_ais_steps=200,
+    n_walkers=2000, log_z_walkers=2000, eval_every=250, ais_particles=500, ais_temperatures=100,
+    final_ais_particles=1000, final_ais_temperatures=200,
 )  # fmt: skip
 _CPU_CHECK = MassCheck(
-    smc_particles=4000, pilot_particles=1000, cess_target=0.95, smc_moves=5, chain_steps=3000, chain_step_size=0.1
+    smc_particles=4000, pilot_particles=1000, cess_target=0.95, smc_steps=5, chain_steps=3000, chain_step_size=0.1
 )
-_QUICK_CHECK = MassCheck(smc_particles=200, pilot_particles=100, smc_moves=1, is_draws=2000, chains=100, chain_steps=50)
+_QUICK_CHECK = MassCheck(smc_particles=200, pilot_particles=100, smc_steps=1, is_draws=2000, chains=100, chain_steps=50)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from ...distributed import LOCAL, Collective
 from ...errors import DivergenceError
 from ...io import read_json, write_json
+from ...sampling.kernels import Move
 from ...training import NegativePhase, negative_phase
 from ...training.checkpoint import settings_diff
 from .args import (
@@ -44,11 +45,11 @@ STUDY_FILE = "study.json"
 EXTENDABLE = ("iters",)  # settings --resume may raise: the runs continue from their checkpoints
 
 
-def study_phase(method: str, cfg: Any, **fields: Any) -> NegativePhase:
-    """The negative phase of ``method`` from a study config's walker settings: ``cfg.kernel``; for Jarzynski
-    ``cfg.resampler``, ``cfg.ess_threshold`` and ``cfg.cess_target``; for CD ``cfg.cd_reset_every``; plus
-    ``fields`` (step size, steps per update, ...)."""
-    overrides = dict(kernel=cfg.kernel, **fields)
+def study_phase(method: str, cfg: Any, step_size: float, n_steps: int = 1, **fields: Any) -> NegativePhase:
+    """The negative phase of ``method`` from a study config's walker settings: ``n_steps`` steps of
+    ``cfg.kernel`` with step size ``step_size`` per update; for Jarzynski ``cfg.resampler``,
+    ``cfg.ess_threshold`` and ``cfg.cess_target``; for CD ``cfg.cd_reset_every``; plus ``fields``."""
+    overrides = dict(move=Move(cfg.kernel, step_size, n_steps=n_steps), **fields)
     if method == "jarzynski":
         overrides.update(resampler=cfg.resampler, ess_threshold=cfg.ess_threshold, cess_target=cfg.cess_target)
     if method == "cd":
