@@ -140,7 +140,13 @@ def test_options_that_do_not_apply_are_said_and_left_out(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "note: --reps does not apply to the equivalence experiment (ignored)" in printed
     assert "note: --steps does not apply" in printed
-    assert metrics(tmp_path)["config"] == {"experiment": "equivalence", "preset": "quick", "n1": 40, "n2": 40}
+    m = metrics(tmp_path)
+    assert m["config"] == {"experiment": "equivalence", "preset": "quick", "n1": 40, "n2": 40}
+    assert m["notes"] == [
+        "--reps does not apply to the equivalence experiment (ignored)",
+        "--steps does not apply to the equivalence experiment (ignored)",
+    ]
+    assert printed.count("does not apply") == 2
 
 
 @pytest.mark.parametrize(

@@ -69,15 +69,16 @@ def main(args: argparse.Namespace) -> int:
         print("DeprecationWarning: --seed is deprecated and will be removed; use --seeds", file=sys.stderr)
         seeds = args.seed
     given = {name: getattr(args, name) for name in SIZES if getattr(args, name) is not None}
-    for name in (n for n in given if n not in USES[exp]):
-        print(f"note: {option(name)} does not apply to the {exp} experiment (ignored)")
+    notes = [f"{option(n)} does not apply to the {exp} experiment (ignored)" for n in given if n not in USES[exp]]
     cfg = preset(exp, args.preset, **{k: v for k, v in given.items() if k in USES[exp]})
+    for note in notes:  # said before the run starts, recorded in metrics.json
+        print(f"note: {note}")
     seeds = seeds or DEFAULT_SEEDS[args.preset]
     metrics = run_study(
         cfg, args.preset, seeds, args.out, resume=args.resume, overwrite=args.overwrite,
-        progress=False if args.no_progress else None, device=device,
+        progress=False if args.no_progress else None, device=device, notes=notes,
     )  # fmt: skip
-    for note in metrics["notes"]:
+    for note in metrics["notes"][len(notes) :]:  # the study skeleton's
         print(f"note: {note}")
     for seed, res in metrics["runs"][exp].items():
         print(f"seed {seed}:")

@@ -98,8 +98,10 @@ def run_study(
     overwrite: bool,
     progress: bool | None,
     device: torch.device,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Run (or on ``resume`` reuse) every seed, plot each, write ``metrics.json``; returns the metrics."""
+    """Run (or on ``resume`` reuse) every seed, plot each, write ``metrics.json`` (with ``notes`` and the skeleton's
+    own); returns the metrics."""
     exp = cfg.experiment
     config = {"experiment": exp, "preset": preset, **cfg.used()}
 
@@ -107,7 +109,7 @@ def run_study(
         with torch.device(ctx.device):  # every tensor and generator of the run lives there
             return {**run_experiment(cfg, ctx.seed, ctx.progress is not False), "status": "ok"}
 
-    runs, notes = run_grid(
+    runs, grid_notes = run_grid(
         "estimators", config, [exp], seeds, out, run_one, resume=resume, overwrite=overwrite, progress=progress,
         device=device,
     )  # fmt: skip
@@ -121,7 +123,7 @@ def run_study(
         "config": config,
         "runs": runs,
         "summary": {exp: summary(runs[exp])},
-        "notes": notes,
+        "notes": [*notes, *grid_notes],
         "pngs": pngs,
     }
     write_json(metrics, out / "metrics.json")
