@@ -48,7 +48,7 @@ def test_estimators_study_on_the_cpu_device(tmp_path):
         )
         == 0
     )
-    assert json.loads((tmp_path / "equivalence.json").read_text())["experiment"] == "equivalence"
+    assert json.loads((tmp_path / "metrics.json").read_text())["runs"]["equivalence"]["0"]["status"] == "ok"
 
 
 def cuda_trainer(noise="replicated", compile=False):

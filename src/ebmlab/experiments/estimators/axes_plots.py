@@ -16,7 +16,7 @@ def _positive(values: list[float]) -> list[float]:
     return [v if v is not None and math.isfinite(v) and v > 0 else math.nan for v in values]
 
 
-def plot_axis(res: dict[str, Any], out: Path) -> list[Path]:
+def plot_axis(res: dict[str, Any], out: Path, tag: str = "") -> list[Path]:
     axis = res["axis"]
     values = axis["values"]
     categorical = isinstance(values[0], str)
@@ -50,7 +50,7 @@ def plot_axis(res: dict[str, Any], out: Path) -> list[Path]:
     axes[1].set(yscale="log", ylabel="CPU ms per replicate (one thread)", title="cost")
     axes[1].legend(fontsize=7, loc="center", ncol=2)  # the cost panel's middle is empty: accurate vs cheap lines
     fig.suptitle(_caption(res), fontsize=10)
-    path = out / f"{res['experiment']}_mse.png"
+    path = out / f"{res['experiment']}_mse{tag}.png"
     save(fig, path)
     return [path]
 

@@ -1,6 +1,6 @@
 """Normalizing-constant estimator experiments in Martino's style, on targets with known Z.
 
-``ebmlab estimators --experiment EXP [--reps R] [--out DIR]`` with EXP one of
+``ebmlab estimators --experiment EXP [--preset quick|cpu] [--reps R] [--seeds S] [--out DIR]`` with EXP one of
 
 - ``noise-scale``: MSE of log Z for IS, reciprocal IS, geometric and optimal bridge, NCE and 2-state
   RLR as the scale s of the proposal/noise q = N(0, s^2 I) varies (Gaussian and Gaussian-mixture
@@ -15,92 +15,76 @@
   family (Gaussian, Student-t, Gaussian mixture) varies; ``ratio`` also gives NCE's parameter MSE when it
   learns theta.  ``--n1``/``--n2`` set the sample sizes (``ratio``: their sum is the fixed budget).
 
-Each writes ``<experiment>.json`` and PNGs into --out.  One module per experiment; this one holds the
-command line.
+Options shared with the other studies: ``--preset quick|cpu`` (``cpu``, the default: 100 replicates, N1 = N2 = 500,
+the GMM study's own sizes; ``quick``: seconds per experiment), explicit sizes override it; ``--seeds 0,1,2`` (one run
+per seed; ``--seed N`` is a deprecated alias); ``--out``, ``--resume``, ``--overwrite``, ``--no-progress``;
+``--device``.  Writes ``study.json``, ``metrics.json`` (config, seeds, runs by experiment and seed, summary over
+seeds, notes), ``runs/`` and one set of PNGs per seed into --out.  One module per experiment (the study in
+:mod:`.run`, the settings in :mod:`.config`); this one holds the command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
+import sys
 from typing import Any
 
-import torch
+from ..study import add_device_arg, add_output_args, exit_code, int_list, resolve_device
+from .axes import AXES
+from .axes_plots import axis_report
+from .config import DEFAULT_SEEDS, EXPERIMENTS, PRESET_NAMES, SIZES, USES, option, preset
+from .run import run_study
 
-from ...io import write_json
-from ..study import add_device_arg, resolve_device
-from .axes import AXES, RUNS
-from .axes_plots import axis_report, plot_axis
-from .equivalence import plot_equivalence, run_equivalence
-from .mis import plot_mis, run_mis
-from .nce_gmm import NceGmmConfig, plot_nce_gmm, run_nce_gmm
-from .noise_scale import plot_noise_scale, run_noise_scale
-
-EXPERIMENTS = ("noise-scale", "mis", "equivalence", "nce-gmm", *AXES)
-
-
-def _at_least(minimum: int, maximum: int | None = None):
-    """argparse type: an integer in [minimum, maximum], with a one-line error otherwise."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-            raise argparse.ArgumentTypeError(f"must be an integer {bound}, got {value}")
-        return value
-
-    return parse
+SIZE_HELP = {
+    "reps": "replicates per setting (noise-scale, mis, ratio, dimension, offset, proposals)",
+    "n1": "target draws (noise-scale, equivalence, axes; ratio: N1 + N2 is the budget)",
+    "n2": "proposal draws (noise-scale, equivalence, axes)",
+    "steps": "NCE training steps (nce-gmm)",
+    "dim": "dimension of the GMM study (nce-gmm)",
+    "n_data": "data points of the GMM study (nce-gmm)",
+}
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", choices=EXPERIMENTS, required=True)
-    p.add_argument("--reps", type=_at_least(2), default=100, help="replicates per setting (not equivalence, nce-gmm)")
-    p.add_argument("--n1", type=_at_least(2), default=500, help="target draws (noise-scale, equivalence, axes)")
-    p.add_argument("--n2", type=_at_least(2), default=500, help="proposal draws (noise-scale, equivalence, axes)")
-    p.add_argument("--seed", type=_at_least(0, 2**63 - 1), default=0)
-    p.add_argument("--steps", type=_at_least(1), default=None, help="NCE training steps (nce-gmm)")
-    p.add_argument("--dim", type=_at_least(1), default=None, help="dimension of the GMM study (nce-gmm; default 50)")
-    p.add_argument("--n-data", type=_at_least(4), default=None, help="data points of the GMM study (nce-gmm)")
-    p.add_argument("--out", type=Path, default=Path("runs/estimators"), help="output directory")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument(
+        "--preset", choices=PRESET_NAMES, default="cpu", help="cpu (default, the full settings) or quick (seconds)"
+    )
+    for name in SIZES:
+        p.add_argument(option(name), type=int, default=None, help=SIZE_HELP[name] + " (default: the preset's)")
+    p.add_argument("--seeds", type=int_list, default=None, help="comma-separated seeds (default: the preset's, 0)")
+    p.add_argument("--seed", type=int_list, default=None, help="deprecated: use --seeds")
+    add_output_args(p, "runs/estimators")
     add_device_arg(p)
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out} is not a directory: give a directory for the results")
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"cannot create --out {args.out}: {exc.strerror}; choose a writable directory") from None
-    with torch.device(resolve_device(args.device)):  # every tensor and generator of the run lives there
-        res, plot = run(args)
-    pngs = plot(res, args.out)
-    path = args.out / f"{args.experiment}.json"
-    res["pngs"] = [p.name for p in pngs]
-    write_json(res, path)
-    print(report(res))
-    print(f"wrote {path} and {', '.join(p.name for p in pngs)}")
-    return 0
-
-
-def run(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
-    """The chosen experiment's results and its plotting function."""
-    if args.experiment == "noise-scale":
-        return run_noise_scale(args.reps, args.n1, args.n2, args.seed), plot_noise_scale
-    if args.experiment == "mis":
-        return run_mis(args.reps, args.seed), plot_mis
-    if args.experiment == "equivalence":
-        return run_equivalence(args.n1, args.n2, args.seed), plot_equivalence
-    if args.experiment in AXES:
-        return RUNS[args.experiment](args.reps, args.n1, args.n2, args.seed), plot_axis
-    given = {"steps": args.steps, "dim": args.dim, "n_data": args.n_data}
-    cfg = NceGmmConfig(**{k: v for k, v in given.items() if v is not None})
-    return run_nce_gmm(cfg, args.seed, not args.no_progress), plot_nce_gmm
+    exp = args.experiment
+    device = resolve_device(args.device)
+    seeds = args.seeds
+    if args.seed is not None:
+        if seeds is not None:
+            raise ValueError("--seed is a deprecated alias of --seeds: give --seeds only")
+        print("DeprecationWarning: --seed is deprecated and will be removed; use --seeds", file=sys.stderr)
+        seeds = args.seed
+    given = {name: getattr(args, name) for name in SIZES if getattr(args, name) is not None}
+    notes = [f"{option(n)} does not apply to the {exp} experiment (ignored)" for n in given if n not in USES[exp]]
+    cfg = preset(exp, args.preset, **{k: v for k, v in given.items() if k in USES[exp]})
+    for note in notes:  # said before the run starts, recorded in metrics.json
+        print(f"note: {note}")
+    seeds = seeds or DEFAULT_SEEDS[args.preset]
+    metrics = run_study(
+        cfg, args.preset, seeds, args.out, resume=args.resume, overwrite=args.overwrite,
+        progress=False if args.no_progress else None, device=device, notes=notes,
+    )  # fmt: skip
+    for note in metrics["notes"][len(notes) :]:  # the study skeleton's
+        print(f"note: {note}")
+    for seed, res in metrics["runs"][exp].items():
+        print(f"seed {seed}:")
+        print(report(res))
+    print(f"wrote {args.out / 'metrics.json'} and {', '.join(metrics['pngs'])}")
+    return exit_code(metrics["runs"][exp].values())
 
 
 def report(res: dict[str, Any]) -> str:

@@ -84,7 +84,7 @@ def equivalence_checks(
     return e
 
 
-def plot_equivalence(res: dict[str, Any], out: Path) -> list[Path]:
+def plot_equivalence(res: dict[str, Any], out: Path, tag: str = "") -> list[Path]:
     checks = [k for k in next(iter(res["targets"].values())) if k.startswith("E") and k != "E7_standard_errors"]
     fig, ax = plt.subplots(figsize=(9, 4))
     width = 0.8 / len(res["targets"])
@@ -104,6 +104,6 @@ def plot_equivalence(res: dict[str, Any], out: Path) -> list[Path]:
         title="Equivalent estimators on the same data (exact 0 drawn at 1e-17)",
     )
     ax.legend(fontsize=8)
-    path = out / "equivalence.png"
+    path = out / f"equivalence{tag}.png"
     save(fig, path)
     return [path]

@@ -106,7 +106,7 @@ def run_mis(reps: int, seed: int) -> dict[str, Any]:
     return {"experiment": "mis", "reps": reps, "seed": seed, "targets": results}
 
 
-def plot_mis(res: dict[str, Any], out: Path) -> list[Path]:
+def plot_mis(res: dict[str, Any], out: Path, tag: str = "") -> list[Path]:
     names = list(next(iter(res["targets"].values()))["mse"])
     fig, ax = plt.subplots(figsize=(9, 4))
     width = 0.8 / len(res["targets"])
@@ -121,6 +121,6 @@ def plot_mis(res: dict[str, Any], out: Path) -> list[Path]:
     ax.set(yscale="log", ylabel=f"MSE of log Z ({res['reps']} reps)", title="MIS schemes and their RLR/NCE relatives")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y", which="both")
-    path = out / "mis_mse.png"
+    path = out / f"mis_mse{tag}.png"
     save(fig, path)
     return [path]

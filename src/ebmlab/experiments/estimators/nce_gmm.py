@@ -54,7 +54,7 @@ def run_nce_gmm(cfg: NceGmmConfig, seed: int, progress: bool) -> dict[str, Any]:
     return {
         "experiment": "nce-gmm",
         "seed": seed,
-        "config": asdict(cfg),
+        "nce_config": asdict(cfg),  # "config" of a run file is the study's settings
         "mode_masses": {"left": float(masses[left]), "right": float(masses[1 - left])},
         "target_masses": {"left": cfg.left_mass, "right": 1 - cfg.left_mass},
         "means_e1": model.means[:, 0].tolist(),
@@ -68,7 +68,7 @@ def run_nce_gmm(cfg: NceGmmConfig, seed: int, progress: bool) -> dict[str, Any]:
     }
 
 
-def plot_nce_gmm(res: dict[str, Any], out: Path) -> list[Path]:
+def plot_nce_gmm(res: dict[str, Any], out: Path, tag: str = "") -> list[Path]:
     h = res["history"]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
     a.plot(h["step"], h["loss"])
@@ -84,6 +84,6 @@ def plot_nce_gmm(res: dict[str, Any], out: Path) -> list[Path]:
         title=f"mode masses {res['mode_masses']['left']:.3f} / {res['mode_masses']['right']:.3f}",
     )
     b.legend(fontsize=8)
-    path = out / "nce_gmm.png"
+    path = out / f"nce_gmm{tag}.png"
     save(fig, path)
     return [path]

@@ -39,7 +39,7 @@ def run_noise_scale(reps: int, n1: int, n2: int, seed: int) -> dict[str, Any]:
     return {"experiment": "noise-scale", "reps": reps, "n1": n1, "n2": n2, "seed": seed, "targets": results}
 
 
-def plot_noise_scale(res: dict[str, Any], out: Path) -> list[Path]:
+def plot_noise_scale(res: dict[str, Any], out: Path, tag: str = "") -> list[Path]:
     fig, axes = plt.subplots(1, len(res["targets"]), figsize=(4.2 * len(res["targets"]), 3.8))
     for ax, (name, r) in zip(axes, res["targets"].items()):
         for k, (est, mse) in enumerate(r["mse"].items()):
@@ -63,6 +63,6 @@ def plot_noise_scale(res: dict[str, Any], out: Path) -> list[Path]:
         "(optimal bridge = NCE = RLR exactly)",
         fontsize=10,
     )
-    path = out / "noise_scale_mse.png"
+    path = out / f"noise_scale_mse{tag}.png"
     save(fig, path)
     return [path]
