@@ -15,6 +15,7 @@ import torch
 
 from ebmlab.energies import GaussianMixture
 from ebmlab.estimators import ESTIMATORS, GaussianNoise, Problem
+from ebmlab.sampling.kernels import Move
 
 model = GaussianMixture(
     torch.tensor([[-2.0, 0.0], [2.0, 1.0]], dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64), 0.6
@@ -30,7 +31,7 @@ problem = Problem(lambda z: -model(z), [q], x=x, y=y, generator=gen)
 print(f"exact log Z = {exact:.4f} nats; {reps} independent problems of {n} draws each")
 print(f"{'estimator':<16} {'mean log Z':>10} {'mean SE':>8} {'sd over problems':>17} {'mean z-score':>13}")
 rows = []
-for name, options in [("is", {}), ("bridge-optimal", {}), ("ais", {"step_size": 0.1, "betas": 50})]:
+for name, options in [("is", {}), ("bridge-optimal", {}), ("ais", {"move": Move("mala", 0.1), "betas": 50})]:
     est = ESTIMATORS[name](problem, **options)
     z = ((est.log_z - exact) / est.se).mean()
     print(f"{name:<16} {est.log_z.mean():10.4f} {est.se.mean():8.4f} {est.log_z.std():17.4f} {z:13.2f}")

@@ -2,6 +2,7 @@
 message says what was wrong (never NaN, a wrong answer, or an obscure failure further down)."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ import torch
 from ebmlab.energies import Gaussian, MLPEnergy
 from ebmlab.sampling import smc
 from ebmlab.sampling.kernels import Move
-from ebmlab.sampling.resampling import RESAMPLERS, get_resampler
+from ebmlab.sampling.resampling import RESAMPLERS, Resampling, get_resampler
 from ebmlab.sampling.walkers import Walkers, maybe_resample
 from ebmlab.training import NegativePhase, Trainer, negative_phase
 
@@ -194,4 +195,27 @@ def test_engine_rejects_energies_of_the_wrong_shape(energy, message):
 def test_anneal_rejects_a_bad_threshold():
     w = _walkers([0.0] * 4)
     with pytest.raises(ValueError, match="ess_threshold must lie in"):
-        smc.anneal(w, [lambda x: x.square().sum(1)], smc.Move(), G, ess_threshold=2.0)
+        smc.anneal(w, [lambda x: x.square().sum(1)], smc.Move(), G, resampling=Resampling(2.0))
+    with pytest.raises(ValueError, match="ess_threshold must lie in"), pytest.warns(DeprecationWarning):
+        smc.anneal(w, [lambda x: x.square().sum(1)], smc.Move(), G, ess_threshold=2.0)  # the old keyword
+
+
+def test_step_and_anneal_take_a_resampling_and_keep_the_old_keywords():
+    """step(ess_threshold=, resampler=) is step(resampling=Resampling(...)), with a warning; None: never."""
+    energy = lambda x: x.square().sum(1)
+    start = _walkers([0.0, -3.0, 0.0, -3.0])
+    runs = []
+    for how in (dict(resampling=Resampling(0.9, "multinomial")), dict(ess_threshold=0.9, resampler="multinomial")):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            w, info = smc.step(start, energy, smc.Move(), torch.Generator().manual_seed(0), **how)
+        runs.append(w)
+        assert info.resampled and len(caught) == (1 if "ess_threshold" in how else 0)
+    assert torch.equal(runs[0].x, runs[1].x) and torch.equal(runs[0].log_w, runs[1].log_w)
+    with pytest.warns(DeprecationWarning):
+        _, info = smc.step(start, energy, smc.Move(), G, ess_threshold=None)
+    assert not info.resampled
+    with pytest.raises(TypeError, match="not both"):
+        smc.step(start, energy, smc.Move(), G, resampling=None, ess_threshold=0.5)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        smc.anneal(start, [energy], smc.Move(), G, threshold=0.5)

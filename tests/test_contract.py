@@ -15,6 +15,7 @@ from ebmlab.energies import Gaussian
 from ebmlab.estimators import ESTIMATORS, Estimate, GaussianNoise, Problem, get_estimator
 from ebmlab.sampling import smc
 from ebmlab.sampling.langevin import KernelInfo, LangevinState, init_state
+from ebmlab.sampling.resampling import Resampling
 from ebmlab.sampling.walkers import log_z_estimate, log_z_se, normalized_weights
 
 D = torch.float64
@@ -24,8 +25,8 @@ PROPOSAL = GaussianNoise(torch.tensor([1.2, -0.3]), torch.tensor([0.8, 1.2]))
 # options an entry needs (everything else at its defaults)
 OPTIONS = {
     "bridge-power": {"power": 0.3},
-    "ais": {"step_size": 0.3, "betas": 8},
-    "ais-reverse": {"step_size": 0.3, "betas": 8},
+    "ais": {"move": smc.Move("mala", 0.3), "betas": 8},
+    "ais-reverse": {"move": smc.Move("mala", 0.3), "betas": 8},
 }
 NAMES = sorted(ESTIMATORS)
 
@@ -151,7 +152,7 @@ def _anneal(name, event=(3,), n=2000, seed=0):
     walkers = smc.start(start_e, torch.randn(n, *event, generator=g, dtype=D), start_e.log_z(size))
     path = [lambda x, b=b: (1 - b) * start_e(x) + b * target(x) for b in torch.linspace(0, 1, 21)[1:].tolist()]
     walkers, infos = smc.anneal(
-        walkers, path, smc.Move(name, 0.2, n_steps=2), g, ess_threshold=0.5, resampler="multinomial"
+        walkers, path, smc.Move(name, 0.2, n_steps=2), g, resampling=Resampling(0.5, "multinomial")
     )
     return walkers, infos, target.log_z(size)
 

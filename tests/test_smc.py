@@ -8,6 +8,7 @@ import torch
 
 from ebmlab.energies import Gaussian, MLPEnergy
 from ebmlab.sampling.langevin import energy_and_grad, transition_log_weight, ula_propose
+from ebmlab.sampling.resampling import Resampling
 from ebmlab.sampling.smc import Move, advance, get_kernel, start, step
 from ebmlab.sampling.walkers import log_z_estimate, log_z_relvar, log_z_se, normalized_weights, resample
 
@@ -119,7 +120,7 @@ def _shifting_gaussians(seed, n=2000, d=10, k_max=100, shift=3.0):
         with torch.no_grad():
             energy.mean.fill_(shift * t)
             energy.log_std.fill_(math.log(1 + 0.5 * t))
-        walkers, _ = step(walkers, energy, Move("ula", 0.3), g, ess_threshold=0.5, resampler="multinomial")
+        walkers, _ = step(walkers, energy, Move("ula", 0.3), g, resampling=Resampling(0.5, "multinomial"))
     err = float(log_z_estimate(walkers)) - float(energy.log_z().detach())
     return err, float(log_z_se(walkers)), walkers.n_resamplings
 

@@ -146,7 +146,7 @@ def test_adaptive_ais_refuses_bad_input():
     base = DiagonalGaussian(torch.zeros(3, dtype=D), torch.ones(3, dtype=D))
     g = torch.Generator().manual_seed(8)
     x = torch.randn(16, 3, generator=g, dtype=D)
-    kw = dict(step_size=0.5, generator=g)
+    kw = dict(move=Move("mala", 0.5), generator=g)
     with pytest.raises(ValueError, match="needs pilot="):
         ais(base, base, x, 0.0, Tempering(), **kw)
     with pytest.raises(ValueError, match="pilot must have the shape of x"):

@@ -30,7 +30,7 @@ from torch import Tensor
 from ..errors import check_int
 from ..sampling import smc
 from ..sampling.langevin import EnergyFn
-from ..sampling.resampling import check_threshold
+from ..sampling.resampling import check_threshold, multinomial_below
 from ..sampling.tempering import Tempering, adapt_schedule, geometric_path, run_schedule
 from ..sampling.walkers import Walkers, ess, log_z_estimate, log_z_se
 from .estimate import Estimate
@@ -96,8 +96,7 @@ def ais(
             energies,
             move,
             generator,
-            ess_threshold=ess_threshold,
-            resampler="multinomial",
+            resampling=multinomial_below(ess_threshold),
             progress=progress,
         )
     if not bool(torch.isfinite(walkers.log_w).all()):

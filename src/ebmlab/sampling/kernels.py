@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor
 
-from ..deprecation import warn_renamed
+from ..deprecation import from_old_keywords
 from .langevin import KernelInfo, LangevinState, check_step_size, mala, ula
 
 KernelStep = Callable[..., tuple[LangevinState, KernelInfo]]
@@ -80,16 +80,7 @@ LEGACY_MOVE_KEYWORDS = {
 def move_with(owner: str, move: Move | None, legacy: dict[str, Any], base: Move) -> Move:
     """The move of a config built with the old keywords ``legacy`` (``base`` with them, warning that they are
     deprecated), else ``move`` (else ``base``).  A TypeError names unknown keywords or a mix of both forms."""
-    unknown = sorted(set(legacy) - set(LEGACY_MOVE_KEYWORDS))
-    if unknown:
-        raise TypeError(f"{owner}() got unexpected keyword argument(s) {unknown}")
-    if not legacy:
-        return base if move is None else move
-    if move is not None:
-        raise TypeError(f"{owner}(): pass move=Move(...) or the old keywords {sorted(legacy)}, not both")
-    old = ", ".join(f"{k}=" for k in legacy)
-    warn_renamed(f"{owner}({old})", f"{owner}(move=Move(...)) (ebmlab.sampling.smc.Move)")
-    return replace(base, **{LEGACY_MOVE_KEYWORDS[k]: v for k, v in legacy.items()})
+    return from_old_keywords(owner, "move", base if move is None else move, legacy, base, LEGACY_MOVE_KEYWORDS)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,12 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
+
+from ..deprecation import from_old_keywords
 
 Resampler = Callable[[Tensor, int, torch.Generator], Tensor]
 SCOPES = ("global", "local")
@@ -131,3 +134,24 @@ class Resampling:
         get_resampler(self.scheme)
         if self.scope not in SCOPES:
             raise ValueError(f"resample_scope must be one of {SCOPES}, got {self.scope!r}")
+
+
+KEYWORDS = {"ess_threshold": "threshold", "resampler": "scheme", "scope": "scope"}
+"""The keywords that carried a :class:`Resampling`'s fields before the engine took one, and the field each sets."""
+
+
+def resampling_with(
+    owner: str, resampling: Resampling | None, legacy: dict[str, Any], base: Resampling
+) -> Resampling | None:
+    """The resampling of a call made with the old keywords ``legacy`` (``base`` with them, warning that they are
+    deprecated; ``ess_threshold=None``: never), else ``resampling`` (the parameter's default must be ``base``)."""
+    if "ess_threshold" in legacy and legacy["ess_threshold"] is None:  # checked and warned like the others
+        from_old_keywords(owner, "resampling", resampling, legacy | {"ess_threshold": base.threshold}, base, KEYWORDS)
+        return None
+    return from_old_keywords(owner, "resampling", resampling, legacy, base, KEYWORDS)
+
+
+def multinomial_below(threshold: float | None) -> Resampling | None:
+    """Multinomial resampling whenever ESS/N < ``threshold`` (None: never): what an estimate whose genealogy
+    standard error must hold (AIS, tempering, an estimator population) uses."""
+    return None if threshold is None else Resampling(threshold, "multinomial")

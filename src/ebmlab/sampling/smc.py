@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -44,7 +45,7 @@ from ..distributed import LOCAL, Collective, NoiseRows
 from .kernels import KERNELS, Kernel, Move, MoveInfo, get_kernel, move_with
 from .langevin import EnergyFn, init_state, refresh
 from .preconditioner import Preconditioner
-from .resampling import SCOPES, Resampling
+from .resampling import SCOPES, Resampling, resampling_with
 from .walkers import (
     Walkers,
     add_log_weights,
@@ -159,30 +160,33 @@ def advance(
     return walkers, MoveInfo(accept_rate=total[0] / total[1], counts=counts)
 
 
+EVERY_HALF = Resampling(0.5, "systematic")
+""":func:`step`'s default: systematic resampling whenever ESS/N < 0.5, over the whole population."""
+
+
 def step(
     walkers: Walkers,
     energy: EnergyFn,
     move: Move,
     generator: torch.Generator,
     *,
-    ess_threshold: float | None = 0.5,
-    resampler: str = "systematic",
+    resampling: Resampling | None = EVERY_HALF,
     subset: Tensor | None = None,
     rows: NoiseRows | None = None,
     coll: Collective = LOCAL,
-    scope: str = "global",
     precondition: Preconditioner | None = None,
+    **legacy: Any,
 ) -> tuple[Walkers, MoveInfo]:
-    """:func:`advance` (weighted) then resample when the global ESS/N < ``ess_threshold`` (None = never) by
-    ``resampler`` over ``scope`` (a :class:`~ebmlab.sampling.resampling.Resampling`, checked before moving)."""
-    if ess_threshold is not None:
-        Resampling(ess_threshold, resampler, scope)
+    """:func:`advance` (weighted) then ``resampling`` (None: never; the old keywords ``ess_threshold=``,
+    ``resampler=`` and ``scope=`` still work, with a DeprecationWarning)."""
+    resampling = resampling_with("step", resampling, legacy, EVERY_HALF)
     walkers, info = advance(
         walkers, energy, move, generator, subset=subset, rows=rows, coll=coll, precondition=precondition
     )
-    if ess_threshold is None:
+    if resampling is None:
         return walkers, info
-    walkers, resampled = maybe_resample(walkers, ess_threshold, resampler, generator, coll, scope)
+    r = resampling
+    walkers, resampled = maybe_resample(walkers, r.threshold, r.scheme, generator, coll, r.scope)
     return walkers, replace(info, resampled=resampled)
 
 
@@ -192,16 +196,17 @@ def anneal(
     move: Move | Sequence[Move],
     generator: torch.Generator,
     *,
-    ess_threshold: float | None = None,
-    resampler: str = "systematic",
+    resampling: Resampling | None = None,
     progress: bool = False,
     preconditioners: Sequence[Preconditioner | None] | None = None,
+    **legacy: Any,
 ) -> tuple[Walkers, list[MoveInfo]]:
     """Run :func:`step` along a schedule of energies (the walkers start cached under the one before the
-    first); ``move``: one :class:`Move` for every energy or one per energy; ``preconditioners``: one (or
-    None) per energy.  Returns the final walkers and one :class:`MoveInfo` per energy."""
-    if ess_threshold is not None:
-        Resampling(ess_threshold, resampler)  # checked before the first move
+    first); ``move``: one :class:`Move` for every energy or one per energy; ``resampling``: after each energy
+    (None: never; the old ``ess_threshold=``/``resampler=`` still work, with a DeprecationWarning);
+    ``preconditioners``: one (or None) per energy.  Returns the final walkers and one :class:`MoveInfo` per energy."""
+    if legacy:  # the old keywords: ess_threshold (default None: never), resampler
+        resampling = resampling_with("anneal", EVERY_HALF, {"ess_threshold": None} | legacy, EVERY_HALF)
     energies = list(energies)
     moves = [move] * len(energies) if isinstance(move, Move) else list(move)
     pres = [None] * len(energies) if preconditioners is None else list(preconditioners)
@@ -213,9 +218,7 @@ def anneal(
     for energy, mv, pre in tqdm(
         list(zip(energies, moves, pres)), desc="anneal", disable=None if progress else True, leave=False
     ):
-        walkers, info = step(
-            walkers, energy, mv, generator, ess_threshold=ess_threshold, resampler=resampler, precondition=pre
-        )
+        walkers, info = step(walkers, energy, mv, generator, resampling=resampling, precondition=pre)
         infos.append(info)
     return walkers, infos
 

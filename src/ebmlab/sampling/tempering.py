@@ -22,6 +22,7 @@ from torch import Tensor
 from ..deprecation import warn_renamed
 from .langevin import EnergyFn, check_step_size
 from .preconditioner import Preconditioner
+from .resampling import multinomial_below
 from .smc import Move, MoveInfo, anneal, start, step
 from .walkers import Walkers, conditional_ess_fraction, normalized_weights
 
@@ -145,8 +146,7 @@ def adapt_in_place(
             geometric_path(energy0, energy1, b),
             replace(move, step_size=h, n_steps=steps),
             generator,
-            ess_threshold=ess_threshold,
-            resampler="multinomial",
+            resampling=multinomial_below(ess_threshold),
             precondition=pre,
         )
         schedule.append(rung)
@@ -192,8 +192,7 @@ def run_schedule(
         [geometric_path(energy0, energy1, t.beta) for t in schedule],
         [replace(move, step_size=t.step_size) for t in schedule],
         generator,
-        ess_threshold=ess_threshold,
-        resampler="multinomial",
+        resampling=multinomial_below(ess_threshold),
         progress=progress,
         preconditioners=[t.precondition for t in schedule],
     )
