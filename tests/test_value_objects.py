@@ -70,8 +70,10 @@ def test_resampling_is_validated_at_construction(kwargs, message):
 
 
 def test_step_with_nan_ess_threshold_is_refused():
+    with pytest.raises(ValueError, match=r"ess_threshold must lie in \(0, 1\]"), pytest.warns(DeprecationWarning):
+        smc.step(_walkers(), TARGET, smc.Move(), G, ess_threshold=math.nan)  # the old keyword
     with pytest.raises(ValueError, match=r"ess_threshold must lie in \(0, 1\]"):
-        smc.step(_walkers(), TARGET, smc.Move(), G, ess_threshold=math.nan)
+        smc.step(_walkers(), TARGET, smc.Move(), G, resampling=Resampling(math.nan))
 
 
 @pytest.mark.parametrize("beta", [math.nan, -0.5, 0.0, 1.5])
