@@ -4,7 +4,6 @@ on the test set as the reference does (``auprc_best_test_selected``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ from ...latent.anomaly import auprc, heldout_split
 from ...latent.models import LatentModel
 from ...latent.trainer import LatentTrainer
 from ...metrics.classifier import apply_batched
-from ..study import eval_generator
+from ..study import RunContext, eval_generator
 from .build import (
     Sampler,
     describe,
@@ -68,21 +67,11 @@ def best_of(evals: list[dict[str, Any]], final: float, iters: int) -> dict[str, 
     return {"auprc_best_test_selected": best, "auprc_best_iteration": step}
 
 
-def run_anomaly(
-    p: LatentPreset,
-    sampler_name: str,
-    seed: int,
-    digit: int,
-    out: Path,
-    ckpt: Path,
-    data_dir: str | None,
-    resume: bool,
-    device: torch.device,
-    progress: bool | None = None,
-) -> dict[str, Any]:
-    """Train one (sampler, seed) on the normal digits and score the test set; writes the score histogram
-    and the diagnostic PNG."""
-    images, labels, data_note = anomaly_data(data_dir, p.anomaly_pool_train)
+def run_anomaly(p: LatentPreset, sampler_name: str, ctx: RunContext, digit: int) -> dict[str, Any]:
+    """Train one (sampler, seed) on the normal digits but ``digit`` and score the test set; writes the score
+    histogram and the diagnostic PNG."""
+    seed, device, out = ctx.seed, ctx.device, ctx.out
+    images, labels, data_note = anomaly_data(ctx.data_dir, p.anomaly_pool_train)
     i_train, i_test, is_anom = heldout_split(labels, digit)
     if p.anomaly_max_test is not None:  # a seeded subsample keeping both classes (quick preset)
         keep = np.sort(np.random.default_rng(42).permutation(len(i_test))[: p.anomaly_max_test])
@@ -101,7 +90,7 @@ def run_anomaly(
         return {"auprc": auprc(is_anom, anomaly_scores(tr.model, tr.sampler, x_test, g))}
 
     desc = f"anomaly {digit} {sampler_name} seed {seed}"
-    wall = train(trainer, p, ckpt, resume, desc, evaluate, diag_images(x_train, p.diag_n), seed, progress)
+    wall = train(trainer, p, ctx, desc, evaluate, diag_images(x_train, p.diag_n))
     s = anomaly_scores(model, sampler, x_test, eval_generator(seed, p.iters, device))
     final = auprc(is_anom, s)
     loglik, log_p_t = loglik_metrics(model, sampler, x_test, p, eval_generator(seed, p.iters, device), check=False)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,7 +17,7 @@ from ...latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, LEBMSampler
 from ...latent.trainer import LatentTrainer, LoopConfig
 from ...latent.weighted_prior import JarzynskiPriorSampler, Sampler, WeightedPriorConfig, posterior_of, sampler_settings
 from ...metrics.classifier import apply_batched
-from ..study import eval_generator
+from ..study import RunContext, eval_generator
 from .config import LatentPreset, ema_half_life_iters, ema_rate, energy_reg_of, learning_rates
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "gelu": nn.GELU}
@@ -136,18 +135,17 @@ def amortisation_diagnostic(model: LatentModel, sampler: Sampler, x: Tensor, gen
 def train(
     trainer: LatentTrainer,
     p: LatentPreset,
-    ckpt: Path,
-    resume: bool,
+    ctx: RunContext,
     desc: str,
     evaluate: Callable[[LatentTrainer], dict[str, Any]],
     diag_x: Tensor,
-    seed: int,
-    progress: bool | None = None,
 ) -> float:
-    """Run the loop to p.iters with checkpoints (continuing from ``ckpt`` when resuming); returns the wall
-    time.  History rows get ``evaluate(trainer)`` (key "eval") every p.eval_every iterations before the end
-    and the amortisation diagnostic on ``diag_x`` (key "diag") every p.diag_every iterations and at the end."""
-    if resume and ckpt.exists():
+    """Run the loop to p.iters with checkpoints at ``ctx.checkpoint`` (continuing from it when ``ctx.resume``);
+    returns the wall time.  History rows get ``evaluate(trainer)`` (key "eval") every p.eval_every iterations
+    before the end and the amortisation diagnostic on ``diag_x`` (key "diag") every p.diag_every iterations and
+    at the end."""
+    seed, ckpt = ctx.seed, ctx.checkpoint
+    if ctx.resume and ckpt.exists():
         trainer.resume(ckpt)
 
     def callback(tr: LatentTrainer, row: dict[str, Any]) -> None:
@@ -164,7 +162,7 @@ def train(
         checkpoint_every=p.checkpoint_every,
         desc=desc,
         callback=callback,
-        progress=progress,
+        progress=ctx.progress,
     )
     return time.perf_counter() - start
 

@@ -128,16 +128,13 @@ def main(args: argparse.Namespace) -> int:
     config: dict[str, Any] = json.loads(json.dumps(settings | asdict(p)))  # as recorded (tuples become lists)
 
     def run_one(_: str, ctx: RunContext) -> dict[str, Any]:
-        seed, ckpt = ctx.seed, ctx.checkpoint
         if args.task == "toy":
-            return run_toy(p, args.sampler, seed, args.out, device)
+            return run_toy(p, args.sampler, ctx)
         if args.task == "toy-prior":
-            return run_toy_prior(
-                p, args.sampler, seed, args.out, ckpt, args.resume, device, args.compare_with, progress
-            )
+            return run_toy_prior(p, args.sampler, ctx, args.compare_with)
         if args.task == "generate":
-            return run_generate(p, args.sampler, seed, args.out, ckpt, args.data_dir, args.resume, device, progress)
-        return run_anomaly(p, args.sampler, seed, digit, args.out, ckpt, args.data_dir, args.resume, device, progress)
+            return run_generate(p, args.sampler, ctx)
+        return run_anomaly(p, args.sampler, ctx, digit)
 
     by_variant, notes = run_grid(
         "latent",
@@ -149,6 +146,8 @@ def main(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         progress=progress,
+        device=device,
+        data_dir=args.data_dir,
     )
     runs = by_variant[tag]
     notes = notes + loglik_warnings(runs)

@@ -5,7 +5,6 @@ sample grids, and the Frechet distance in the features of a 10-class classifier 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ from ...latent.samplers import LEBMSampler
 from ...latent.trainer import LatentTrainer
 from ...metrics.classifier import accuracy, apply_batched, train_classifier
 from ...metrics.frechet import frechet_distance
-from ..study import eval_generator
+from ..study import RunContext, eval_generator
 from .build import (
     describe,
     diag_images,
@@ -40,19 +39,10 @@ def generate_split(labels: np.ndarray, p: LatentPreset) -> tuple[np.ndarray, np.
     return train_, test, clf
 
 
-def run_generate(
-    p: LatentPreset,
-    sampler_name: str,
-    seed: int,
-    out: Path,
-    ckpt: Path,
-    data_dir: str | None,
-    resume: bool,
-    device: torch.device,
-    progress: bool | None = None,
-) -> dict[str, Any]:
+def run_generate(p: LatentPreset, sampler_name: str, ctx: RunContext) -> dict[str, Any]:
     """Train one (sampler, seed) and evaluate it; writes the sample, reconstruction and diagnostic PNGs."""
-    images, labels = load_mnist(data_dir, "test")
+    seed, device, out = ctx.seed, ctx.device, ctx.out
+    images, labels = load_mnist(ctx.data_dir, "test")
     i_train, i_test, i_clf = generate_split(labels, p)
     x_all = to_signed_unit(images)
     y_all = torch.from_numpy(labels)
@@ -78,7 +68,7 @@ def run_generate(
         return {"test_mse": test_mse(tr, eval_generator(seed, tr.step_count, device))}
 
     desc = f"generate {sampler_name} seed {seed}"
-    wall = train(trainer, p, ckpt, resume, desc, evaluate, diag_images(x_train, p.diag_n), seed, progress)
+    wall = train(trainer, p, ctx, desc, evaluate, diag_images(x_train, p.diag_n))
     start = time.perf_counter()
     g_eval = eval_generator(seed, p.iters, device)
     mse = test_mse(trainer, g_eval)

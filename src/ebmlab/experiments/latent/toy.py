@@ -4,7 +4,6 @@ long-run Langevin reference (reconstruction errors, MMD, KDE heat maps)."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,6 +11,7 @@ import torch
 from ...latent.diffusion import LatentDiffusion, MLPEncoder
 from ...latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, langevin
 from ...latent.toy import mmd_rbf, observe, pinwheel, reconstruction_error, toy_model, train_amortizer
+from ..study import RunContext
 from .config import LatentPreset
 from .plots import toy_kde
 
@@ -28,8 +28,9 @@ def toy_sampler(p: LatentPreset, device: torch.device) -> DAMCSampler:
     )
 
 
-def run_toy(p: LatentPreset, sampler_name: str, seed: int, out: Path, device: torch.device) -> dict[str, Any]:
+def run_toy(p: LatentPreset, sampler_name: str, ctx: RunContext) -> dict[str, Any]:
     """Toy posterior: the sampler's posterior samples vs the long-run Langevin reference."""
+    seed, device = ctx.seed, ctx.device
     torch.manual_seed(seed)
     gen = torch.Generator(device).manual_seed(seed)
     model = toy_model(seed).to(device)
@@ -74,6 +75,6 @@ def run_toy(p: LatentPreset, sampler_name: str, seed: int, out: Path, device: to
         [("true latents z", z_eval), (f"long-run LD ({p.toy_ref_steps} steps)", z_ref), (label, z_s)],
         f"aggregate posterior KDE (bandwidth 0.15); error {label}: {metrics['error_sampler']:.3f}, "
         f"long-run LD: {err_ref:.3f}",
-        out / f"toy_kde_{sampler_name}_seed{seed}.png",
+        ctx.out / f"toy_kde_{sampler_name}_seed{seed}.png",
     )
     return metrics

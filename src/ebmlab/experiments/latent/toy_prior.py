@@ -25,7 +25,7 @@ from ...latent.samplers import ChainConfig, DAMCSampler, LEBMSampler
 from ...latent.toy import TOY_SIGMA, observe, pinwheel, random_mlp_generator
 from ...latent.trainer import LatentTrainer, LoopConfig
 from ...latent.weighted_prior import JarzynskiPriorSampler
-from ..study import eval_generator
+from ..study import RunContext, eval_generator
 from .build import Sampler, weighted_config
 from .config import LatentPreset, energy_reg_of
 from .loglik import loglik_metrics, z_score
@@ -48,19 +48,10 @@ def toy_prior_sampler(p: LatentPreset, name: str, device: torch.device) -> Sampl
     return JarzynskiPriorSampler(sampler, weighted_config(p)) if name == "jarzynski" else sampler
 
 
-def run_toy_prior(
-    p: LatentPreset,
-    sampler_name: str,
-    seed: int,
-    out: Path,
-    ckpt: Path,
-    resume: bool,
-    device: torch.device,
-    compare: list[Path],
-    progress: bool | None = None,
-) -> dict[str, Any]:
+def run_toy_prior(p: LatentPreset, sampler_name: str, ctx: RunContext, compare: list[Path]) -> dict[str, Any]:
     """Train the 2-D prior with one sampler; write the density grids (npz) and PNGs (this run; and, with
     ``compare``, this run beside the same seed's grids found in those output directories)."""
+    seed, device, out, ckpt = ctx.seed, ctx.device, ctx.out, ctx.checkpoint
     torch.manual_seed(seed)
     gen = torch.Generator(device).manual_seed(seed)
     weighted = sampler_name == "jarzynski"
@@ -71,10 +62,10 @@ def run_toy_prior(
     sampler = toy_prior_sampler(p, sampler_name, device)
     loop = LoopConfig(batch_size=p.toy_prior_batch, lr_e=p.toy_prior_lr_e, energy_reg=energy_reg_of(p, sampler_name))
     trainer = LatentTrainer(model, sampler, x_train, loop, gen)
-    if resume and ckpt.exists():
+    if ctx.resume and ckpt.exists():
         trainer.resume(ckpt)
     start = time.perf_counter()
-    trainer.run(p.toy_prior_iters, checkpoint_path=ckpt, checkpoint_every=p.checkpoint_every, progress=progress)
+    trainer.run(p.toy_prior_iters, checkpoint_path=ckpt, checkpoint_every=p.checkpoint_every, progress=ctx.progress)
     wall = time.perf_counter() - start
 
     g_eval = eval_generator(seed, p.toy_prior_iters, device)
