@@ -1,9 +1,15 @@
 """Compare two metrics.json files number by number (bit for bit), ignoring timings.
 
-Usage: python benchmarks/compare_metrics.py BEFORE/metrics.json AFTER/metrics.json
+Usage: python benchmarks/compare_metrics.py BEFORE/metrics.json AFTER/metrics.json [--rename OLD=NEW ...]
 
 Prints every leaf that differs (path, before, after) and the number of numbers compared; exits 1 when any
-differs.  Keys naming a timing (containing "time", "wall" or "seconds") and the recorded device are skipped,
+differs.  ``--rename OLD=NEW`` moves the value at key path OLD of BEFORE to NEW before comparing, for
+settings or results that a refactor moved.  Paths are keys joined by "/"; "*" matches every key at its
+level, and the k-th "*" of NEW takes the key the k-th "*" of OLD matched, e.g.
+``runs/*/config/steps_per_update=runs/*/config/move/n_steps``.  A path matching nothing is an error, so a
+rename cannot silently compare nothing.
+
+Keys naming a timing (containing "time", "wall" or "seconds") and the recorded device are skipped,
 as are file paths (strings ending in .png / .pt / .json), which name the output directory.
 """
 
@@ -55,11 +61,48 @@ def differences(before: Any, after: Any, path: str = "") -> tuple[list[str], int
     return ([] if _same(before, after) else [f"{path}: {before!r} != {after!r}"]), int(number)
 
 
+def _matches(tree: Any, keys: list[str]) -> list[tuple[list[str], Any]]:
+    """Every (concrete key path, parent dict) of ``tree`` matching ``keys`` ("*": any key)."""
+    if not isinstance(tree, dict):
+        return []
+    names = list(tree) if keys[0] == "*" else [keys[0]] if keys[0] in tree else []
+    if len(keys) == 1:
+        return [([k], tree) for k in names]
+    return [([k, *path], parent) for k in names for path, parent in _matches(tree[k], keys[1:])]
+
+
+def rename(tree: Any, old: str, new: str) -> int:
+    """Move every value at key path ``old`` of ``tree`` to ``new`` (in place); returns how many moved.  Each
+    "*" of ``new`` takes the key the same-numbered "*" of ``old`` matched."""
+    old_keys, new_keys = old.split("/"), new.split("/")
+    if old_keys.count("*") != new_keys.count("*"):
+        raise ValueError(f"--rename {old}={new}: both paths need the same number of '*'")
+    found = _matches(tree, old_keys)
+    for path, parent in found:
+        value = parent.pop(path[-1])
+        stars = iter(k for k, pattern in zip(path, old_keys) if pattern == "*")
+        target = tree
+        concrete = [next(stars) if k == "*" else k for k in new_keys]
+        for key in concrete[:-1]:
+            target = target.setdefault(key, {})
+        target[concrete[-1]] = value
+    return len(found)
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    files = [a for a in argv if not a.startswith("--rename")]
+    renames = [a.split("=", 1)[1] for a in argv if a.startswith("--rename=")]
+    renames += [argv[i + 1] for i, a in enumerate(argv) if a == "--rename" and i + 1 < len(argv)]
+    files = [a for a in files if a not in renames]
+    if len(files) != 2 or any("=" not in r for r in renames):
         print(__doc__.strip().splitlines()[2])
         return 2
-    before, after = (json.loads(Path(p).read_text()) for p in argv)
+    before, after = (json.loads(Path(p).read_text()) for p in files)
+    for spec in renames:
+        old, new = spec.split("=", 1)
+        if not rename(before, old, new):
+            print(f"--rename {spec}: no key path {old!r} in {files[0]}")
+            return 2
     diffs, n = differences(before, after)
     for d in diffs:
         print(d)
