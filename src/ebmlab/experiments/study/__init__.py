@@ -173,7 +173,7 @@ def run_grid(
     notes = collective.agree(lambda: prepare_out(out, study, config, resume, overwrite) if main else [])
     runs: dict[str, dict[str, Any]] = {v: {} for v in variants}
     disable = True if not main else None if progress is None else not progress
-    shared = dict(
+    shared: dict[str, Any] = dict(
         out=out, resume=resume, device=torch.device(device), progress=progress, data_dir=data_dir,
         collective=collective, compile=compile,
     )  # fmt: skip
