@@ -11,7 +11,7 @@ from torch import nn
 
 from ebmlab.experiments.latent import anomaly as latent_anomaly
 from ebmlab.experiments.latent.anomaly import anomaly_data, best_of
-from ebmlab.experiments.latent.build import amortisation_diagnostic, build_mnist
+from ebmlab.experiments.latent.build import build_mnist
 from ebmlab.experiments.latent.config import (
     PRESETS,
     LatentPreset,
@@ -22,6 +22,7 @@ from ebmlab.experiments.latent.config import (
     learning_rates,
     preset,
 )
+from ebmlab.latent import amortisation_diagnostic
 from ebmlab.latent.trainer import LatentTrainer
 
 CPU = torch.device("cpu")

@@ -12,6 +12,7 @@ import torch
 from ...data.mnist import FILES, load_mnist, resolve_data_dir
 from ...data.subsets import to_signed_unit
 from ...latent.anomaly import auprc, heldout_split
+from ...latent.evidence import loglik_metrics
 from ...latent.models import LatentModel
 from ...latent.trainer import LatentTrainer
 from ...metrics.classifier import apply_batched
@@ -21,12 +22,12 @@ from .build import (
     describe,
     diag_images,
     diagnostic_summary,
+    evidence_config,
     mnist_trainer,
     rows_with,
     train,
 )
 from .config import LatentPreset, anomaly_sigma
-from .loglik import loglik_metrics
 from .plots import amortisation_plot, score_histogram
 
 
@@ -93,7 +94,8 @@ def run_anomaly(p: LatentPreset, sampler_name: str, ctx: RunContext, digit: int)
     wall = train(trainer, p, ctx, desc, evaluate, diag_images(x_train, p.diag_n))
     s = anomaly_scores(model, sampler, x_test, eval_generator(seed, p.iters, device))
     final = auprc(is_anom, s)
-    loglik, log_p_t = loglik_metrics(model, sampler, x_test, p, eval_generator(seed, p.iters, device), check=False)
+    g_eval = eval_generator(seed, p.iters, device)
+    loglik, log_p_t = loglik_metrics(model, sampler, x_test, evidence_config(p), g_eval, check=False)
     log_p = log_p_t.cpu().numpy()
     evals = rows_with(trainer.history, "eval")
     diag = rows_with(trainer.history, "diag")

@@ -1,5 +1,6 @@
 """Building blocks of the MNIST tasks of ``ebmlab latent``: model and sampler from a preset, the training
-run with periodic evaluations, and the amortisation diagnostic."""
+run with periodic evaluations and amortisation diagnostics (:mod:`ebmlab.latent.diagnostics`), and the run's
+description."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ...latent.diagnostics import amortisation_diagnostic
 from ...latent.diffusion import ConvEncoder, LatentDiffusion
+from ...latent.evidence import EvidenceConfig
+from ...latent.laplace_proposal import LikelihoodConfig
 from ...latent.models import ConvGenerator, LatentEBMPrior, LatentModel
-from ...latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, LEBMSampler, langevin
+from ...latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, LEBMSampler
 from ...latent.trainer import LatentTrainer, LoopConfig
 from ...latent.weighted_prior import JarzynskiPriorSampler, Sampler, WeightedPriorConfig, posterior_of, sampler_settings
-from ...metrics.classifier import apply_batched
 from ..study import RunContext, eval_generator
 from .config import LatentPreset, ema_half_life_iters, ema_rate, energy_reg_of, learning_rates
 
@@ -110,26 +113,19 @@ def weighted_config(p: LatentPreset) -> WeightedPriorConfig:
     )
 
 
-def pixel_mse(model: LatentModel, x: Tensor, z: Tensor) -> float:
-    """Per-pixel mean squared error of g(z) against x (images in [-1, 1])."""
-    with torch.no_grad():
-        return float(apply_batched(model.generator, z, 256).sub(x).square().mean())
-
-
-def amortisation_diagnostic(model: LatentModel, sampler: Sampler, x: Tensor, gen: torch.Generator) -> dict[str, float]:
-    """Per-pixel reconstruction MSE on images x of: the training chains (their posterior LD steps from their
-    starts) and the same LD from N(0, I) starts (``mse_normal_start``); DAMC also the EMA sampler's draws
-    z0 ~ Q_bar(z | x) before any LD (``mse_ema_q``).  LEBM's training chains are the N(0, I) starts."""
-    c = sampler.chains
-    z_normal = torch.randn(x.shape[0], model.latent_dim, generator=gen, device=x.device)
-    ld = langevin(model.posterior_energy(x), z_normal, c.post_steps, c.post_s, gen)
-    out = {"mse_normal_start": pixel_mse(model, x, ld)}
-    if isinstance(posterior_of(sampler), DAMCSampler):
-        z0, z_pos = sampler.posterior_chains(model, x, gen)
-        out |= {"mse_ema_q": pixel_mse(model, x, z0), "mse_chains": pixel_mse(model, x, z_pos)}
-    else:
-        out["mse_chains"] = out["mse_normal_start"]
-    return out
+def evidence_config(p: LatentPreset) -> EvidenceConfig:
+    """The test log-likelihood's settings of a preset."""
+    return EvidenceConfig(
+        proposal=LikelihoodConfig(n_samples=p.loglik_samples, newton_steps=p.loglik_newton_steps),
+        starts=p.loglik_starts,
+        prior_walkers=p.ais_prior_walkers,
+        prior_steps=p.ais_prior_moves,
+        check_images=p.ais_check_images,
+        check_chains=p.ais_check_chains,
+        check_steps=p.ais_check_moves,
+        check_pilot_steps=p.ais_check_pilot_moves,
+        check_cess=p.ais_check_cess,
+    )
 
 
 def train(

@@ -12,6 +12,8 @@ import torch
 
 from ...data.mnist import load_mnist
 from ...data.subsets import split_by_class, to_signed_unit
+from ...latent.diagnostics import pixel_mse
+from ...latent.evidence import loglik_metrics
 from ...latent.samplers import LEBMSampler
 from ...latent.trainer import LatentTrainer
 from ...metrics.classifier import accuracy, apply_batched, train_classifier
@@ -21,13 +23,12 @@ from .build import (
     describe,
     diag_images,
     diagnostic_summary,
+    evidence_config,
     mnist_trainer,
-    pixel_mse,
     rows_with,
     train,
 )
 from .config import LatentPreset
-from .loglik import loglik_metrics
 from .plots import amortisation_plot, image_grid, loglik_check_plot
 
 
@@ -80,7 +81,7 @@ def run_generate(p: LatentPreset, sampler_name: str, ctx: RunContext) -> dict[st
     with torch.no_grad():
         x_s, x_ld, x_rec = model.generator(z_s), model.generator(z_ld), model.generator(z_rec)
     n_real = min(n, x_train.shape[0])
-    loglik = loglik_metrics(model, sampler, x_test, p, g_eval)[0]
+    loglik = loglik_metrics(model, sampler, x_test, evidence_config(p), g_eval)[0]
     diag = rows_with(trainer.history, "diag")
     metrics = {
         "status": "ok",

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...latent.evidence import loglik_metrics, z_score
 from ...latent.models import GaussianPrior, LatentEBMPrior, LatentModel
 from ...latent.prior_density import (
     cell_centres,
@@ -24,11 +25,10 @@ from ...latent.prior_density import (
 from ...latent.samplers import ChainConfig, DAMCSampler, LEBMSampler
 from ...latent.toy import TOY_SIGMA, observe, pinwheel, random_mlp_generator
 from ...latent.trainer import LatentTrainer, LoopConfig
-from ...latent.weighted_prior import JarzynskiPriorSampler
+from ...latent.weighted_prior import JarzynskiPriorSampler, Sampler
 from ..study import RunContext, eval_generator
-from .build import Sampler, weighted_config
+from .build import evidence_config, weighted_config
 from .config import LatentPreset, energy_reg_of
-from .loglik import loglik_metrics, z_score
 from .plots import density_panels, loglik_check_plot
 from .toy import toy_sampler
 
@@ -75,7 +75,7 @@ def run_toy_prior(p: LatentPreset, sampler_name: str, ctx: RunContext, compare: 
     log_n0, _ = prior_log_density(LatentModel(model.generator, GaussianPrior(2), TOY_SIGMA), LIM, N_GRID)
     ll_quad = quadrature_log_marginal(model, x_test, log_q + math.log(area), LIM, N_GRID)
     ll_true = quadrature_log_marginal(model, x_test, true_cells.clamp_min(1e-300).log(), LIM, N_GRID)
-    loglik = loglik_metrics(model, sampler, x_test, p, g_eval)[0]
+    loglik = loglik_metrics(model, sampler, x_test, evidence_config(p), g_eval)[0]
     metrics: dict[str, Any] = {
         "status": "ok",
         "kl_true_vs_prior": cell_kl(true_cells, log_q, area),
