@@ -133,3 +133,14 @@ def test_preset_for_another_sampler_refused(tmp_path, capsys):
     argv = ["latent", "--task", "toy", "--sampler", "damc", "--preset", "lebm-official", "--out", str(tmp_path)]
     assert main(argv) == 2
     assert "for --sampler lebm only" in capsys.readouterr().err
+
+
+def test_resume_under_other_settings_is_refused_naming_the_nested_field(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["latent", "--task", "toy", "--sampler", "lebm", "--preset", "quick", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    recorded = json.loads((out / "study.json").read_text())["config"]
+    assert recorded["toy"]["iters"] == 4 and recorded["walkers"]["move"]["n_steps"] == 2  # the nested settings
+    assert main(argv + ["--resume", "--energy-reg", "0.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "training.energy_reg (recorded None, now 0.5)" in err

@@ -30,6 +30,7 @@ from ebmlab.latent.likelihood import (
     importance_log_marginal,
     prior_log_z_ais,
 )
+from ebmlab.sampling.smc import Move
 from ebmlab.sampling.tempering import Tempering
 
 D = 2
@@ -78,7 +79,7 @@ def test_weighted_prior_walkers_follow_a_prescribed_path(kernel):
     """Along a fixed path N(0, I) -> N(m, s^2 I) the weighted walkers give the prior expectations (mean, E[z^2],
     E[E_alpha], the term of L_E) and the estimator population log Z = d log s, within standard errors."""
     model = linear_model()
-    cfg = WeightedPriorConfig(n_walkers=4000, log_z_walkers=4000, kernel=kernel, step_size=0.08, n_steps=3)
+    cfg = WeightedPriorConfig(n_walkers=4000, log_z_walkers=4000, move=Move(kernel, 0.08, n_steps=3))
     sampler = JarzynskiPriorSampler(LEBMSampler(ChainConfig(post_steps=1)), cfg)
     g = torch.Generator().manual_seed(0)
     x = torch.zeros(4, 3, dtype=torch.float64)
@@ -185,7 +186,11 @@ def test_zero_init_prior_and_its_check():
     with pytest.raises(ValueError, match="n_walkers"):
         WeightedPriorConfig(n_walkers=1)
     with pytest.raises(ValueError, match="unknown kernel"):
-        WeightedPriorConfig(kernel="hmc")
+        WeightedPriorConfig(move=Move("hmc"))
+    with pytest.raises(TypeError, match=r"move must be an ebmlab\.sampling\.smc\.Move"):
+        WeightedPriorConfig(move="mala")
+    with pytest.raises(TypeError, match="resampling must be"):
+        WeightedPriorConfig(resampling=0.5)
 
 
 def _trainer(seed=0):

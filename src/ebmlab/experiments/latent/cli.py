@@ -41,9 +41,10 @@ from ..study import (
     seed_summary,
 )
 from .anomaly import run_anomaly
-from .config import DEFAULT_SEEDS, POSTERIORS, PRESETS, SAMPLERS, TASKS, preset
+from .config import DEFAULT_SEEDS, PRESETS, TASKS, preset
 from .generate import run_generate
 from .loglik import loglik_warnings
+from .settings import POSTERIORS, SAMPLERS
 from .toy import run_toy
 from .toy_prior import run_toy_prior
 
@@ -118,7 +119,7 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError(f"--compare-with {str(d)!r} {what}: run --task toy-prior --out there first")
     if args.task == "toy" and args.sampler == "jarzynski":
         raise ValueError("--task toy has a fixed N(0, I) prior and no prior sampler; use --task toy-prior")
-    p = preset(args.preset, args.sampler, args.iters, args.posterior, args.energy_reg)
+    p = preset(args.preset, [args.sampler], args.iters, args.posterior, args.energy_reg)
     device = resolve_device(args.device)
     seeds = args.seeds or DEFAULT_SEEDS[args.preset]
     progress = False if args.no_progress else None
