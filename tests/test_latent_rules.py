@@ -119,7 +119,7 @@ def test_lebm_official_settings_reach_the_models():
         (DataSettings, dict(train_per_digit=0), "DataSettings.train_per_digit must be an integer >= 1"),
         (ToySettings, dict(batch=True), "ToySettings.batch must be an integer >= 1, got True"),
         (ToyPriorSettings, dict(lr_e=0), "ToyPriorSettings.lr_e must be a finite number > 0"),
-        (LatentPreset, dict(samplers=("mcmc",)), "LatentPreset.samplers must be a non-empty subset"),
+        (LatentPreset, dict(allowed_samplers=("mcmc",)), "LatentPreset.allowed_samplers must be a non-empty"),
         (LatentPreset, dict(posterior="jarzynski"), "LatentPreset.posterior must be one of"),
     ],
 )

@@ -83,7 +83,7 @@ LEBM_OFFICIAL = LatentPreset(
     model=ModelSettings(sigma=0.3, ebm_activation="gelu"),
     training=TrainingSettings(lr_g=1e-4, lr_e=2e-5, lebm_energy_reg=0.0, clip=None),
     anomaly=AnomalySettings(sigma=0.3, sigma_per_digit=()),
-    samplers=("lebm",),
+    allowed_samplers=("lebm",),
 )
 
 PRESETS: dict[str, LatentPreset] = {
@@ -107,9 +107,11 @@ def preset(
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     p = PRESETS[name]
-    other = [s for s in samplers if s not in p.samplers]
+    other = [s for s in samplers if s not in p.allowed_samplers]
     if other:
-        raise ValueError(f"preset {name!r} is for --sampler {', '.join(p.samplers)} only, not {', '.join(other)}")
+        raise ValueError(
+            f"preset {name!r} is for --sampler {', '.join(p.allowed_samplers)} only, not {', '.join(other)}"
+        )
     if iters is not None:
         if iters < 1:
             raise ValueError(f"--iters must be >= 1, got {iters}")

@@ -21,15 +21,15 @@ def is_warnings(r: dict[str, Any]) -> list[str]:
     if bad:
         out.append(
             f"WARNING importance weights are heavy-tailed (Pareto k-hat > {KHAT_LIMIT}) on {bad} of {n} test images "
-            f"(max {r['loglik_is_khat_max']:.2f}): their SEs understate the error; raise loglik_samples or "
-            "loglik_newton_steps, or check those images with the AIS check"
+            f"(max {r['loglik_is_khat_max']:.2f}): their SEs understate the error; raise loglik.proposal.n_samples "
+            "or loglik.proposal.newton_steps, or check those images with the AIS check"
         )
     p_min = r.get("loglik_is_start_p_min")
     if p_min is not None and p_min < FAMILY_ALPHA / max(n, 1):
         out.append(
             f"WARNING the IS starts disagree beyond their SEs on some test image (agreement p = {p_min:.1e} < "
             f"{FAMILY_ALPHA}/{n}): the starts reach different posterior regions and a region none of them found may "
-            "be missing; raise loglik_starts (more sampler latents per image) and compare with the AIS check"
+            "be missing; raise loglik.starts (more sampler latents per image) and compare with the AIS check"
         )
     return out
 

@@ -206,7 +206,7 @@ class ToyPriorSettings:
 class LatentPreset:
     """All settings of one preset (see docs/latent.md for the design of each): the groups above, the jarzynski
     sampler's walkers and posterior chains (``posterior``: lebm or damc), the test log-likelihood, and the
-    samplers the preset is meant for."""
+    samplers the preset is meant for (``allowed_samplers``)."""
 
     amortiser: AmortiserSettings = field(default_factory=AmortiserSettings)
     chains: ChainSettings = field(default_factory=ChainSettings)
@@ -219,15 +219,16 @@ class LatentPreset:
     walkers: WeightedPriorConfig = field(default_factory=WeightedPriorConfig)
     loglik: EvidenceConfig = field(default_factory=EvidenceConfig)
     posterior: str = "lebm"
-    samplers: tuple[str, ...] = SAMPLERS
+    allowed_samplers: tuple[str, ...] = SAMPLERS
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            if f.name not in ("posterior", "samplers") and type(getattr(self, f.name)).__name__ != f.type:
+            if f.name not in ("posterior", "allowed_samplers") and type(getattr(self, f.name)).__name__ != f.type:
                 raise TypeError(f"LatentPreset.{f.name} must be a {f.type}, got {type(getattr(self, f.name)).__name__}")
         if self.posterior not in POSTERIORS:
             raise ValueError(f"LatentPreset.posterior must be one of {list(POSTERIORS)}, got {self.posterior!r}")
-        if not self.samplers or set(self.samplers) - set(SAMPLERS):
+        if not self.allowed_samplers or set(self.allowed_samplers) - set(SAMPLERS):
             raise ValueError(
-                f"LatentPreset.samplers must be a non-empty subset of {list(SAMPLERS)}, got {self.samplers}"
+                f"LatentPreset.allowed_samplers must be a non-empty subset of {list(SAMPLERS)}, "
+                f"got {self.allowed_samplers}"
             )

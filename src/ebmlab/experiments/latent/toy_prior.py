@@ -48,7 +48,8 @@ def toy_prior_sampler(p: LatentPreset, name: str, device: torch.device) -> Sampl
 
 def run_toy_prior(p: LatentPreset, sampler_name: str, ctx: RunContext, compare: list[Path]) -> dict[str, Any]:
     """Train the 2-D prior with one sampler; write the density grids (npz) and PNGs (this run; and, with
-    ``compare``, this run beside the same seed's grids found in those output directories)."""
+    ``compare`` or other samplers' grids of this seed in ``ctx.out``, this run beside every grid of the seed found
+    in those directories)."""
     seed, device, out, ckpt, tp = ctx.seed, ctx.device, ctx.out, ctx.checkpoint, p.toy_prior
     torch.manual_seed(seed)
     gen = torch.Generator(device).manual_seed(seed)
@@ -110,7 +111,8 @@ def run_toy_prior(p: LatentPreset, sampler_name: str, ctx: RunContext, compare: 
         f"toy prior, {sampler_name}, seed {seed}: importance sampling vs AIS",
         out / f"loglik_check_{sampler_name}_seed{seed}.png",
     )
-    if compare:
+    others = [f for f in out.glob(f"prior_density_*_seed{seed}.npz") if f.stem.split("_")[2] != sampler_name]
+    if compare or others:  # other samplers' runs: in ``compare`` or earlier in this study (--sampler a,b)
         compare_panels([out, *compare], seed, out / f"toy_prior_comparison_seed{seed}.png")
     return metrics
 
