@@ -11,14 +11,15 @@ Tasks (each writes ``metrics.json`` and PNGs into ``--out``, on the study skelet
 - anomaly (:mod:`.anomaly`): train on all digits but ``--heldout-digit``; final and best-of-evaluations
   AUPRC of the negative-log-joint score and of -log p(x).
 
-Samplers: lebm, damc, and jarzynski (weighted persistent prior walkers, :mod:`ebmlab.latent.weighted_prior`,
-with ``--posterior lebm|damc`` chains).  generate and anomaly report the test log-likelihood in nats per image
-(:mod:`.loglik`).
+Samplers (``--sampler``, one or a comma-separated list, each run for every seed): lebm, damc, and jarzynski
+(weighted persistent prior walkers, :mod:`ebmlab.latent.weighted_prior`, with ``--posterior lebm|damc`` chains).
+toy-prior, generate and anomaly report the test log-likelihood in nats per image (:mod:`ebmlab.latent.evidence`;
+the console warnings on it: :mod:`.loglik`).
 
 MNIST comes from the test set in ``--data-dir`` (or ``$EBMLAB_DATA``; the paper preset's anomaly task pools
 the training set too when the directory holds it).  Splits are seeded and fixed (independent of ``--seeds``):
 generate uses a per-digit split with seed 0 into model-train, model-test and classifier-train images; anomaly
-shuffles the normal digits with seed 42 (80 % train).  Presets and rules: :mod:`.config`.
+shuffles the normal digits with seed 42 (80 % train).  Settings: :mod:`.settings`; presets and rules: :mod:`.config`.
 """
 
 from __future__ import annotations
