@@ -27,8 +27,8 @@ from .build import (
     rows_with,
     train,
 )
-from .config import LatentPreset
 from .plots import amortisation_plot, image_grid, loglik_check_plot
+from .settings import LatentPreset
 
 
 def generate_split(labels: np.ndarray, p: LatentPreset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

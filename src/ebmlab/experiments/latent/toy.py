@@ -12,8 +12,8 @@ from ...latent.diffusion import LatentDiffusion, MLPEncoder
 from ...latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, langevin
 from ...latent.toy import mmd_rbf, observe, pinwheel, reconstruction_error, toy_model, train_amortizer
 from ..study import RunContext
-from .config import LatentPreset
 from .plots import toy_kde
+from .settings import LatentPreset
 
 
 def toy_sampler(p: LatentPreset, device: torch.device, chain_steps: int) -> DAMCSampler:

@@ -26,15 +26,16 @@ from ...latent.toy import TOY_SIGMA, observe, pinwheel, random_mlp_generator
 from ...latent.trainer import LatentTrainer, LoopConfig
 from ...latent.weighted_prior import JarzynskiPriorSampler, Sampler
 from ..study import RunContext, eval_generator
-from .config import LatentPreset, energy_reg_of
+from .config import energy_reg_of
 from .plots import density_panels, loglik_check_plot
+from .settings import LatentPreset
 from .toy import toy_sampler
 
 LIM, N_GRID = 4.0, 100
 
 
 def toy_prior_sampler(p: LatentPreset, name: str, device: torch.device) -> Sampler:
-    """LEBM: posterior LD from N(0, I) (toy_prior_post_steps, s = 0.1), prior LD (prior_steps); DAMC: the toy
+    """LEBM: posterior LD from N(0, I) (toy_prior.post_steps, s = 0.1), prior LD (chains.prior_steps); DAMC: the toy
     amortiser with as many posterior steps; jarzynski: weighted walkers with either posterior."""
     steps, c = p.toy_prior.post_steps, p.chains
     chains = ChainConfig(prior_steps=c.prior_steps, post_steps=steps, eval_prior_steps=c.eval_prior_steps)
