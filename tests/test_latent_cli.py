@@ -54,8 +54,8 @@ def test_quick_run_end_to_end(task, sampler, tmp_path, mnist_dir):
         argv += ["--heldout-digit", "7"]
     assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["task"] == task and metrics["sampler"] == sampler and metrics["preset"] == "quick"
-    run = metrics["runs"]["0"]
+    assert metrics["task"] == task and metrics["samplers"] == [sampler] and metrics["preset"] == "quick"
+    run = metrics["runs"][sampler]["0"]
     assert run["status"] == "ok"
     for key in FIELDS[task]:
         assert key in run and run[key] is not None, key
@@ -83,9 +83,9 @@ def test_resume_skips_finished_run(tmp_path):
     out = tmp_path / "out"
     argv = ["latent", "--task", "toy", "--sampler", "lebm", "--preset", "quick", "--out", str(out)]
     assert main(argv) == 0
-    first = json.loads((out / "metrics.json").read_text())["runs"]["0"]
+    first = json.loads((out / "metrics.json").read_text())["runs"]["lebm"]["0"]
     assert main(argv + ["--resume"]) == 0
-    assert json.loads((out / "metrics.json").read_text())["runs"]["0"] == first
+    assert json.loads((out / "metrics.json").read_text())["runs"]["lebm"]["0"] == first
 
 
 @pytest.mark.parametrize(
@@ -116,8 +116,8 @@ def test_heldout_one_uses_the_reference_sigma(tmp_path, mnist_dir):
     argv = ["latent", "--task", "anomaly", "--heldout-digit", "1", "--sampler", "lebm", "--preset", "quick"]
     assert main(argv + ["--iters", "2", "--out", str(out), "--data-dir", str(mnist_dir), "--device", "cpu"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["runs"]["0"]["sigma"] == 0.1 and metrics["device"] == "cpu"
-    assert metrics["runs"]["0"]["data"] == {"source": "test", "n_images": 10000}
+    assert metrics["runs"]["lebm"]["0"]["sigma"] == 0.1 and metrics["device"] == "cpu"
+    assert metrics["runs"]["lebm"]["0"]["data"] == {"source": "test", "n_images": 10000}
 
 
 def test_non_empty_out_needs_resume_or_overwrite(tmp_path, capsys):
@@ -133,3 +133,32 @@ def test_preset_for_another_sampler_refused(tmp_path, capsys):
     argv = ["latent", "--task", "toy", "--sampler", "damc", "--preset", "lebm-official", "--out", str(tmp_path)]
     assert main(argv) == 2
     assert "for --sampler lebm only" in capsys.readouterr().err
+
+
+def test_resume_under_other_settings_is_refused_naming_the_nested_field(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["latent", "--task", "toy", "--sampler", "lebm", "--preset", "quick", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    recorded = json.loads((out / "study.json").read_text())["config"]
+    assert recorded["toy"]["iters"] == 4 and recorded["walkers"]["move"]["n_steps"] == 2  # the nested settings
+    assert main(argv + ["--resume", "--energy-reg", "0.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "training.energy_reg (recorded None, now 0.5)" in err
+
+
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if "time" not in k}
+    return value
+
+
+def test_resume_with_more_iterations_continues_the_runs(tmp_path, capsys):
+    """A larger --iters (training.iters, toy.iters, toy_prior.iters) continues from the checkpoints and equals
+    the uninterrupted run."""
+    argv = ["latent", "--task", "toy-prior", "--sampler", "lebm", "--preset", "quick", "--no-progress"]
+    assert main([*argv, "--iters", "2", "--out", str(tmp_path / "a")]) == 0
+    assert main([*argv, "--iters", "4", "--out", str(tmp_path / "a"), "--resume"]) == 0
+    assert "training.iters extended from 2 to 4: the runs continue" in capsys.readouterr().out
+    assert main([*argv, "--iters", "4", "--out", str(tmp_path / "b")]) == 0
+    resumed, fresh = (json.loads((tmp_path / d / "metrics.json").read_text())["runs"] for d in "ab")
+    assert _without_timings(resumed) == _without_timings(fresh)

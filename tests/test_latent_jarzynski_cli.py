@@ -1,5 +1,6 @@
 """`ebmlab latent --sampler jarzynski` quick runs end to end (toy-prior with the side-by-side figure, generate
-with DAMC posterior chains, anomaly with the -log p(x) score), JSON fields, PNGs, and option errors."""
+with DAMC posterior chains, anomaly with the -log p(x) score), several samplers in one study, JSON fields, PNGs,
+and option errors."""
 
 import json
 
@@ -23,7 +24,7 @@ def test_toy_prior_jarzynski_and_comparison(tmp_path):
     _run(tmp_path / "lebm", "--task", "toy-prior", "--sampler", "lebm")
     out = tmp_path / "jarzynski"
     metrics = _run(out, "--task", "toy-prior", "--sampler", "jarzynski", "--compare-with", str(tmp_path / "lebm"))
-    run = metrics["runs"]["0"]
+    run = metrics["runs"]["jarzynski"]["0"]
     assert run["status"] == "ok" and run["log_z_source"] == "walkers"
     for key in ("kl_true_vs_prior", "log_z_quadrature", "loglik", "loglik_se", "loglik_quadrature"):
         assert isinstance(run[key], float), key
@@ -39,7 +40,7 @@ def test_generate_jarzynski_damc_posterior(tmp_path, mnist_dir):
     metrics = _run(
         out, "--task", "generate", "--sampler", "jarzynski", "--posterior", "damc", "--data-dir", str(mnist_dir)
     )
-    run = metrics["runs"]["0"]
+    run = metrics["runs"]["jarzynski"]["0"]
     assert run["sampler_config"]["name"] == "jarzynski" and run["sampler_config"]["posterior"] == "damc"
     assert "diffusion" in run["parameters"] and "mse_ema_q" in run["amortisation_final"]
     for key in ("test_mse", "frechet_sampler", "loglik", "loglik_se", "log_z_prior_walkers", "log_z_prior_ais"):
@@ -58,7 +59,7 @@ def test_anomaly_reports_the_normalised_score(tmp_path, mnist_dir):
     metrics = _run(
         tmp_path, "--task", "anomaly", "--heldout-digit", "7", "--sampler", "jarzynski", "--data-dir", str(mnist_dir)
     )
-    run = metrics["runs"]["0"]
+    run = metrics["runs"]["jarzynski"]["0"]
     assert 0 <= run["auprc_neg_loglik"] <= 1 and 0 <= run["auprc"] <= 1
     assert run["log_z_source"] == "walkers" and isinstance(run["loglik_normal"], float)
 
@@ -109,7 +110,50 @@ def test_non_finite_prior_weights_mark_the_seed_diverged_and_the_others_run(tmp_
     out = tmp_path / "out"
     argv = ["latent", "--task", "toy-prior", "--sampler", "jarzynski", "--preset", "quick", "--iters", "3"]
     assert main([*argv, "--seeds", "0,1", "--out", str(out), "--no-progress"]) == 1
-    runs = json.loads((out / "metrics.json").read_text())["runs"]
+    runs = json.loads((out / "metrics.json").read_text())["runs"]["jarzynski"]
     assert runs["0"]["status"] == "diverged" and runs["0"]["step"] == 1
     assert "log-weights became NaN or infinite" in runs["0"]["error"]
     assert runs["1"]["status"] == "ok"
+
+
+def _numbers(run):
+    """A run's results without its timings (at any depth) and recorded settings."""
+    if not isinstance(run, dict):
+        return run
+    return {k: _numbers(v) for k, v in run.items() if "time" not in k and k != "config"}
+
+
+def test_several_samplers_in_one_study(tmp_path, capsys):
+    """--sampler lebm,damc,jarzynski runs every (sampler, seed): runs keyed by sampler then seed, summary by
+    sampler, one headline per sampler, the comparison figure; each run equals the same run made alone."""
+    out = tmp_path / "all"
+    metrics = _run(out, "--task", "toy-prior", "--sampler", "damc,lebm,jarzynski", "--seeds", "0,1")
+    samplers = ["damc", "lebm", "jarzynski"]  # in the order given
+    assert metrics["samplers"] == samplers and metrics["config"]["samplers"] == samplers
+    assert list(metrics["runs"]) == samplers and all(list(metrics["runs"][s]) == ["0", "1"] for s in samplers)
+    assert list(metrics["summary"]) == samplers and all(metrics["summary"][s]["n_seeds"] == 2 for s in samplers)
+    printed = capsys.readouterr().out
+    assert all(f"toy-prior_{s} kl_true_vs_prior:" in printed for s in samplers)
+    _png(out / "toy_prior_comparison_seed1.png")
+    alone = _run(tmp_path / "alone", "--task", "toy-prior", "--sampler", "jarzynski", "--seeds", "1")
+    assert _numbers(alone["runs"]["jarzynski"]["1"]) == _numbers(metrics["runs"]["jarzynski"]["1"])
+
+
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (["--task", "toy-prior", "--sampler", "lebm,damc", "--posterior", "damc"], "--posterior chooses the jarzynski"),
+        (["--task", "toy", "--sampler", "lebm,jarzynski"], "use --task toy-prior"),
+        (["--task", "toy", "--sampler", "lebm,damc", "--preset", "lebm-official"], "for --sampler lebm only, not damc"),
+    ],
+)
+def test_sampler_list_errors(extra, match, tmp_path, capsys):
+    assert main(["latent", *extra, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and len(err.splitlines()) == 1
+
+
+def test_unknown_sampler_in_a_list_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["latent", "--task", "toy", "--sampler", "lebm,mcmc", "--out", str(tmp_path)])
+    assert "unknown name(s) ['mcmc']" in capsys.readouterr().err

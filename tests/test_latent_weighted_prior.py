@@ -11,6 +11,7 @@ from torch import nn
 
 from ebmlab.latent import (
     ChainConfig,
+    EvidenceConfig,
     JarzynskiPriorSampler,
     LatentEBMPrior,
     LatentModel,
@@ -19,6 +20,8 @@ from ebmlab.latent import (
     LoopConfig,
     MLPGenerator,
     WeightedPriorConfig,
+    loglik_metrics,
+    z_score,
 )
 from ebmlab.latent.likelihood import (
     LikelihoodConfig,
@@ -27,6 +30,7 @@ from ebmlab.latent.likelihood import (
     importance_log_marginal,
     prior_log_z_ais,
 )
+from ebmlab.sampling.smc import Move
 from ebmlab.sampling.tempering import Tempering
 
 D = 2
@@ -75,7 +79,7 @@ def test_weighted_prior_walkers_follow_a_prescribed_path(kernel):
     """Along a fixed path N(0, I) -> N(m, s^2 I) the weighted walkers give the prior expectations (mean, E[z^2],
     E[E_alpha], the term of L_E) and the estimator population log Z = d log s, within standard errors."""
     model = linear_model()
-    cfg = WeightedPriorConfig(n_walkers=4000, log_z_walkers=4000, kernel=kernel, step_size=0.08, n_steps=3)
+    cfg = WeightedPriorConfig(n_walkers=4000, log_z_walkers=4000, move=Move(kernel, 0.08, n_steps=3))
     sampler = JarzynskiPriorSampler(LEBMSampler(ChainConfig(post_steps=1)), cfg)
     g = torch.Generator().manual_seed(0)
     x = torch.zeros(4, 3, dtype=torch.float64)
@@ -182,7 +186,11 @@ def test_zero_init_prior_and_its_check():
     with pytest.raises(ValueError, match="n_walkers"):
         WeightedPriorConfig(n_walkers=1)
     with pytest.raises(ValueError, match="unknown kernel"):
-        WeightedPriorConfig(kernel="hmc")
+        WeightedPriorConfig(move=Move("hmc"))
+    with pytest.raises(TypeError, match=r"move must be an ebmlab\.sampling\.smc\.Move"):
+        WeightedPriorConfig(move="mala")
+    with pytest.raises(TypeError, match="resampling must be"):
+        WeightedPriorConfig(resampling=0.5)
 
 
 def _trainer(seed=0):
@@ -220,3 +228,45 @@ def test_loop_uses_the_weights_and_resumes_bit_exact(tmp_path):
     with torch.no_grad():
         e = before.energy(fresh.sampler.walkers.x)
     assert row["e_neg"] == pytest.approx(float((w * e).sum()), rel=1e-6)
+
+
+def test_loglik_report_matches_the_closed_form():
+    """loglik_metrics (IS from the sampler's latents, log Z_alpha by AIS, the AIS check) on the linear-Gaussian
+    model: the mean test log-likelihood and log Z_alpha within 4 SE of the closed forms, and the check agrees."""
+    model = linear_model()
+    m, s = (0.4, -0.3), 1.5
+    model.prior.set(m, s)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    cfg = EvidenceConfig(
+        proposal=LikelihoodConfig(n_samples=300, newton_steps=2),
+        starts=2,
+        prior_walkers=1000,
+        prior_steps=3,
+        check_images=3,
+        check_chains=100,
+        check_steps=3,
+        check_pilot_steps=1,
+    )
+    out, log_p = loglik_metrics(model, LEBMSampler(ChainConfig(post_steps=5)), x, cfg, g)
+    exact = exact_log_marginal(model, x, m, s)
+    assert out["loglik_se"] > 1e-4 and out["log_z_source"] == "ais" and out["loglik_is_starts"] == 2
+    assert abs(out["loglik"] - float(exact.mean())) < 4 * out["loglik_se"] + 1e-3
+    assert abs(out["log_z"] - D * math.log(s)) < 4 * out["log_z_se"] + 1e-3
+    assert log_p.shape == (6,) and float(log_p.mean()) == pytest.approx(out["loglik"])
+    check = out["loglik_ais_check"]
+    assert check["n_images"] == 3 and check["agree"] and check["ais_steps"] == 3 and check["ais_pilot_steps"] == 1
+
+
+def test_z_score_and_evidence_config_checks():
+    assert z_score(3.0, 3.0, -1.0, 4.0) == pytest.approx(0.8)
+    for fields, match in [
+        (dict(starts=0), "starts must be an integer >= 1, got 0"),
+        (dict(prior_steps=2.5), "prior_steps must be an integer >= 1, got 2.5"),
+        (dict(check_chains=1), "check_chains must be an integer >= 2"),
+        (dict(check_cess=1.0), r"check_cess must lie in \(0, 1\), got 1.0"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            EvidenceConfig(**fields)
+    with pytest.raises(TypeError, match="proposal must be a LikelihoodConfig"):
+        EvidenceConfig(proposal=261)

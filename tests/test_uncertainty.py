@@ -113,7 +113,7 @@ def test_likelihood_records_the_draws_that_run():
     from ebmlab.experiments.latent.config import PRESETS
 
     for p in PRESETS.values():  # every preset runs the draws it names
-        assert LikelihoodConfig(n_samples=p.loglik_samples).n_draws(p.loglik_starts) == p.loglik_samples
+        assert p.loglik.proposal.n_draws(p.loglik.starts) == p.loglik.proposal.n_samples
 
 
 def _pcd_run(lr, log_z_walkers, iters=100):

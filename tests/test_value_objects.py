@@ -148,12 +148,14 @@ def _latent_trainer(cfg: WeightedPriorConfig):
 
 
 def test_latent_checkpoint_resumed_under_other_settings_is_refused(tmp_path):
-    cfg = WeightedPriorConfig(8, 8, n_steps=1)
+    cfg = WeightedPriorConfig(8, 8, smc.Move("mala", 0.08, n_steps=1))
     trainer = _latent_trainer(cfg)
     trainer.run(1, checkpoint_path=tmp_path / "c.pt", progress=False)
     _latent_trainer(cfg).resume(tmp_path / "c.pt")  # same settings: fine
-    with pytest.raises(ValueError, match=r"other settings: sampler\.weighted_prior\.n_steps \(checkpoint 1, now 2\)"):
-        _latent_trainer(replace(cfg, n_steps=2)).resume(tmp_path / "c.pt")
+    with pytest.raises(
+        ValueError, match=r"other settings: sampler\.weighted_prior\.move\.n_steps \(checkpoint 1, now 2\)"
+    ):
+        _latent_trainer(replace(cfg, move=replace(cfg.move, n_steps=2))).resume(tmp_path / "c.pt")
 
 
 def _cli_error(capsys, argv):

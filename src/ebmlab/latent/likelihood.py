@@ -176,11 +176,11 @@ def _tempered_from_standard_normal(
     energy: EnergyFn,
     n: int,
     tempering: Tempering,
-    n_moves: int,
+    n_steps: int,
     generator: torch.Generator,
     step_size: float,
 ) -> Estimate:
-    """log E_N(0,I)[exp(-(energy(z) - |z|^2/2))], nats: tempered SMC (preconditioned MALA, ``n_moves`` steps per
+    """log E_N(0,I)[exp(-(energy(z) - |z|^2/2))], nats: tempered SMC (preconditioned MALA, ``n_steps`` steps per
     temperature, multinomial resampling at ESS/N < 0.5) of ``n`` exact N(0, I) draws to exp(-energy), on a
     schedule adapted by a pilot population of ``n`` independent draws (``step_size``: the pilot's first)."""
     p = next(model.parameters())
@@ -192,7 +192,7 @@ def _tempered_from_standard_normal(
         z[0],
         0.0,
         tempering,
-        move=Move("mala", step_size, n_steps=n_moves),
+        move=Move("mala", step_size, n_steps=n_steps),
         generator=generator,
         ess_threshold=0.5,
         pilot=z[1],
@@ -200,12 +200,12 @@ def _tempered_from_standard_normal(
 
 
 def prior_log_z_ais(
-    model: LatentModel, n_walkers: int, n_moves: int, generator: torch.Generator, tempering: Tempering
+    model: LatentModel, n_walkers: int, n_steps: int, generator: torch.Generator, tempering: Tempering
 ) -> Estimate:
     """log Z_alpha relative to N(0, I), nats: log E_N(0,I)[exp(-E_alpha)] by tempered SMC of ``n_walkers``
     walkers to exp(-U_prior) (:func:`_tempered_from_standard_normal`; why an adapted schedule and not a fixed
     one: docs/latent.md)."""
-    return _tempered_from_standard_normal(model, model.prior_energy, n_walkers, tempering, n_moves, generator, 0.5)
+    return _tempered_from_standard_normal(model, model.prior_energy, n_walkers, tempering, n_steps, generator, 0.5)
 
 
 def ais_log_marginal(
@@ -213,7 +213,7 @@ def ais_log_marginal(
     x: Tensor,
     n_chains: int,
     tempering: Tempering,
-    n_moves: int,
+    n_steps: int,
     generator: torch.Generator,
     step_size: float = 0.5,
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
@@ -226,7 +226,7 @@ def ais_log_marginal(
     est, se, acceptance, temps = [], [], [], []
     for xi in x:
         post = model.posterior_energy(xi.unsqueeze(0).expand(n_chains, *xi.shape))
-        r = _tempered_from_standard_normal(model, post, n_chains, tempering, n_moves, generator, step_size)
+        r = _tempered_from_standard_normal(model, post, n_chains, tempering, n_steps, generator, step_size)
         est.append(float(r.log_z))
         se.append(float(r.se))
         acceptance.append(r.diagnostics["acceptance"])

@@ -22,7 +22,7 @@ Langevin from N(0, I)) or DAMC (amortised chains, ``--posterior damc``).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -51,37 +51,29 @@ Posterior = LEBMSampler | DAMCSampler
 @dataclass(frozen=True)
 class WeightedPriorConfig:
     """Prior walkers: n_walkers for the gradient, log_z_walkers for the estimator population; each iteration
-    n_steps kernel steps (``mala`` or ``ula``) of step h = step_size (0.08 = s^2/2 with the papers' s = 0.4);
-    resampling when ESS/N < ess_threshold (gradient walkers: ``resampler``; estimator: multinomial, which the
-    genealogy standard error needs); generation draws latents from the weighted walkers and runs
-    eval_steps MALA steps at the current prior (invariant, so the law stays p_alpha)."""
+    ``move`` (default: 5 MALA steps of h = 0.08 = s^2/2 with the papers' s = 0.4; ULA takes the Jarzynski
+    increment) and ``resampling`` (when ESS/N falls below its threshold; the gradient walkers by its scheme, the
+    estimator population multinomially at the same threshold, which the genealogy standard error needs);
+    generation draws latents from the weighted walkers and runs eval_steps MALA steps of the move's step size
+    at the current prior (invariant, so the law stays p_alpha)."""
 
     n_walkers: int = 256
     log_z_walkers: int = 256
-    kernel: str = "mala"
-    step_size: float = 0.08
-    n_steps: int = 5
-    ess_threshold: float = 0.5
-    resampler: str = "systematic"
+    move: smc.Move = field(default_factory=lambda: smc.Move("mala", 0.08, n_steps=5))
+    resampling: Resampling = field(default_factory=lambda: Resampling(0.5, "systematic"))
     eval_steps: int = 20
 
     def __post_init__(self) -> None:
         for name, minimum in (("n_walkers", 2), ("log_z_walkers", 2), ("eval_steps", 0)):
             check_int(name, getattr(self, name), minimum)
-        self.population_move()  # validates the move (kernel, step size, n_steps) and the resampling
-
-    def move(self) -> smc.Move:
-        """The engine's move of one iteration."""
-        return smc.Move(self.kernel, self.step_size, n_steps=self.n_steps)
+        if not isinstance(self.move, smc.Move):
+            raise TypeError(f"move must be an ebmlab.sampling.smc.Move, got {type(self.move).__name__}")
+        if not isinstance(self.resampling, Resampling):
+            raise TypeError(f"resampling must be an ebmlab.sampling.resampling.Resampling, got {self.resampling!r}")
 
     def population_move(self) -> PopulationMove:
         """How the walkers and the estimator population move and resample each iteration."""
-        return PopulationMove(
-            self.move(),
-            True,
-            Resampling(self.ess_threshold, self.resampler),
-            Resampling(self.ess_threshold, "multinomial"),
-        )
+        return PopulationMove(self.move, True, self.resampling, replace(self.resampling, scheme="multinomial"))
 
 
 def reweighted(walkers: Walkers, energy: EnergyFn) -> Walkers:
@@ -209,7 +201,7 @@ class JarzynskiPriorSampler:
         if self.config.eval_steps == 0:
             return z
         draws = smc.start(model.prior_energy, z)
-        move = smc.Move("mala", self.config.step_size, n_steps=self.config.eval_steps)
+        move = smc.Move("mala", self.config.move.step_size, n_steps=self.config.eval_steps)
         return smc.advance(draws, model.prior_energy, move, generator, weighted=False)[0].x
 
     def describe(self) -> dict[str, Any]:

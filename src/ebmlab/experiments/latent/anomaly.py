@@ -4,7 +4,6 @@ on the test set as the reference does (``auprc_best_test_selected``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,10 +12,11 @@ import torch
 from ...data.mnist import FILES, load_mnist, resolve_data_dir
 from ...data.subsets import to_signed_unit
 from ...latent.anomaly import auprc, heldout_split
+from ...latent.evidence import loglik_metrics
 from ...latent.models import LatentModel
 from ...latent.trainer import LatentTrainer
 from ...metrics.classifier import apply_batched
-from ..study import eval_generator
+from ..study import RunContext, eval_generator
 from .build import (
     Sampler,
     describe,
@@ -26,9 +26,8 @@ from .build import (
     rows_with,
     train,
 )
-from .config import LatentPreset, anomaly_sigma
-from .loglik import loglik_metrics
 from .plots import amortisation_plot, score_histogram
+from .settings import LatentPreset
 
 
 def anomaly_data(data_dir: str | None, pool_train: bool) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -68,32 +67,20 @@ def best_of(evals: list[dict[str, Any]], final: float, iters: int) -> dict[str, 
     return {"auprc_best_test_selected": best, "auprc_best_iteration": step}
 
 
-def run_anomaly(
-    p: LatentPreset,
-    sampler_name: str,
-    seed: int,
-    digit: int,
-    out: Path,
-    ckpt: Path,
-    data_dir: str | None,
-    resume: bool,
-    device: torch.device,
-    progress: bool | None = None,
-) -> dict[str, Any]:
-    """Train one (sampler, seed) on the normal digits and score the test set; writes the score histogram
-    and the diagnostic PNG."""
-    images, labels, data_note = anomaly_data(data_dir, p.anomaly_pool_train)
+def run_anomaly(p: LatentPreset, sampler_name: str, ctx: RunContext, digit: int) -> dict[str, Any]:
+    """Train one (sampler, seed) on the normal digits but ``digit`` and score the test set; writes the score
+    histogram and the diagnostic PNG."""
+    seed, device, out, a, iters = ctx.seed, ctx.device, ctx.out, p.anomaly, p.training.iters
+    images, labels, data_note = anomaly_data(ctx.data_dir, a.pool_train)
     i_train, i_test, is_anom = heldout_split(labels, digit)
-    if p.anomaly_max_test is not None:  # a seeded subsample keeping both classes (quick preset)
-        keep = np.sort(np.random.default_rng(42).permutation(len(i_test))[: p.anomaly_max_test])
+    if a.max_test is not None:  # a seeded subsample keeping both classes (quick preset)
+        keep = np.sort(np.random.default_rng(42).permutation(len(i_test))[: a.max_test])
         i_test, is_anom = i_test[keep], is_anom[keep]
     x_all = to_signed_unit(images)
     x_train, x_test = x_all[i_train].to(device), x_all[i_test].to(device)
 
-    sigma = anomaly_sigma(p, digit)
-    trainer = mnist_trainer(
-        p, sampler_name, x_train, p.anomaly_latent_dim, sigma, p.anomaly_refine_steps, seed, device, anomaly=True
-    )
+    sigma = a.sigma_of(digit)
+    trainer = mnist_trainer(p, sampler_name, x_train, a.latent_dim, sigma, a.refine_steps, seed, device, anomaly=True)
     model, sampler, loop = trainer.model, trainer.sampler, trainer.config
 
     def evaluate(tr: LatentTrainer) -> dict[str, Any]:
@@ -101,10 +88,11 @@ def run_anomaly(
         return {"auprc": auprc(is_anom, anomaly_scores(tr.model, tr.sampler, x_test, g))}
 
     desc = f"anomaly {digit} {sampler_name} seed {seed}"
-    wall = train(trainer, p, ckpt, resume, desc, evaluate, diag_images(x_train, p.diag_n), seed, progress)
-    s = anomaly_scores(model, sampler, x_test, eval_generator(seed, p.iters, device))
+    wall = train(trainer, p, ctx, desc, evaluate, diag_images(x_train, p.training.diag_n))
+    s = anomaly_scores(model, sampler, x_test, eval_generator(seed, iters, device))
     final = auprc(is_anom, s)
-    loglik, log_p_t = loglik_metrics(model, sampler, x_test, p, eval_generator(seed, p.iters, device), check=False)
+    g_eval = eval_generator(seed, iters, device)
+    loglik, log_p_t = loglik_metrics(model, sampler, x_test, p.loglik, g_eval, check=False)
     log_p = log_p_t.cpu().numpy()
     evals = rows_with(trainer.history, "eval")
     diag = rows_with(trainer.history, "diag")
@@ -116,7 +104,7 @@ def run_anomaly(
         "loglik_normal": float(log_p[is_anom == 0].mean()),
         "loglik_anomalous": float(log_p[is_anom == 1].mean()),
         **loglik,
-        **best_of(evals, final, p.iters),
+        **best_of(evals, final, iters),
         "anomaly_fraction": float(is_anom.mean()),
         "n_train": int(x_train.shape[0]),
         "n_test": len(i_test),

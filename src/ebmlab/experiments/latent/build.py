@@ -1,25 +1,26 @@
 """Building blocks of the MNIST tasks of ``ebmlab latent``: model and sampler from a preset, the training
-run with periodic evaluations, and the amortisation diagnostic."""
+run with periodic evaluations and amortisation diagnostics (:mod:`ebmlab.latent.diagnostics`), and the run's
+description."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from ...latent.diagnostics import amortisation_diagnostic
 from ...latent.diffusion import ConvEncoder, LatentDiffusion
 from ...latent.models import ConvGenerator, LatentEBMPrior, LatentModel
-from ...latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, LEBMSampler, langevin
+from ...latent.samplers import ChainConfig, DAMCConfig, DAMCSampler, LEBMSampler
 from ...latent.trainer import LatentTrainer, LoopConfig
-from ...latent.weighted_prior import JarzynskiPriorSampler, Sampler, WeightedPriorConfig, posterior_of, sampler_settings
-from ...metrics.classifier import apply_batched
-from ..study import eval_generator
-from .config import LatentPreset, ema_half_life_iters, ema_rate, energy_reg_of, learning_rates
+from ...latent.weighted_prior import JarzynskiPriorSampler, Sampler, posterior_of, sampler_settings
+from ..study import RunContext, eval_generator
+from .config import ema_half_life_iters, ema_rate, energy_reg_of, learning_rates
+from .settings import LatentPreset
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "gelu": nn.GELU}
 
@@ -37,29 +38,30 @@ def build_mnist(
 
     anomaly=True takes the DAMC anomaly script's choices: prior chains from Q_bar(x) only, each Q step the
     sum of a fully conditional and a fully unconditional loss, no weight decay; and the anomaly lrs.
-    ``jarzynski``: weighted prior walkers (``p.prior_*``) with ``p.posterior``'s posterior chains, the
+    ``jarzynski``: weighted prior walkers (``p.walkers``) with ``p.posterior``'s posterior chains, the
     prior's output layer at zero.  The energy regulariser: :func:`energy_reg_of`.
     """
     lr_g, lr_e, lr_q = learning_rates(p, anomaly)
     weighted = sampler_name == "jarzynski"
     prior = LatentEBMPrior(
-        latent_dim, (p.ebm_hidden,) * 2, activation=ACTIVATIONS[p.ebm_activation], zero_init_output=weighted
+        latent_dim, (p.model.ebm_hidden,) * 2, activation=ACTIVATIONS[p.model.ebm_activation], zero_init_output=weighted
     )
-    model = LatentModel(ConvGenerator(latent_dim, p.ngf), prior, sigma).to(device)
+    model = LatentModel(ConvGenerator(latent_dim, p.model.ngf), prior, sigma).to(device)
     if (p.posterior if weighted else sampler_name) == "lebm":
-        sampler: LEBMSampler | DAMCSampler = LEBMSampler(chain_config(p, p.lebm_post_steps, refine_steps))
+        sampler: LEBMSampler | DAMCSampler = LEBMSampler(chain_config(p, p.chains.lebm_post_steps, refine_steps))
     else:
+        a = p.amortiser
         q = LatentDiffusion(
-            latent_dim, ConvEncoder(p.cond_dim, p.nif), p.cond_dim, nf=p.nf, t_dim=p.t_dim, n_steps=p.diffusion_steps
+            latent_dim, ConvEncoder(a.cond_dim, a.nif), a.cond_dim, nf=a.nf, t_dim=a.t_dim, n_steps=a.diffusion_steps
         ).to(device)
         sampler = damc_sampler(p, q, refine_steps, lr_q, anomaly)
-    chosen: Sampler = JarzynskiPriorSampler(sampler, weighted_config(p)) if weighted else sampler
+    chosen: Sampler = JarzynskiPriorSampler(sampler, p.walkers) if weighted else sampler
     loop = LoopConfig(
-        batch_size=p.batch_size,
+        batch_size=p.training.batch_size,
         lr_g=lr_g,
         lr_e=lr_e,
         energy_reg=energy_reg_of(p, sampler_name),
-        clip=math.inf if p.clip is None else p.clip,
+        clip=math.inf if p.training.clip is None else p.training.clip,
     )
     return model, chosen, loop
 
@@ -85,86 +87,55 @@ def mnist_trainer(
 
 def chain_config(p: LatentPreset, post_steps: int, refine_steps: int) -> ChainConfig:
     """Langevin settings of a preset with the sampler's posterior and refinement steps."""
+    c = p.chains
     return ChainConfig(
-        prior_steps=p.prior_steps, post_steps=post_steps, eval_prior_steps=p.eval_prior_steps, refine_steps=refine_steps
+        prior_steps=c.prior_steps, post_steps=post_steps, eval_prior_steps=c.eval_prior_steps, refine_steps=refine_steps
     )
 
 
 def damc_sampler(p: LatentPreset, q: LatentDiffusion, refine_steps: int, lr_q: float, anomaly: bool) -> DAMCSampler:
     """The DAMC sampler of a preset around the diffusion model q (anomaly: the anomaly script's choices)."""
     script: dict[str, Any] = dict(prior_init="posterior", cond_loss="both", weight_decay=0.0) if anomaly else {}
-    rho = ema_rate(p.iters, p.ema_every, p.ema_half_life, p.ema_rho)
+    a = p.amortiser
+    rho = ema_rate(p.training.iters, a.ema_every, a.ema_half_life, a.ema_rho)
     return DAMCSampler(
         q,
-        chain_config(p, p.damc_post_steps, refine_steps),
-        DAMCConfig(q_updates=p.q_updates, lr=lr_q, ema_rho=rho, ema_every=p.ema_every, **script),
+        chain_config(p, p.chains.damc_post_steps, refine_steps),
+        DAMCConfig(q_updates=a.q_updates, lr=lr_q, ema_rho=rho, ema_every=a.ema_every, **script),
     )
-
-
-def weighted_config(p: LatentPreset) -> WeightedPriorConfig:
-    """The jarzynski sampler's walker settings of a preset (prior step h = s^2/2 with the chains' s = 0.4)."""
-    return WeightedPriorConfig(
-        n_walkers=p.prior_walkers,
-        log_z_walkers=p.log_z_walkers,
-        kernel=p.prior_kernel,
-        n_steps=p.prior_walker_steps,
-    )
-
-
-def pixel_mse(model: LatentModel, x: Tensor, z: Tensor) -> float:
-    """Per-pixel mean squared error of g(z) against x (images in [-1, 1])."""
-    with torch.no_grad():
-        return float(apply_batched(model.generator, z, 256).sub(x).square().mean())
-
-
-def amortisation_diagnostic(model: LatentModel, sampler: Sampler, x: Tensor, gen: torch.Generator) -> dict[str, float]:
-    """Per-pixel reconstruction MSE on images x of: the training chains (their posterior LD steps from their
-    starts) and the same LD from N(0, I) starts (``mse_normal_start``); DAMC also the EMA sampler's draws
-    z0 ~ Q_bar(z | x) before any LD (``mse_ema_q``).  LEBM's training chains are the N(0, I) starts."""
-    c = sampler.chains
-    z_normal = torch.randn(x.shape[0], model.latent_dim, generator=gen, device=x.device)
-    ld = langevin(model.posterior_energy(x), z_normal, c.post_steps, c.post_s, gen)
-    out = {"mse_normal_start": pixel_mse(model, x, ld)}
-    if isinstance(posterior_of(sampler), DAMCSampler):
-        z0, z_pos = sampler.posterior_chains(model, x, gen)
-        out |= {"mse_ema_q": pixel_mse(model, x, z0), "mse_chains": pixel_mse(model, x, z_pos)}
-    else:
-        out["mse_chains"] = out["mse_normal_start"]
-    return out
 
 
 def train(
     trainer: LatentTrainer,
     p: LatentPreset,
-    ckpt: Path,
-    resume: bool,
+    ctx: RunContext,
     desc: str,
     evaluate: Callable[[LatentTrainer], dict[str, Any]],
     diag_x: Tensor,
-    seed: int,
-    progress: bool | None = None,
 ) -> float:
-    """Run the loop to p.iters with checkpoints (continuing from ``ckpt`` when resuming); returns the wall
-    time.  History rows get ``evaluate(trainer)`` (key "eval") every p.eval_every iterations before the end
-    and the amortisation diagnostic on ``diag_x`` (key "diag") every p.diag_every iterations and at the end."""
-    if resume and ckpt.exists():
+    """Run the loop to ``p.training.iters`` with checkpoints at ``ctx.checkpoint`` (continuing from it when
+    ``ctx.resume``); returns the wall time.  History rows get ``evaluate(trainer)`` (key "eval") every
+    ``eval_every`` iterations before the end and the amortisation diagnostic on ``diag_x`` (key "diag") every
+    ``diag_every`` iterations and at the end."""
+    seed, ckpt, t = ctx.seed, ctx.checkpoint, p.training
+    if ctx.resume and ckpt.exists():
         trainer.resume(ckpt)
 
     def callback(tr: LatentTrainer, row: dict[str, Any]) -> None:
         k = tr.step_count
-        if k % p.eval_every == 0 and k < p.iters:
+        if k % t.eval_every == 0 and k < t.iters:
             row["eval"] = evaluate(tr)
-        if k % p.diag_every == 0 or k == p.iters:
+        if k % t.diag_every == 0 or k == t.iters:
             row["diag"] = amortisation_diagnostic(tr.model, tr.sampler, diag_x, eval_generator(seed, k, diag_x.device))
 
     start = time.perf_counter()
     trainer.run(
-        p.iters,
+        t.iters,
         checkpoint_path=ckpt,
-        checkpoint_every=p.checkpoint_every,
+        checkpoint_every=t.checkpoint_every,
         desc=desc,
         callback=callback,
-        progress=progress,
+        progress=ctx.progress,
     )
     return time.perf_counter() - start
 

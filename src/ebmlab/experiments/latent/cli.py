@@ -11,14 +11,15 @@ Tasks (each writes ``metrics.json`` and PNGs into ``--out``, on the study skelet
 - anomaly (:mod:`.anomaly`): train on all digits but ``--heldout-digit``; final and best-of-evaluations
   AUPRC of the negative-log-joint score and of -log p(x).
 
-Samplers: lebm, damc, and jarzynski (weighted persistent prior walkers, :mod:`ebmlab.latent.weighted_prior`,
-with ``--posterior lebm|damc`` chains).  generate and anomaly report the test log-likelihood in nats per image
-(:mod:`.loglik`).
+Samplers (``--sampler``, one or a comma-separated list, each run for every seed): lebm, damc, and jarzynski
+(weighted persistent prior walkers, :mod:`ebmlab.latent.weighted_prior`, with ``--posterior lebm|damc`` chains).
+toy-prior, generate and anomaly report the test log-likelihood in nats per image (:mod:`ebmlab.latent.evidence`;
+the console warnings on it: :mod:`.loglik`).
 
 MNIST comes from the test set in ``--data-dir`` (or ``$EBMLAB_DATA``; the paper preset's anomaly task pools
 the training set too when the directory holds it).  Splits are seeded and fixed (independent of ``--seeds``):
 generate uses a per-digit split with seed 0 into model-train, model-test and classifier-train images; anomaly
-shuffles the normal digits with seed 42 (80 % train).  Presets and rules: :mod:`.config`.
+shuffles the normal digits with seed 42 (80 % train).  Settings: :mod:`.settings`; presets and rules: :mod:`.config`.
 """
 
 from __future__ import annotations
@@ -36,14 +37,16 @@ from ..study import (
     add_output_args,
     exit_code,
     int_list,
+    name_list,
     resolve_device,
     run_grid,
     seed_summary,
 )
 from .anomaly import run_anomaly
-from .config import DEFAULT_SEEDS, POSTERIORS, PRESETS, SAMPLERS, TASKS, preset
+from .config import DEFAULT_SEEDS, PRESETS, TASKS, preset
 from .generate import run_generate
 from .loglik import loglik_warnings
+from .settings import POSTERIORS, SAMPLERS
 from .toy import run_toy
 from .toy_prior import run_toy_prior
 
@@ -59,21 +62,22 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", choices=TASKS, required=True, help="toy, toy-prior, generate (MNIST) or anomaly (MNIST)")
     p.add_argument(
         "--sampler",
-        choices=SAMPLERS,
+        type=name_list(SAMPLERS),
         required=True,
-        help="lebm (short-run Langevin), damc, or jarzynski (weighted persistent prior walkers)",
+        help="comma-separated samplers, each run for every seed: lebm (short-run Langevin), damc, or jarzynski "
+        "(weighted persistent prior walkers)",
     )
     p.add_argument(
         "--posterior",
         choices=POSTERIORS,
         default=None,
-        help="--sampler jarzynski: its posterior chains, lebm (short-run, default) or damc (amortised)",
+        help="the jarzynski sampler's posterior chains, lebm (short-run, default) or damc (amortised)",
     )
     p.add_argument(
         "--compare-with",
         type=lambda text: [Path(d) for d in text.split(",") if d],
         default=[],
-        help="toy-prior: comma-separated output directories of other samplers' runs to draw beside this one",
+        help="toy-prior: comma-separated output directories of other samplers' runs to draw beside these",
     )
     p.add_argument("--heldout-digit", type=int, default=None, help="anomaly task: the digit held out (1,4,5,7,9)")
     p.add_argument(
@@ -116,43 +120,46 @@ def main(args: argparse.Namespace) -> int:
         if not any(d.glob("prior_density_*_seed*.npz")):
             what = "holds no toy-prior results (prior_density_*.npz)" if d.is_dir() else "is not a directory"
             raise ValueError(f"--compare-with {str(d)!r} {what}: run --task toy-prior --out there first")
-    if args.task == "toy" and args.sampler == "jarzynski":
-        raise ValueError("--task toy has a fixed N(0, I) prior and no prior sampler; use --task toy-prior")
-    p = preset(args.preset, args.sampler, args.iters, args.posterior, args.energy_reg)
+    samplers = list(dict.fromkeys(args.sampler))  # in the order given, once each
+    if args.task == "toy" and "jarzynski" in samplers:
+        raise ValueError(
+            "--task toy has a fixed N(0, I) prior and no prior sampler: drop jarzynski from --sampler, "
+            "or use --task toy-prior"
+        )
+    p = preset(args.preset, samplers, args.iters, args.posterior, args.energy_reg)
     device = resolve_device(args.device)
     seeds = args.seeds or DEFAULT_SEEDS[args.preset]
     progress = False if args.no_progress else None
     digit = args.heldout_digit
-    tag = f"{args.task}{digit if args.task == 'anomaly' else ''}_{args.sampler}"
-    settings = {"task": args.task, "sampler": args.sampler, "heldout_digit": digit, "preset": args.preset}
+    task = f"{args.task}{digit if args.task == 'anomaly' else ''}"
+    settings = {"task": args.task, "samplers": samplers, "heldout_digit": digit, "preset": args.preset}
     config: dict[str, Any] = json.loads(json.dumps(settings | asdict(p)))  # as recorded (tuples become lists)
 
-    def run_one(_: str, ctx: RunContext) -> dict[str, Any]:
-        seed, ckpt = ctx.seed, ctx.checkpoint
+    def run_one(sampler: str, ctx: RunContext) -> dict[str, Any]:
         if args.task == "toy":
-            return run_toy(p, args.sampler, seed, args.out, device)
+            return run_toy(p, sampler, ctx)
         if args.task == "toy-prior":
-            return run_toy_prior(
-                p, args.sampler, seed, args.out, ckpt, args.resume, device, args.compare_with, progress
-            )
+            return run_toy_prior(p, sampler, ctx, args.compare_with)
         if args.task == "generate":
-            return run_generate(p, args.sampler, seed, args.out, ckpt, args.data_dir, args.resume, device, progress)
-        return run_anomaly(p, args.sampler, seed, digit, args.out, ckpt, args.data_dir, args.resume, device, progress)
+            return run_generate(p, sampler, ctx)
+        return run_anomaly(p, sampler, ctx, digit)
 
-    by_variant, notes = run_grid(
+    runs, notes = run_grid(
         "latent",
         config,
-        [tag],
+        samplers,
         seeds,
         args.out,
         run_one,
         resume=args.resume,
         overwrite=args.overwrite,
         progress=progress,
+        device=device,
+        data_dir=args.data_dir,
     )
-    runs = by_variant[tag]
-    notes = notes + loglik_warnings(runs)
-    summary = seed_summary(runs.values(), HEADLINE[args.task] + ("wall_time_s",))
+    notes = notes + [f"{s} {note}" for s in samplers for note in loglik_warnings(runs[s])]
+    keys = HEADLINE[args.task] + ("wall_time_s",)
+    summary = {s: seed_summary(runs[s].values(), keys) for s in samplers}
     metrics = {
         **settings,
         "config": config,
@@ -165,11 +172,19 @@ def main(args: argparse.Namespace) -> int:
     write_json(metrics, args.out / "metrics.json")
     for note in notes:
         print(note)
-    for key in HEADLINE[args.task]:
+    for s in samplers:
+        print_headline(f"{task}_{s}", HEADLINE[args.task], summary[s])
+    print(f"wrote {args.out / 'metrics.json'} and PNGs")
+    return exit_code(r for by_seed in runs.values() for r in by_seed.values())
+
+
+def print_headline(tag: str, keys: tuple[str, ...], summary: dict[str, Any]) -> None:
+    """One console line per headline key of a sampler's summary (mean, min, max over its finished seeds)."""
+    if not summary["n_seeds"]:
+        print(f"{tag}: every run diverged")
+    for key in keys:
         if f"{key}_mean" in summary:
             print(
                 f"{tag} {key}: {summary[key + '_mean']:.4f} (min {summary[key + '_min']:.4f}, "
                 f"max {summary[key + '_max']:.4f}, {summary['n_seeds']} seed(s))"
             )
-    print(f"wrote {args.out / 'metrics.json'} and PNGs")
-    return exit_code(runs.values())

@@ -5,7 +5,6 @@ sample grids, and the Frechet distance in the features of a 10-class classifier 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,51 +12,43 @@ import torch
 
 from ...data.mnist import load_mnist
 from ...data.subsets import split_by_class, to_signed_unit
+from ...latent.diagnostics import pixel_mse
+from ...latent.evidence import loglik_metrics
 from ...latent.samplers import LEBMSampler
 from ...latent.trainer import LatentTrainer
 from ...metrics.classifier import accuracy, apply_batched, train_classifier
 from ...metrics.frechet import frechet_distance
-from ..study import eval_generator
+from ..study import RunContext, eval_generator
 from .build import (
     describe,
     diag_images,
     diagnostic_summary,
     mnist_trainer,
-    pixel_mse,
     rows_with,
     train,
 )
-from .config import LatentPreset
-from .loglik import loglik_metrics
 from .plots import amortisation_plot, image_grid, loglik_check_plot
+from .settings import LatentPreset
 
 
 def generate_split(labels: np.ndarray, p: LatentPreset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Seeded (seed 0) disjoint per-digit split of the MNIST test set: (model-train, model-test,
     classifier-train) indices; model-train None takes all remaining images."""
-    counts: list[list[int | None]] = [[p.test_per_digit] * 10, [p.classifier_per_digit] * 10, [p.train_per_digit] * 10]
+    d = p.data
+    counts: list[list[int | None]] = [[d.test_per_digit] * 10, [d.classifier_per_digit] * 10, [d.train_per_digit] * 10]
     test, clf, train_ = split_by_class(labels, range(10), counts, 0)
     return train_, test, clf
 
 
-def run_generate(
-    p: LatentPreset,
-    sampler_name: str,
-    seed: int,
-    out: Path,
-    ckpt: Path,
-    data_dir: str | None,
-    resume: bool,
-    device: torch.device,
-    progress: bool | None = None,
-) -> dict[str, Any]:
+def run_generate(p: LatentPreset, sampler_name: str, ctx: RunContext) -> dict[str, Any]:
     """Train one (sampler, seed) and evaluate it; writes the sample, reconstruction and diagnostic PNGs."""
-    images, labels = load_mnist(data_dir, "test")
+    seed, device, out = ctx.seed, ctx.device, ctx.out
+    images, labels = load_mnist(ctx.data_dir, "test")
     i_train, i_test, i_clf = generate_split(labels, p)
     x_all = to_signed_unit(images)
     y_all = torch.from_numpy(labels)
     start = time.perf_counter()
-    clf = train_classifier(x_all[i_clf], y_all[i_clf], 10, epochs=p.classifier_epochs, seed=0)
+    clf = train_classifier(x_all[i_clf], y_all[i_clf], 10, epochs=p.data.classifier_epochs, seed=0)
     clf_acc = accuracy(clf, x_all[i_test], y_all[i_test])
     clf_time = time.perf_counter() - start
     x_train, x_test = x_all[i_train].to(device), x_all[i_test].to(device)
@@ -66,7 +57,9 @@ def run_generate(
         return apply_batched(clf.features, x.cpu())
 
     feats_test = features(x_test)
-    trainer = mnist_trainer(p, sampler_name, x_train, p.latent_dim, p.sigma, p.refine_steps, seed, device)
+    trainer = mnist_trainer(
+        p, sampler_name, x_train, p.model.latent_dim, p.model.sigma, p.chains.refine_steps, seed, device
+    )
     model, sampler, loop = trainer.model, trainer.sampler, trainer.config
 
     def test_mse(tr: LatentTrainer, g: torch.Generator) -> float:
@@ -78,11 +71,11 @@ def run_generate(
         return {"test_mse": test_mse(tr, eval_generator(seed, tr.step_count, device))}
 
     desc = f"generate {sampler_name} seed {seed}"
-    wall = train(trainer, p, ckpt, resume, desc, evaluate, diag_images(x_train, p.diag_n), seed, progress)
+    wall = train(trainer, p, ctx, desc, evaluate, diag_images(x_train, p.training.diag_n))
     start = time.perf_counter()
-    g_eval = eval_generator(seed, p.iters, device)
+    g_eval = eval_generator(seed, p.training.iters, device)
     mse = test_mse(trainer, g_eval)
-    n = p.n_generate
+    n = p.data.n_generate
     z_s = torch.cat([sampler.generate(model, min(256, n - i), g_eval) for i in range(0, n, 256)])
     z_ld = LEBMSampler(sampler.chains).generate(model, n, g_eval)
     k = min(50, x_test.shape[0])
@@ -90,7 +83,7 @@ def run_generate(
     with torch.no_grad():
         x_s, x_ld, x_rec = model.generator(z_s), model.generator(z_ld), model.generator(z_rec)
     n_real = min(n, x_train.shape[0])
-    loglik = loglik_metrics(model, sampler, x_test, p, g_eval)[0]
+    loglik = loglik_metrics(model, sampler, x_test, p.loglik, g_eval)[0]
     diag = rows_with(trainer.history, "diag")
     metrics = {
         "status": "ok",

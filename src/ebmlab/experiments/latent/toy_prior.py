@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ...latent.evidence import loglik_metrics, z_score
 from ...latent.models import GaussianPrior, LatentEBMPrior, LatentModel
 from ...latent.prior_density import (
     cell_centres,
@@ -24,67 +24,58 @@ from ...latent.prior_density import (
 from ...latent.samplers import ChainConfig, DAMCSampler, LEBMSampler
 from ...latent.toy import TOY_SIGMA, observe, pinwheel, random_mlp_generator
 from ...latent.trainer import LatentTrainer, LoopConfig
-from ...latent.weighted_prior import JarzynskiPriorSampler
-from ..study import eval_generator
-from .build import Sampler, weighted_config
-from .config import LatentPreset, energy_reg_of
-from .loglik import loglik_metrics, z_score
+from ...latent.weighted_prior import JarzynskiPriorSampler, Sampler
+from ..study import RunContext, eval_generator
+from .config import energy_reg_of
 from .plots import density_panels, loglik_check_plot
+from .settings import LatentPreset
 from .toy import toy_sampler
 
 LIM, N_GRID = 4.0, 100
 
 
 def toy_prior_sampler(p: LatentPreset, name: str, device: torch.device) -> Sampler:
-    """LEBM: posterior LD from N(0, I) (toy_prior_post_steps, s = 0.1), prior LD (prior_steps); DAMC: the toy
+    """LEBM: posterior LD from N(0, I) (toy_prior.post_steps, s = 0.1), prior LD (chains.prior_steps); DAMC: the toy
     amortiser with as many posterior steps; jarzynski: weighted walkers with either posterior."""
-    steps = p.toy_prior_post_steps
-    chains = ChainConfig(prior_steps=p.prior_steps, post_steps=steps, eval_prior_steps=p.eval_prior_steps)
+    steps, c = p.toy_prior.post_steps, p.chains
+    chains = ChainConfig(prior_steps=c.prior_steps, post_steps=steps, eval_prior_steps=c.eval_prior_steps)
     posterior = p.posterior if name == "jarzynski" else name
     if posterior == "damc":
-        sampler: LEBMSampler | DAMCSampler = toy_sampler(replace(p, toy_chain_steps=steps), device)
+        sampler: LEBMSampler | DAMCSampler = toy_sampler(p, device, steps)
     else:
         sampler = LEBMSampler(chains)
-    return JarzynskiPriorSampler(sampler, weighted_config(p)) if name == "jarzynski" else sampler
+    return JarzynskiPriorSampler(sampler, p.walkers) if name == "jarzynski" else sampler
 
 
-def run_toy_prior(
-    p: LatentPreset,
-    sampler_name: str,
-    seed: int,
-    out: Path,
-    ckpt: Path,
-    resume: bool,
-    device: torch.device,
-    compare: list[Path],
-    progress: bool | None = None,
-) -> dict[str, Any]:
+def run_toy_prior(p: LatentPreset, sampler_name: str, ctx: RunContext, compare: list[Path]) -> dict[str, Any]:
     """Train the 2-D prior with one sampler; write the density grids (npz) and PNGs (this run; and, with
-    ``compare``, this run beside the same seed's grids found in those output directories)."""
+    ``compare`` or other samplers' grids of this seed in ``ctx.out``, this run beside every grid of the seed found
+    in those directories)."""
+    seed, device, out, ckpt, tp = ctx.seed, ctx.device, ctx.out, ctx.checkpoint, p.toy_prior
     torch.manual_seed(seed)
     gen = torch.Generator(device).manual_seed(seed)
     weighted = sampler_name == "jarzynski"
-    prior = LatentEBMPrior(2, (p.toy_prior_hidden,) * 2, zero_init_output=weighted)
+    prior = LatentEBMPrior(2, (tp.hidden,) * 2, zero_init_output=weighted)
     model = LatentModel(random_mlp_generator(seed), prior, TOY_SIGMA).to(device)
-    x_train = observe(model, pinwheel(p.toy_prior_n, gen), gen)
-    x_test = observe(model, pinwheel(p.toy_prior_test_n, gen), gen)
+    x_train = observe(model, pinwheel(tp.n, gen), gen)
+    x_test = observe(model, pinwheel(tp.test_n, gen), gen)
     sampler = toy_prior_sampler(p, sampler_name, device)
-    loop = LoopConfig(batch_size=p.toy_prior_batch, lr_e=p.toy_prior_lr_e, energy_reg=energy_reg_of(p, sampler_name))
+    loop = LoopConfig(batch_size=tp.batch, lr_e=tp.lr_e, energy_reg=energy_reg_of(p, sampler_name))
     trainer = LatentTrainer(model, sampler, x_train, loop, gen)
-    if resume and ckpt.exists():
+    if ctx.resume and ckpt.exists():
         trainer.resume(ckpt)
     start = time.perf_counter()
-    trainer.run(p.toy_prior_iters, checkpoint_path=ckpt, checkpoint_every=p.checkpoint_every, progress=progress)
+    trainer.run(tp.iters, checkpoint_path=ckpt, checkpoint_every=p.training.checkpoint_every, progress=ctx.progress)
     wall = time.perf_counter() - start
 
-    g_eval = eval_generator(seed, p.toy_prior_iters, device)
-    true_cells = cell_probabilities(pinwheel(p.toy_prior_true_n, g_eval), LIM, N_GRID)
+    g_eval = eval_generator(seed, tp.iters, device)
+    true_cells = cell_probabilities(pinwheel(tp.true_n, g_eval), LIM, N_GRID)
     _, area = cell_centres(LIM, N_GRID)
     log_q, log_z_quad = prior_log_density(model, LIM, N_GRID)
     log_n0, _ = prior_log_density(LatentModel(model.generator, GaussianPrior(2), TOY_SIGMA), LIM, N_GRID)
     ll_quad = quadrature_log_marginal(model, x_test, log_q + math.log(area), LIM, N_GRID)
     ll_true = quadrature_log_marginal(model, x_test, true_cells.clamp_min(1e-300).log(), LIM, N_GRID)
-    loglik = loglik_metrics(model, sampler, x_test, p, g_eval)[0]
+    loglik = loglik_metrics(model, sampler, x_test, p.loglik, g_eval)[0]
     metrics: dict[str, Any] = {
         "status": "ok",
         "kl_true_vs_prior": cell_kl(true_cells, log_q, area),
@@ -121,7 +112,8 @@ def run_toy_prior(
         f"toy prior, {sampler_name}, seed {seed}: importance sampling vs AIS",
         out / f"loglik_check_{sampler_name}_seed{seed}.png",
     )
-    if compare:
+    others = [f for f in out.glob(f"prior_density_*_seed{seed}.npz") if f.stem.split("_")[2] != sampler_name]
+    if compare or others:  # other samplers' runs: in ``compare`` or earlier in this study (--sampler a,b)
         compare_panels([out, *compare], seed, out / f"toy_prior_comparison_seed{seed}.png")
     return metrics
 

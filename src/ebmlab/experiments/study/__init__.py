@@ -99,13 +99,22 @@ def prepare_out(out: Path, study: str, config: dict[str, Any], resume: bool, ove
     return notes
 
 
+def _at(config: Any, path: str) -> Any:
+    """The value at a dotted path of nested settings (None where absent)."""
+    for key in path.split("."):
+        config = config.get(key) if isinstance(config, dict) else None
+    return config
+
+
 def check_config(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Refuse other settings (naming them); a larger value of an extendable one is allowed and said."""
+    """Refuse other settings (naming them); a larger value of an extendable one (at any depth: ``iters`` or
+    ``training.iters``) is allowed and said."""
     notes, diff = [], []
     for field in settings_diff(saved, current, "recorded"):
         name = field.split(" ", 1)[0]
-        if name in EXTENDABLE and isinstance(saved.get(name), int) and current[name] > saved[name]:
-            notes.append(f"{name} extended from {saved[name]} to {current[name]}: the runs continue")
+        old, new = _at(saved, name), _at(current, name)
+        if name.rsplit(".", 1)[-1] in EXTENDABLE and isinstance(old, int) and isinstance(new, int) and new > old:
+            notes.append(f"{name} extended from {old} to {new}: the runs continue")
         else:
             diff.append(field)
     if diff:
