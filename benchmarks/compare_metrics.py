@@ -9,7 +9,7 @@ level, and the k-th "*" of NEW takes the key the k-th "*" of OLD matched, e.g.
 ``runs/*/config/steps_per_update=runs/*/config/move/n_steps``.  A path matching nothing is an error, so a
 rename cannot silently compare nothing.
 
-Keys naming a timing (containing "time", "wall" or "seconds") and the recorded device are skipped,
+Keys naming a timing (containing "time", "wall", "seconds" or "cpu_s") and the recorded device are skipped,
 as are file paths (strings ending in .png / .pt / .json), which name the output directory.
 """
 
@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SKIPPED = ("time", "wall", "seconds", "device")
+SKIPPED = ("time", "wall", "seconds", "cpu_s", "device")
 
 
 def _skipped(key: str) -> bool:
