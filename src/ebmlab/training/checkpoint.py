@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from ..io import load_torch, save_torch
+from ..sampling.kernels import LEGACY_MOVE_KEYWORDS
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
@@ -43,7 +44,6 @@ def settings_diff(saved: dict[str, Any], current: dict[str, Any], label: str = "
     ]
 
 
-MOVE_FIELDS = {"kernel": "kernel", "step_size": "step_size", "noise_std": "noise_std", "steps_per_update": "n_steps"}
 MOVE_DEFAULTS = {"noise_std": None, "n_steps": 1, "compile": False}
 
 
@@ -54,8 +54,8 @@ def nested_move(state: dict[str, Any], key: str = "phase") -> dict[str, Any]:
     config = state.get("settings", {}).get(key)
     if not isinstance(config, dict) or "move" in config or not {"kernel", "step_size"} <= set(config):
         return state
-    flat = {k: v for k, v in config.items() if k not in MOVE_FIELDS}
-    move = MOVE_DEFAULTS | {new: config[old] for old, new in MOVE_FIELDS.items() if old in config}
+    flat = {k: v for k, v in config.items() if k not in LEGACY_MOVE_KEYWORDS}
+    move = MOVE_DEFAULTS | {LEGACY_MOVE_KEYWORDS[k]: v for k, v in config.items() if k in LEGACY_MOVE_KEYWORDS}
     if key == "phase":
         del move["compile"]  # not a checked setting of the trainer
     return state | {"settings": state["settings"] | {key: flat | {"move": move}}}
