@@ -85,3 +85,12 @@ def test_quick_sweep_end_to_end_and_resume(tmp_path, mnist_dir):
     assert cli_main([*args, "--methods", "jarzynski,pcd", "--recheck"]) == 2  # needs --resume
     # other mechanisms into the same directory are refused (one line, exit 2)
     assert cli_main([*args, "--methods", "jarzynski,pcd", "--resume", "--kernel", "mala"]) == 2
+
+
+def test_device_option_means_what_it_means_in_mnist(tmp_path, capsys):
+    """--device as in every study: the sweep's spaces are projected, so they run on the CPU and cuda is refused
+    in one line (here by the missing GPU, on a GPU machine by the projected space)."""
+    assert cli_main(["scaling", "--preset", "quick", "--device", "cuda", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "--device" in err and "Traceback" not in err and not (tmp_path / "o").exists()
+

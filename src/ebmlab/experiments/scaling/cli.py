@@ -17,7 +17,8 @@ import argparse
 
 from ...sampling.resampling import RESAMPLERS
 from ...sampling.smc import KERNELS
-from ..study import add_method_args, add_output_args, exit_code, int_list, name_list
+from ..mnist.config import study_device
+from ..study import add_device_arg, add_method_args, add_output_args, exit_code, int_list, name_list
 from .config import DEFAULT_DIMS, PRESET_NAMES, QUICK_DIMS, SCALING_SPACES, Mechanisms, default_seeds
 from .run import run_sweep
 
@@ -61,10 +62,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         help="with --resume: measure the final models of the finished runs again with the current mass check "
         "(from their checkpoints; training and its CPU time are kept)",
     )
+    add_device_arg(p)
     add_output_args(p, "runs/scaling")
 
 
 def main(args: argparse.Namespace) -> int:
+    for space in args.space:
+        study_device(args.device, space)  # every space of the sweep is projected: it runs on the CPU
     fields = ("kernel", "steps_per_update", "cess_target", "lr_ess_target", "walkers", "precondition", "iters")
     mechanisms = Mechanisms(**{k: getattr(args, k) for k in (*fields, "ess_threshold", "resampler")})
     dims = args.dims or list(QUICK_DIMS if args.preset == "quick" else DEFAULT_DIMS)
