@@ -93,4 +93,3 @@ def test_device_option_means_what_it_means_in_mnist(tmp_path, capsys):
     assert cli_main(["scaling", "--preset", "quick", "--device", "cuda", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "--device" in err and "Traceback" not in err and not (tmp_path / "o").exists()
-
