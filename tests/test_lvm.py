@@ -55,6 +55,19 @@ def evidence_at(m: BayesLinearRegression, theta: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def whitened_fit(m, cfg, n_walkers, seed, lr=0.05, optimizer=torch.optim.Adam):
+    """A fit of ``m`` in its exactly whitened coordinates, its log Z references the closed-form evidence."""
+    pot = exact_whitening(m)
+    return LatentFit(
+        pot,
+        optimizer(pot.parameters(), lr=lr),
+        n_walkers=n_walkers,
+        generator=torch.Generator().manual_seed(seed),
+        log_z0=m.log_evidence().detach(),
+        config=cfg,
+    )
+
+
 def test_closed_form_evidence_and_posterior():
     m = model()
     phi, y = regression_data()
@@ -86,16 +99,7 @@ def test_estimator_evidence_tracks_the_closed_form_along_a_training_path():
     population's log Z is within 3 SE of the closed form in at least 90% of (fit, iteration) pairs, and the
     standardised errors have mean square below 2 (the SE is not too small)."""
     m = model(b=12, seed=3)
-    pot = exact_whitening(m)
-    g = torch.Generator().manual_seed(0)
-    fit = LatentFit(
-        pot,
-        torch.optim.Adam(pot.parameters(), lr=2e-2),
-        n_walkers=200,
-        generator=g,
-        log_z0=m.log_evidence().detach(),
-        config=FitConfig(move=Move("ula", 1e-3)),
-    )
+    fit = whitened_fit(m, FitConfig(move=Move("ula", 1e-3)), n_walkers=200, seed=0, lr=2e-2)
     fit.run(30, progress=False)
     tr = fit.trajectory()
     z = []
@@ -112,15 +116,9 @@ def test_weighted_gradient_is_the_gradient_of_the_log_evidence():
     """After one update the reweighted walkers' -sum_i w_i dU/dtheta(X_i) equals d log p_theta(y)/dtheta
     (autograd of the closed form) within 4 of its self-normalised standard errors."""
     m = model(b=1, seed=5)
-    pot = exact_whitening(m)
-    fit = LatentFit(
-        pot,
-        torch.optim.SGD(pot.parameters(), lr=2e-3),
-        n_walkers=4000,
-        generator=torch.Generator().manual_seed(2),
-        log_z0=m.log_evidence().detach(),
-        config=FitConfig(move=Move("ula", 1e-2), estimator=False),
-    )
+    cfg = FitConfig(move=Move("ula", 1e-2), estimator=False)
+    fit = whitened_fit(m, cfg, n_walkers=4000, seed=2, lr=2e-3, optimizer=torch.optim.SGD)
+    pot = fit.potential
     fit.run(3, progress=False)
     w = fit.weights()[0]
     assert float(fit.estimates()["ess_frac"][0]) < 0.999  # the weights are not uniform
@@ -179,16 +177,8 @@ def test_batched_update_equals_unbatched_fits():
     """theta_1 and the step-0 estimates of a batched fit equal those of the B fits run one by one from the
     same walkers (the update is deterministic given the walkers and weights)."""
     m = model(b=3, seed=7)
-    pot = exact_whitening(m)
     cfg = FitConfig(move=Move("ula", 1e-2))
-    batched = LatentFit(
-        pot,
-        torch.optim.Adam(pot.parameters(), lr=0.05),
-        n_walkers=16,
-        generator=torch.Generator().manual_seed(0),
-        log_z0=m.log_evidence().detach(),
-        config=cfg,
-    )
+    batched = whitened_fit(m, cfg, n_walkers=16, seed=0)
     x = batched.latents().clone()
     row = batched.step()
     for g in range(3):
@@ -219,18 +209,8 @@ def test_batched_update_equals_unbatched_fits():
 
 def test_resume_equals_uninterrupted(tmp_path):
     def make():
-        m = model(b=2, seed=1)
-        pot = exact_whitening(m)
         cfg = FitConfig(move=Move("ula", 0.05), ess_threshold=0.9, estimator_threshold=0.9)
-        fit = LatentFit(
-            pot,
-            torch.optim.Adam(pot.parameters(), lr=0.05),
-            n_walkers=20,
-            generator=torch.Generator().manual_seed(3),
-            log_z0=m.log_evidence().detach(),
-            config=cfg,
-        )
-        return fit
+        return whitened_fit(model(b=2, seed=1), cfg, n_walkers=20, seed=3)
 
     full = make()
     full.run(12, progress=False)
@@ -368,16 +348,8 @@ def test_mala_moves_keep_the_evidence_and_resample_per_group():
     """With MALA moves (only the AIS work enters the weights) and resampling of both populations, the
     estimator population's evidence after 20 updates is within 4 SE of the closed form for each of 6 fits."""
     m = model(b=6, seed=11)
-    pot = exact_whitening(m)
     cfg = FitConfig(move=Move("mala", 0.3), ess_threshold=0.7, estimator_threshold=0.7)
-    fit = LatentFit(
-        pot,
-        torch.optim.Adam(pot.parameters(), lr=0.05),
-        n_walkers=400,
-        generator=torch.Generator().manual_seed(5),
-        log_z0=m.log_evidence().detach(),
-        config=cfg,
-    )
+    fit = whitened_fit(m, cfg, n_walkers=400, seed=5)
     fit.run(20, progress=False)
     est = fit.estimates()
     assert int(fit.estimator.n_resamplings.sum()) > 0 and bool(fit.trajectory()["resampled"].any())
