@@ -55,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
     seeds = args.seeds or DEFAULT_SEEDS[exp]
     progress = False if args.no_progress else None
     config = json.loads(json.dumps({"experiment": exp, "preset": args.preset, **asdict(cfg)}))
-    variants, run_one = _grid(exp, cfg, progress)
+    variants, run_one = _grid(exp, cfg)
     runs, notes = run_grid(
         "lvm", config, variants, seeds, args.out, run_one, resume=args.resume, overwrite=args.overwrite,
         progress=progress,
@@ -69,25 +69,25 @@ def main(args: argparse.Namespace) -> int:
     return exit_code(r for by_seed in runs.values() for r in by_seed.values())
 
 
-def _grid(exp: str, cfg: Any, progress: bool | None):
+def _grid(exp: str, cfg: Any):
     if exp == "order-selection":
         variants = [f"order{c}" for c in cfg.candidates]
 
         def run_one(variant: str, ctx: RunContext) -> dict[str, Any]:
-            return order_selection.run_candidate(cfg, int(variant[5:]), ctx.seed, ctx.checkpoint, progress)
+            return order_selection.run_candidate(cfg, int(variant[5:]), ctx.seed, ctx.checkpoint, ctx.progress)
 
     elif exp == "error-model":
         variants = list(error_model.MODELS)
 
         def run_one(variant: str, ctx: RunContext) -> dict[str, Any]:
-            return error_model.run_model(cfg, variant, ctx.seed, ctx.checkpoint, progress)
+            return error_model.run_model(cfg, variant, ctx.seed, ctx.checkpoint, ctx.progress)
 
     else:
         variants = [f"{m}-N{n}" for m in cfg.methods for n in cfg.n_walkers]
 
         def run_one(variant: str, ctx: RunContext) -> dict[str, Any]:
             method, n = variant.rsplit("-N", 1)
-            return logistic.run_one(cfg, method, int(n), ctx.seed, ctx.checkpoint, progress)
+            return logistic.run_one(cfg, method, int(n), ctx.seed, ctx.checkpoint, ctx.progress)
 
     return variants, run_one
 
