@@ -4,10 +4,11 @@ a checkpoint was written with the settings it is resumed under."""
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from typing import Any
 
 from ..io import load_torch, save_torch
-from ..sampling.kernels import LEGACY_MOVE_KEYWORDS
+from ..sampling.kernels import LEGACY_MOVE_KEYWORDS, Move
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
@@ -44,9 +45,6 @@ def settings_diff(saved: dict[str, Any], current: dict[str, Any], label: str = "
     ]
 
 
-MOVE_DEFAULTS = {"noise_std": None, "n_steps": 1, "compile": False}
-
-
 def nested_move(state: dict[str, Any], key: str = "phase") -> dict[str, Any]:
     """``state`` with the config recorded under ``settings[key]`` in today's form: checkpoints written before
     the configs took a :class:`~ebmlab.sampling.smc.Move` recorded its fields flat (``steps_per_update`` for
@@ -55,7 +53,7 @@ def nested_move(state: dict[str, Any], key: str = "phase") -> dict[str, Any]:
     if not isinstance(config, dict) or "move" in config or not {"kernel", "step_size"} <= set(config):
         return state
     flat = {k: v for k, v in config.items() if k not in LEGACY_MOVE_KEYWORDS}
-    move = MOVE_DEFAULTS | {LEGACY_MOVE_KEYWORDS[k]: v for k, v in config.items() if k in LEGACY_MOVE_KEYWORDS}
+    move = asdict(Move()) | {LEGACY_MOVE_KEYWORDS[k]: v for k, v in config.items() if k in LEGACY_MOVE_KEYWORDS}
     if key == "phase":
         del move["compile"]  # not a checked setting of the trainer
     return state | {"settings": state["settings"] | {key: flat | {"move": move}}}
