@@ -25,11 +25,13 @@ def load(path: str | os.PathLike) -> Any:
     return state
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as one level of dotted keys (``{"phase": {"move": {"n_steps": 5}}}`` ->
+    ``{"phase.move.n_steps": 5}``), the names settings differences are reported under."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out |= _flatten(v, f"{prefix}{k}.")
+            out |= flatten(v, f"{prefix}{k}.")
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -37,7 +39,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def settings_diff(saved: dict[str, Any], current: dict[str, Any], label: str = "checkpoint") -> list[str]:
     """'field (<label> X, now Y)' for every setting that differs (nested dicts compared field by field)."""
-    a, b = _flatten(saved), _flatten(current)
+    a, b = flatten(saved), flatten(current)
     return [
         f"{k} ({label} {a.get(k, 'absent')!r}, now {b.get(k, 'absent')!r})"
         for k in sorted(a.keys() | b.keys())

@@ -28,7 +28,7 @@ from ...errors import DivergenceError
 from ...io import read_json, write_json
 from ...sampling.kernels import Move
 from ...training import NegativePhase, negative_phase
-from ...training.checkpoint import settings_diff
+from ...training.checkpoint import flatten, settings_diff
 from .args import (
     DEVICES,
     add_device_arg,
@@ -99,20 +99,14 @@ def prepare_out(out: Path, study: str, config: dict[str, Any], resume: bool, ove
     return notes
 
 
-def _at(config: Any, path: str) -> Any:
-    """The value at a dotted path of nested settings (None where absent)."""
-    for key in path.split("."):
-        config = config.get(key) if isinstance(config, dict) else None
-    return config
-
-
 def check_config(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Refuse other settings (naming them); a larger value of an extendable one (at any depth: ``iters`` or
     ``training.iters``) is allowed and said."""
     notes, diff = [], []
+    before, now = flatten(saved), flatten(current)
     for field in settings_diff(saved, current, "recorded"):
         name = field.split(" ", 1)[0]
-        old, new = _at(saved, name), _at(current, name)
+        old, new = before.get(name), now.get(name)
         if name.rsplit(".", 1)[-1] in EXTENDABLE and isinstance(old, int) and isinstance(new, int) and new > old:
             notes.append(f"{name} extended from {old} to {new}: the runs continue")
         else:
